@@ -1,0 +1,62 @@
+// `npm test`: one embedded Postgres for the whole run (or TEST_DATABASE_URL),
+// then Node's test runner over every test/**/*.test.ts file, each file in
+// its own process with its own database. The server and its directory are
+// removed when the run ends, fails or is interrupted.
+
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { startEmbeddedPostgres, type EmbeddedServer } from './lib/embedded-pg.js';
+
+function findTests(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...findTests(p));
+    else if (name.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+
+const filter = process.argv.slice(2);
+let files = findTests('test').map((f) => relative('.', f));
+if (filter.length > 0) files = files.filter((f) => filter.some((x) => f.includes(x)));
+if (files.length === 0) {
+  console.error(`no test files match ${filter.join(' ')}`);
+  process.exit(1);
+}
+
+let server: EmbeddedServer | undefined;
+const env = { ...process.env };
+if (process.env['TEST_DATABASE_URL']) {
+  env['MANA_AI_TEST_SERVER_URL'] = process.env['TEST_DATABASE_URL'];
+  console.log('tests: using TEST_DATABASE_URL');
+} else {
+  server = await startEmbeddedPostgres();
+  env['MANA_AI_TEST_SERVER_URL'] = server.url;
+  env['MANA_AI_TEST_SERVER_DIR'] = server.dir;
+  console.log(`tests: embedded PostgreSQL on port ${server.port}`);
+}
+
+let child: ReturnType<typeof spawn> | undefined;
+let exiting = false;
+async function finish(code: number): Promise<never> {
+  if (!exiting) {
+    exiting = true;
+    await server?.stop();
+  }
+  process.exit(code);
+}
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    child?.kill('SIGTERM');
+    void finish(130);
+  });
+}
+
+const concurrency = process.env['TEST_CONCURRENCY'] ?? '2';
+child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], {
+  env,
+  stdio: 'inherit',
+});
+child.on('exit', (code, signal) => void finish(code ?? (signal ? 1 : 0)));

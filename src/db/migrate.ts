@@ -1,0 +1,105 @@
+// Applies the numbered files in sql/ in order, each in its own transaction,
+// under an advisory lock so that daemons booting at once do not race.
+// Applied files are recorded with a SHA-256; an applied file edited later
+// stops the start with a message that says what to do. Never edits or
+// reorders an applied migration itself.
+
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+/** Any constant works; it only has to be the same for every daemon. */
+const MIGRATION_LOCK_KEY = 7_134_029_117;
+
+export const SQL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'sql');
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+  checksum: string;
+}
+
+export class MigrationError extends Error {
+  override name = 'MigrationError';
+}
+
+export function loadMigrations(dir = SQL_DIR): Migration[] {
+  const files = readdirSync(dir).filter((f) => /^\d{3,}_[\w-]+\.sql$/.test(f)).sort();
+  const seen = new Set<number>();
+  return files.map((file) => {
+    const version = Number.parseInt(file.split('_')[0]!, 10);
+    if (seen.has(version)) throw new MigrationError(`two files in ${dir} share migration number ${version}`);
+    seen.add(version);
+    const sql = readFileSync(join(dir, file), 'utf8');
+    return { version, name: file, sql, checksum: createHash('sha256').update(sql).digest('hex') };
+  });
+}
+
+export interface MigrateResult {
+  applied: string[];
+  alreadyApplied: number;
+}
+
+export async function migrate(connectionString: string, opts: { dir?: string; log?: (msg: string) => void } = {}): Promise<MigrateResult> {
+  const migrations = loadMigrations(opts.dir);
+  const client = new pg.Client({ connectionString, application_name: 'mana-ai-migrate' });
+  await client.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    try {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS mana_ai`);
+      await client.query(`
+        CREATE TABLE IF NOT EXISTS mana_ai.schema_migrations (
+          version    int PRIMARY KEY,
+          name       text NOT NULL,
+          checksum   text NOT NULL,
+          applied_at timestamptz NOT NULL DEFAULT now()
+        )`);
+      const { rows } = await client.query<{ version: number; name: string; checksum: string }>(
+        'SELECT version, name, checksum FROM mana_ai.schema_migrations ORDER BY version',
+      );
+      const byVersion = new Map(migrations.map((m) => [m.version, m]));
+      for (const row of rows) {
+        const file = byVersion.get(row.version);
+        if (!file) {
+          opts.log?.(`database has migration ${row.version} (${row.name}) that this build does not ship; continuing`);
+          continue;
+        }
+        if (file.checksum !== row.checksum) {
+          throw new MigrationError(
+            `sql/${file.name} was edited after it was applied (checksum ${row.checksum.slice(0, 12)} in the database, ` +
+              `${file.checksum.slice(0, 12)} on disk). Applied migrations are immutable: restore the file and put the change in a new numbered file.`,
+          );
+        }
+      }
+      const done = new Set(rows.map((r) => r.version));
+      const applied: string[] = [];
+      for (const m of migrations) {
+        if (done.has(m.version)) continue;
+        await client.query('BEGIN');
+        try {
+          await client.query(m.sql);
+          await client.query('INSERT INTO mana_ai.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+            m.version,
+            m.name,
+            m.checksum,
+          ]);
+          await client.query('COMMIT');
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => {});
+          throw new MigrationError(`migration ${m.name} failed: ${(error as Error).message}`);
+        }
+        applied.push(m.name);
+        opts.log?.(`applied ${m.name}`);
+      }
+      return { applied, alreadyApplied: rows.length };
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => {});
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
+}

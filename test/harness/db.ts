@@ -1,0 +1,95 @@
+// A fresh database per test file on the run's Postgres (see scripts/test.ts):
+// mana-sync's table from the project's own fixture, the project's
+// migrations, and the `mana_sync_writer` role with the rights mana-sync has
+// (a non-superuser, so row-level security applies to it).
+
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { migrate } from '../../src/db/migrate.js';
+import { createPool } from '../../src/db/pool.js';
+
+const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'sync_changes.sql');
+export const WRITER_ROLE = 'mana_sync_writer';
+export const WRITER_PASSWORD = 'writer-pw';
+
+export function serverUrl(): string {
+  const url = process.env['MANA_AI_TEST_SERVER_URL'];
+  if (!url) {
+    throw new Error('No test database server: run the tests through `npm test` (it starts an embedded Postgres), or set TEST_DATABASE_URL.');
+  }
+  return url;
+}
+
+export function withDatabase(url: string, database: string, user?: { name: string; password: string }): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  if (user) {
+    u.username = user.name;
+    u.password = user.password;
+  }
+  return u.toString();
+}
+
+async function ensureRole(admin: pg.Client, role: string, password: string): Promise<void> {
+  // Roles are cluster-wide and files run in parallel: tolerate the race.
+  await admin.query(`
+    DO $$ BEGIN
+      CREATE ROLE ${role} LOGIN PASSWORD '${password}' NOSUPERUSER NOBYPASSRLS;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END $$`);
+}
+
+export interface TestDb {
+  name: string;
+  /** Superuser URL of this database (the daemon's connection in tests). */
+  url: string;
+  /** URL as mana-sync's role: may only select and insert sync_changes. */
+  writerUrl: string;
+  /** Superuser pool on this database for assertions. */
+  pool: pg.Pool;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(opts: { migrate?: boolean } = {}): Promise<TestDb> {
+  const base = serverUrl();
+  const name = `mana_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+    await ensureRole(admin, WRITER_ROLE, WRITER_PASSWORD);
+  } finally {
+    await admin.end();
+  }
+  const url = withDatabase(base, name);
+  const setup = new pg.Client({ connectionString: url });
+  await setup.connect();
+  try {
+    await setup.query(readFileSync(FIXTURE, 'utf8'));
+    await setup.query(`GRANT USAGE ON SCHEMA public TO ${WRITER_ROLE}`);
+    await setup.query(`GRANT SELECT, INSERT ON sync_changes TO ${WRITER_ROLE}`);
+  } finally {
+    await setup.end();
+  }
+  if (opts.migrate !== false) await migrate(url);
+  const pool = createPool({ connectionString: url, applicationName: 'mana-ai-test', max: 5 });
+  return {
+    name,
+    url,
+    writerUrl: withDatabase(base, name, { name: WRITER_ROLE, password: WRITER_PASSWORD }),
+    pool,
+    async drop() {
+      await pool.end().catch(() => {});
+      const c = new pg.Client({ connectionString: base });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}

@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { createTestDatabase, type TestDb } from './harness/db.js';
+import { pushChange, webappMission } from './harness/changes.js';
+
+let db: TestDb;
+before(async () => {
+  db = await createTestDatabase();
+});
+after(async () => {
+  await db?.drop();
+});
+
+async function snapshot(userId: string, missionId: string) {
+  const { rows } = await db.pool.query(
+    `SELECT * FROM mana_ai.mission_snapshots WHERE user_id = $1 AND mission_id = $2`,
+    [userId, missionId],
+  );
+  return rows[0];
+}
+
+describe('snapshot trigger', () => {
+  it('builds a snapshot from an insert, with id and without bookkeeping keys', async () => {
+    const data = webappMission({ id: 'm-a', __fieldTimestamps: { x: 1 }, __lastActor: 'x', nextRunAt: '2026-04-15T09:30:00.000Z' });
+    await pushChange(db.pool, { userId: 'u1', recordId: 'm-a', op: 'insert', data });
+    const s = await snapshot('u1', 'm-a');
+    assert.equal(s.record.id, 'm-a');
+    assert.equal(s.record.title, 'Wochenplanung');
+    assert.equal('__fieldTimestamps' in s.record, false);
+    assert.equal('__lastActor' in s.record, false);
+    assert.equal(s.state, 'active');
+    assert.equal(s.deleted, false);
+    assert.equal(s.next_run_at.toISOString(), '2026-04-15T09:30:00.000Z');
+    assert.equal(s.version, 1);
+    assert.equal(s.field_ts.title, data['updatedAt']);
+  });
+
+  it('applies updates field by field with last-write-wins and ties to the later row', async () => {
+    await pushChange(db.pool, {
+      userId: 'u1', recordId: 'm-b', op: 'insert',
+      data: webappMission({ id: 'm-b', updatedAt: '2026-01-01T00:00:00.000Z', title: 'A' }),
+    });
+    await pushChange(db.pool, {
+      userId: 'u1', recordId: 'm-b', op: 'update',
+      data: { title: 'B', state: 'paused' },
+      fieldTimestamps: { title: '2026-01-02T00:00:00.000Z', state: '2025-12-31T00:00:00.000Z' },
+    });
+    let s = await snapshot('u1', 'm-b');
+    assert.equal(s.record.title, 'B', 'newer title wins');
+    assert.equal(s.record.state, 'active', 'older state loses');
+    await pushChange(db.pool, {
+      userId: 'u1', recordId: 'm-b', op: 'update',
+      data: { title: 'C' }, fieldTimestamps: { title: '2026-01-02T00:00:00.000Z' },
+    });
+    s = await snapshot('u1', 'm-b');
+    assert.equal(s.record.title, 'C', 'a tie goes to the later row');
+    assert.equal(s.version, 3);
+  });
+
+  it('ignores update fields without a timestamp', async () => {
+    await pushChange(db.pool, {
+      userId: 'u1', recordId: 'm-c', op: 'insert',
+      data: webappMission({ id: 'm-c', updatedAt: '2026-01-01T00:00:00.000Z' }),
+    });
+    await pushChange(db.pool, {
+      userId: 'u1', recordId: 'm-c', op: 'update',
+      data: { title: 'no ts', state: 'paused' }, fieldTimestamps: { state: '2026-02-01T00:00:00.000Z' },
+    });
+    const s = await snapshot('u1', 'm-c');
+    assert.equal(s.record.title, 'Wochenplanung');
+    assert.equal(s.record.state, 'paused');
+    assert.equal(s.state, 'paused');
+  });
+
+  it('soft delete keeps the row with deletedAt; hard delete removes it; a re-insert starts afresh', async () => {
+    await pushChange(db.pool, {
+      userId: 'u2', recordId: 'm-d', op: 'insert',
+      data: webappMission({ id: 'm-d', updatedAt: '2026-01-01T00:00:00.000Z', title: 'old' }),
+    });
+    await pushChange(db.pool, { userId: 'u2', recordId: 'm-d', op: 'delete', data: { deletedAt: '2026-01-05T00:00:00.000Z' } });
+    let s = await snapshot('u2', 'm-d');
+    assert.equal(s.deleted, true);
+    assert.equal(s.record.deletedAt, '2026-01-05T00:00:00.000Z');
+    assert.equal(s.record.updatedAt, '2026-01-05T00:00:00.000Z');
+    await pushChange(db.pool, { userId: 'u2', recordId: 'm-d', op: 'delete', data: {} });
+    assert.equal(await snapshot('u2', 'm-d'), undefined);
+    await pushChange(db.pool, {
+      userId: 'u2', recordId: 'm-d', op: 'insert',
+      data: { title: 'new', state: 'paused', createdAt: '2026-03-01T00:00:00.000Z' },
+    });
+    s = await snapshot('u2', 'm-d');
+    assert.deepEqual(s.record, { id: 'm-d', title: 'new', state: 'paused', createdAt: '2026-03-01T00:00:00.000Z' });
+    assert.equal(s.version, 1);
+  });
+
+  it('a soft delete of an unknown record creates nothing', async () => {
+    await pushChange(db.pool, { userId: 'u2', recordId: 'ghost', op: 'delete', data: { deletedAt: '2026-01-05T00:00:00.000Z' } });
+    assert.equal(await snapshot('u2', 'ghost'), undefined);
+  });
+
+  it('keeps missions of different users apart, even with the same id', async () => {
+    await pushChange(db.pool, { userId: 'ua', recordId: 'same', op: 'insert', data: { title: 'A' } });
+    await pushChange(db.pool, { userId: 'ub', recordId: 'same', op: 'insert', data: { title: 'B' } });
+    assert.equal((await snapshot('ua', 'same')).record.title, 'A');
+    assert.equal((await snapshot('ub', 'same')).record.title, 'B');
+  });
+
+  it('never enters for other apps: their rows leave mana_ai untouched', async () => {
+    const before = await db.pool.query('SELECT count(*)::int AS n FROM mana_ai.mission_snapshots');
+    await pushChange(db.pool, { userId: 'u3', recordId: 'n1', op: 'insert', data: { title: 'note' }, appId: 'notes', tableName: 'notes' });
+    await pushChange(db.pool, { userId: 'u3', recordId: 'n2', op: 'insert', data: 'not even an object', appId: 'ai', tableName: 'other' });
+    const afterCount = await db.pool.query('SELECT count(*)::int AS n FROM mana_ai.mission_snapshots');
+    assert.equal(afterCount.rows[0].n, before.rows[0].n);
+  });
+
+  it('nextRunAt that is not a valid date gives next_run_at null', async () => {
+    for (const [i, v] of ['tomorrow', '2026-02-30T00:00:00.000Z', 12345, null, '+275760-09-13T00:00:00.000Z', '2026-13-01T00:00:00Z'].entries()) {
+      await pushChange(db.pool, { userId: 'u4', recordId: `bad-${i}`, op: 'insert', data: webappMission({ nextRunAt: v }) });
+      const s = await snapshot('u4', `bad-${i}`);
+      assert.equal(s.next_run_at, null, `nextRunAt ${JSON.stringify(v)}`);
+    }
+  });
+
+  it('inspection views answer what is due and what the schedule is', async () => {
+    await pushChange(db.pool, {
+      userId: 'u5', recordId: 'due-now', op: 'insert',
+      data: webappMission({ title: 'fällig', nextRunAt: '2020-01-01T00:00:00.000Z' }),
+    });
+    await pushChange(db.pool, {
+      userId: 'u5', recordId: 'paused', op: 'insert',
+      data: webappMission({ title: 'pausiert', state: 'paused', nextRunAt: '2020-01-01T00:00:00.000Z' }),
+    });
+    const due = await db.pool.query(`SELECT mission_id, title FROM mana_ai.due_missions WHERE user_id = 'u5'`);
+    assert.deepEqual(due.rows, [{ mission_id: 'due-now', title: 'fällig' }]);
+    const sched = await db.pool.query(
+      `SELECT mission_id, title, state, cadence_kind, iteration_count FROM mana_ai.mission_schedule WHERE user_id = 'u5' ORDER BY mission_id`,
+    );
+    assert.deepEqual(sched.rows, [
+      { mission_id: 'due-now', title: 'fällig', state: 'active', cadence_kind: 'interval', iteration_count: 0 },
+      { mission_id: 'paused', title: 'pausiert', state: 'paused', cadence_kind: 'interval', iteration_count: 0 },
+    ]);
+  });
+
+  it('runs as SECURITY DEFINER with a pinned search_path', async () => {
+    const { rows } = await db.pool.query(
+      `SELECT prosecdef, proconfig FROM pg_proc WHERE oid = 'mana_ai.on_sync_change'::regproc`,
+    );
+    assert.equal(rows[0].prosecdef, true);
+    assert.ok(rows[0].proconfig.some((c: string) => c.startsWith('search_path=')));
+  });
+
+  it('mana-sync’s role (not a superuser, RLS forced) inserts and the snapshot follows', async () => {
+    const writer = new pg.Pool({ connectionString: db.writerUrl, max: 1 });
+    try {
+      const role = await writer.query('SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user');
+      assert.deepEqual(role.rows[0], { rolsuper: false, rolbypassrls: false });
+      await pushChange(writer, { userId: 'w1', recordId: 'wm', op: 'insert', data: webappMission({ title: 'from mana-sync' }) });
+      assert.equal((await snapshot('w1', 'wm')).record.title, 'from mana-sync');
+      // RLS is really in force for this role: another user's rows are invisible.
+      const c = await writer.connect();
+      try {
+        await c.query('BEGIN');
+        await c.query(`SELECT set_config('app.current_user_id', 'someone-else', true)`);
+        const seen = await c.query(`SELECT count(*)::int AS n FROM sync_changes WHERE user_id = 'w1'`);
+        assert.equal(seen.rows[0].n, 0);
+        await assert.rejects(
+          c.query(`INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id) VALUES ('ai','aiMissions','x','w1','insert','{}','d')`),
+          /row-level security/,
+        );
+        await c.query('ROLLBACK');
+      } finally {
+        c.release();
+      }
+      // and it has no rights on the runner's schema
+      await assert.rejects(writer.query('SELECT 1 FROM mana_ai.mission_snapshots LIMIT 1'), /permission denied/);
+    } finally {
+      await writer.end();
+    }
+  });
+});
