@@ -197,6 +197,72 @@ AS $$
   SELECT ('x' || encode(substr(p_key, 1, 8), 'hex'))::bit(64)::bigint
 $$;
 
+-- Stores the result of a fold for one mission: insert, update or remove
+-- the snapshot row, and NOTIFY when what the reactor schedules changed.
+-- Shared by the trigger (apply_change) and the backfill (rebuild_snapshot).
+-- p_old is the row as it was (all NULL when there was none).
+CREATE FUNCTION mana_ai.store_snapshot(
+  p_old mana_ai.mission_snapshots,
+  p_user_id text,
+  p_mission_id text,
+  p_record jsonb,
+  p_field_ts jsonb,
+  p_change_id uuid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, mana_ai
+AS $$
+DECLARE
+  v_state text;
+  v_next timestamptz;
+  v_deleted boolean;
+  v_sid bigint;
+  v_version bigint;
+  v_partition int;
+BEGIN
+  IF p_record IS NULL THEN
+    IF p_old.sid IS NOT NULL THEN
+      DELETE FROM mana_ai.mission_snapshots WHERE sid = p_old.sid;
+      PERFORM mana_ai.notify_schedule(p_old.sid, p_old.version + 1, p_old.partition, NULL);
+    END IF;
+    RETURN;
+  END IF;
+
+  v_state := mana_ai.ts_text(p_record -> 'state');
+  v_next := mana_ai.parse_iso(mana_ai.ts_text(p_record -> 'nextRunAt'));
+  -- Gone unless deletedAt is absent, null, "" or false (src/merge/derive.ts).
+  v_deleted := coalesce(p_record -> 'deletedAt', 'null'::jsonb) NOT IN ('null'::jsonb, '""'::jsonb, 'false'::jsonb);
+
+  IF p_old.sid IS NULL THEN
+    INSERT INTO mana_ai.mission_snapshots
+      (user_id, mission_id, record, field_ts, state, next_run_at, deleted, version, last_change_id)
+    VALUES (p_user_id, p_mission_id, p_record, p_field_ts, v_state, v_next, v_deleted, 1, p_change_id)
+    RETURNING sid, version, partition INTO v_sid, v_version, v_partition;
+    PERFORM mana_ai.notify_schedule(v_sid, v_version, v_partition,
+                                    mana_ai.schedulable_due_ms(v_state, v_deleted, v_next));
+    RETURN;
+  END IF;
+
+  UPDATE mana_ai.mission_snapshots
+     SET record = p_record,
+         field_ts = p_field_ts,
+         state = v_state,
+         next_run_at = v_next,
+         deleted = v_deleted,
+         version = version + 1,
+         last_change_id = p_change_id,
+         updated_at = now()
+   WHERE sid = p_old.sid;
+
+  IF v_state IS DISTINCT FROM p_old.state
+     OR v_next IS DISTINCT FROM p_old.next_run_at
+     OR v_deleted IS DISTINCT FROM p_old.deleted THEN
+    PERFORM mana_ai.notify_schedule(p_old.sid, p_old.version + 1, p_old.partition,
+                                    mana_ai.schedulable_due_ms(v_state, v_deleted, v_next));
+  END IF;
+END
+$$;
+
 -- Applies one change row to the snapshot; raises on rows it cannot fold.
 CREATE FUNCTION mana_ai.apply_change(
   p_change_id uuid,
@@ -215,12 +281,6 @@ DECLARE
   v_old mana_ai.mission_snapshots%ROWTYPE;
   v_record jsonb;
   v_fts jsonb;
-  v_state text;
-  v_next timestamptz;
-  v_deleted boolean;
-  v_sid bigint;
-  v_version bigint;
-  v_partition int;
 BEGIN
   IF p_user_id IS NULL OR p_user_id = '' OR p_record_id IS NULL THEN
     RAISE EXCEPTION 'change without user_id or record_id' USING ERRCODE = '22023';
@@ -230,54 +290,9 @@ BEGIN
   PERFORM pg_advisory_xact_lock(mana_ai.mission_lock_key(v_key));
 
   SELECT * INTO v_old FROM mana_ai.mission_snapshots WHERE mission_key = v_key;
-  IF v_old.sid IS NOT NULL THEN
-    SELECT f.record, f.field_ts INTO v_record, v_fts
-      FROM mana_ai.fold_change(v_old.record, v_old.field_ts, p_record_id, p_op, p_data, p_field_timestamps, p_created_at) AS f;
-  ELSE
-    SELECT f.record, f.field_ts INTO v_record, v_fts
-      FROM mana_ai.fold_change(NULL, NULL, p_record_id, p_op, p_data, p_field_timestamps, p_created_at) AS f;
-  END IF;
-
-  IF v_record IS NULL THEN
-    IF v_old.sid IS NOT NULL THEN
-      DELETE FROM mana_ai.mission_snapshots WHERE sid = v_old.sid;
-      PERFORM mana_ai.notify_schedule(v_old.sid, v_old.version + 1, v_old.partition, NULL);
-    END IF;
-    RETURN;
-  END IF;
-
-  v_state := mana_ai.ts_text(v_record -> 'state');
-  v_next := mana_ai.parse_iso(mana_ai.ts_text(v_record -> 'nextRunAt'));
-  -- Gone unless deletedAt is absent, null, "" or false (src/merge/derive.ts).
-  v_deleted := coalesce(v_record -> 'deletedAt', 'null'::jsonb) NOT IN ('null'::jsonb, '""'::jsonb, 'false'::jsonb);
-
-  IF v_old.sid IS NULL THEN
-    INSERT INTO mana_ai.mission_snapshots
-      (user_id, mission_id, record, field_ts, state, next_run_at, deleted, version, last_change_id)
-    VALUES (p_user_id, p_record_id, v_record, v_fts, v_state, v_next, v_deleted, 1, p_change_id)
-    RETURNING sid, version, partition INTO v_sid, v_version, v_partition;
-    PERFORM mana_ai.notify_schedule(v_sid, v_version, v_partition,
-                                    mana_ai.schedulable_due_ms(v_state, v_deleted, v_next));
-    RETURN;
-  END IF;
-
-  UPDATE mana_ai.mission_snapshots
-     SET record = v_record,
-         field_ts = v_fts,
-         state = v_state,
-         next_run_at = v_next,
-         deleted = v_deleted,
-         version = version + 1,
-         last_change_id = p_change_id,
-         updated_at = now()
-   WHERE sid = v_old.sid;
-
-  IF v_state IS DISTINCT FROM v_old.state
-     OR v_next IS DISTINCT FROM v_old.next_run_at
-     OR v_deleted IS DISTINCT FROM v_old.deleted THEN
-    PERFORM mana_ai.notify_schedule(v_old.sid, v_old.version + 1, v_old.partition,
-                                    mana_ai.schedulable_due_ms(v_state, v_deleted, v_next));
-  END IF;
+  SELECT f.record, f.field_ts INTO v_record, v_fts
+    FROM mana_ai.fold_change(v_old.record, v_old.field_ts, p_record_id, p_op, p_data, p_field_timestamps, p_created_at) AS f;
+  PERFORM mana_ai.store_snapshot(v_old, p_user_id, p_record_id, v_record, v_fts, p_change_id);
 END
 $$;
 

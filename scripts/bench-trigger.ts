@@ -1,0 +1,110 @@
+// Prints what the snapshot trigger costs mana-sync's inserts:
+//  * non-mission rows with the trigger installed vs disabled (ratio; the
+//    WHEN clause should make it ~1.0; target >= 0.97);
+//  * a mission row vs a plain insert (target <= 3x).
+// Rounds alternate so both sides see the same machine state; medians.
+// Usage: npm run bench:trigger [-- --rows N --rounds R]
+
+import { parseArgs } from 'node:util';
+import type pg from 'pg';
+import { machine, median, openBenchDatabase } from './lib/bench-db.js';
+
+const { values } = parseArgs({ options: { rows: { type: 'string', default: '20000' }, rounds: { type: 'string', default: '7' } } });
+const ROWS = Number(values.rows);
+const ROUNDS = Number(values.rounds);
+
+const db = await openBenchDatabase();
+
+async function timed(client: pg.PoolClient, sqlText: string, params: unknown[]): Promise<number> {
+  await client.query('BEGIN');
+  await client.query(`SELECT set_config('app.current_user_id', 'bench-user', true)`);
+  const t0 = process.hrtime.bigint();
+  await client.query(sqlText, params);
+  const t1 = process.hrtime.bigint();
+  await client.query('COMMIT');
+  return Number(t1 - t0) / 1e6;
+}
+
+// Rows like a device push: a note insert with a few fields.
+const OTHER_APP = `
+  INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+  SELECT 'notes', 'notes', 'n-' || $1::text || '-' || g, 'bench-user', 'insert',
+         jsonb_build_object('title', 'note ' || g, 'content', 'enc:1:abc.def', 'updatedAt', '2026-01-01T00:00:00.000Z'),
+         '{}'::jsonb, 'bench-device'
+    FROM generate_series(1, $2::int) g`;
+// Mission updates: a device edits the title of an existing mission.
+const MISSION_UPDATE = `
+  INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+  SELECT $3::text, $4::text, 'm-' || (g % 500), 'bench-user', 'update',
+         jsonb_build_object('title', 'mission ' || g || ' ' || $1::text),
+         jsonb_build_object('title', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+         'bench-device'
+    FROM generate_series(1, $2::int) g`;
+
+const client = await db.pool.connect();
+try {
+  // 500 missions to update
+  await timed(client, `
+    INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+    SELECT 'ai', 'aiMissions', 'm-' || g, 'bench-user', 'insert',
+           jsonb_build_object('title', 'm', 'state', 'active', 'nextRunAt', '2030-01-01T00:00:00.000Z',
+                              'cadence', jsonb_build_object('kind', 'daily', 'atHour', 9, 'atMinute', 0),
+                              'iterations', '[]'::jsonb, 'updatedAt', '2026-01-01T00:00:00.000Z'),
+           '{}'::jsonb, 'bench-device'
+      FROM generate_series(0, 499) g`, []);
+  // warm-up
+  await timed(client, OTHER_APP, ['w', 2000]);
+  await timed(client, MISSION_UPDATE, ['w', 2000, 'ai', 'aiMissions']);
+
+  const withTrigger: number[] = [];
+  const withoutTrigger: number[] = [];
+  const missionRows: number[] = [];
+  const plainSameShape: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    withTrigger.push(await timed(client, OTHER_APP, [`a${r}`, ROWS]));
+    await client.query('ALTER TABLE sync_changes DISABLE TRIGGER mana_ai_mission_snapshot');
+    withoutTrigger.push(await timed(client, OTHER_APP, [`b${r}`, ROWS]));
+    // the same statement shape as a mission update, but for another table: a plain insert
+    plainSameShape.push(await timed(client, MISSION_UPDATE, [`c${r}`, ROWS / 4, 'ai', 'notAMission']));
+    await client.query('ALTER TABLE sync_changes ENABLE TRIGGER mana_ai_mission_snapshot');
+    missionRows.push(await timed(client, MISSION_UPDATE, [`d${r}`, ROWS / 4, 'ai', 'aiMissions']));
+  }
+  // As mana-sync writes: one row per transaction (BEGIN, set_config, INSERT, COMMIT).
+  const E2E = Math.min(2000, ROWS / 10);
+  async function perTransaction(appId: string, tableName: string, tag: string): Promise<number> {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < E2E; i++) {
+      await client.query('BEGIN');
+      await client.query(`SELECT set_config('app.current_user_id', 'bench-user', true)`);
+      await client.query(
+        `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+         VALUES ($1, $2, $3, 'bench-user', 'update', $4::jsonb, $5::jsonb, 'bench-device')`,
+        [appId, tableName, `m-${i % 500}`, JSON.stringify({ title: `${tag} ${i}` }), JSON.stringify({ title: new Date().toISOString() })],
+      );
+      await client.query('COMMIT');
+    }
+    return Number(process.hrtime.bigint() - t0) / 1e3 / E2E;
+  }
+  const e2ePlain: number[] = [];
+  const e2eMission: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    e2ePlain.push(await perTransaction('notes', 'notes', `p${r}`));
+    e2eMission.push(await perTransaction('ai', 'aiMissions', `q${r}`));
+  }
+  const perRow = (ms: number, n: number) => (ms * 1000) / n;
+  const withUs = perRow(median(withTrigger), ROWS);
+  const withoutUs = perRow(median(withoutTrigger), ROWS);
+  const missionUs = perRow(median(missionRows), ROWS / 4);
+  const plainUs = perRow(median(plainSameShape), ROWS / 4);
+  console.log(`bench-trigger: ${ROWS} rows per round, ${ROUNDS} rounds, medians; ${machine()}; embedded PostgreSQL ${(await client.query('SHOW server_version')).rows[0].server_version}`);
+  console.log(`  non-mission insert, trigger installed : ${withUs.toFixed(2)} µs/row (${(1e6 / withUs).toFixed(0)} rows/s)`);
+  console.log(`  non-mission insert, trigger disabled  : ${withoutUs.toFixed(2)} µs/row (${(1e6 / withoutUs).toFixed(0)} rows/s)`);
+  console.log(`  throughput ratio with/without         : ${(withoutUs / withUs).toFixed(3)}  (target >= 0.97)`);
+  const e2eP = median(e2ePlain);
+  const e2eM = median(e2eMission);
+  console.log(`  mission write, one row per transaction: ${e2eM.toFixed(0)} µs  vs plain write ${e2eP.toFixed(0)} µs  -> ${(e2eM / e2eP).toFixed(2)}x  (target <= 3x)`);
+  console.log(`  server-side only, bulk INSERT..SELECT : mission row ${missionUs.toFixed(1)} µs vs plain row ${plainUs.toFixed(1)} µs -> ${(missionUs / plainUs).toFixed(1)}x (fold + snapshot upsert in PL/pgSQL)`);
+} finally {
+  client.release();
+  await db.close();
+}
