@@ -66,11 +66,12 @@ const ftsArb = (data: unknown): fc.Arbitrary<unknown> => {
     { weight: 1, arbitrary: fc.constantFrom<unknown>(null, [], 'x', 5) },
   );
 };
-const rowArb = fc.constantFrom('insert', 'insert', 'update', 'update', 'update', 'delete').chain((op) => {
+interface GenRow { op: string; data: unknown; fts: unknown }
+const rowArb: fc.Arbitrary<GenRow> = fc.constantFrom('insert', 'insert', 'update', 'update', 'update', 'delete').chain((op): fc.Arbitrary<GenRow> => {
   if (op === 'delete') {
     return fc.oneof(
-      fc.record({ op: fc.constant(op), data: fc.record({ deletedAt: tsArb }), fts: fc.constant({}) }),
-      fc.record({ op: fc.constant(op), data: fc.constantFrom<unknown>({}, null), fts: fc.constant({}) }),
+      fc.record({ op: fc.constant(op), data: fc.record({ deletedAt: tsArb }) as fc.Arbitrary<unknown>, fts: fc.constant<unknown>({}) }),
+      fc.record({ op: fc.constant(op), data: fc.constantFrom<unknown>({}, null), fts: fc.constant<unknown>({}) }),
     );
   }
   return dataArb.chain((data) => ftsArb(data).map((fts) => ({ op, data, fts })));

@@ -1,0 +1,155 @@
+// Configuration from the environment, validated once at start with
+// valibot. Deployed names (CONTRACT.md section 8) keep their names and
+// defaults; settings of our own carry the MANA_AI_ prefix. An invalid
+// environment stops the start with one message that lists every problem.
+// Never logs a value of a secret.
+
+import { hostname } from 'node:os';
+import * as v from 'valibot';
+
+const bool = (def: boolean) =>
+  v.pipe(
+    v.optional(v.string(), String(def)),
+    v.trim(),
+    v.toLowerCase(),
+    v.picklist(['true', 'false', '1', '0', 'yes', 'no'], 'must be true or false'),
+    v.transform((s) => s === 'true' || s === '1' || s === 'yes'),
+  );
+
+const int = (def: number, min: number, max: number) =>
+  v.pipe(
+    v.optional(v.string(), String(def)),
+    v.trim(),
+    v.regex(/^\d+$/, 'must be a whole number'),
+    v.transform(Number),
+    v.minValue(min, `must be at least ${min}`),
+    v.maxValue(max, `must be at most ${max}`),
+  );
+
+const num = (def: number, min: number, max: number) =>
+  v.pipe(
+    v.optional(v.string(), String(def)),
+    v.trim(),
+    v.decimal('must be a number'),
+    v.transform(Number),
+    v.minValue(min, `must be at least ${min}`),
+    v.maxValue(max, `must be at most ${max}`),
+  );
+
+const url = (def?: string) =>
+  def === undefined
+    ? v.optional(v.pipe(v.string(), v.trim(), v.url('must be a URL')))
+    : v.pipe(v.optional(v.string(), def), v.trim(), v.url('must be a URL'));
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const EnvSchema = v.object({
+  PORT: int(3067, 0, 65535),
+  SYNC_DATABASE_URL: v.pipe(v.string('is required (postgres://user:pass@host:5432/mana_sync)'), v.trim(), v.regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')),
+  MANA_LLM_URL: url('http://localhost:3025'),
+  MANA_SERVICE_KEY: v.optional(v.pipe(v.string(), v.minLength(1))),
+  MANA_AI_PRIVATE_KEY_PEM: v.optional(v.string()),
+  MANA_AUTH_URL: url(),
+  JWT_AUDIENCE: v.optional(v.string(), 'mana'),
+  JWT_ISSUER: v.optional(v.string()),
+  TICK_ENABLED: bool(true),
+  TICK_INTERVAL_MS: v.optional(v.string()),
+  TZ: v.optional(v.string()),
+  MANA_AI_PLANNER_MODEL: v.optional(v.pipe(v.string(), v.minLength(1)), 'ollama/gemma3:4b'),
+  MANA_AI_PLANNER_TEMPERATURE: num(0.2, 0, 2),
+  MANA_AI_LLM_TIMEOUT_MS: int(60_000, 100, 600_000),
+  MANA_AI_LLM_MAX_ATTEMPTS: int(4, 1, 10),
+  MANA_AI_LLM_RETRY_BASE_MS: int(500, 1, 60_000),
+  MANA_AI_CONCURRENCY: int(4, 1, 256),
+  MANA_AI_CLAIM_LEASE_MS: int(300_000, 1_000, 86_400_000),
+  MANA_AI_MIN_RUN_GAP_MS: int(60_000, 0, 86_400_000),
+  MANA_AI_TIMEZONE: v.optional(v.pipe(v.string(), v.check(isTimeZone, 'must be an IANA time zone such as Europe/Berlin'))),
+  MANA_AI_SHUTDOWN_GRACE_MS: int(25_000, 0, 600_000),
+  MANA_AI_WHEEL_RESOLUTION_MS: int(10, 1, 1000),
+  MANA_AI_WORKER_ID: v.optional(v.pipe(v.string(), v.minLength(1))),
+  MANA_AI_LOG_LEVEL: v.optional(v.picklist(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), 'info'),
+  MANA_AI_DB_POOL_SIZE: int(10, 2, 200),
+});
+
+export interface Config {
+  port: number;
+  databaseUrl: string;
+  llmUrl: string;
+  serviceKey: string | undefined;
+  privateKeyPem: string | undefined;
+  authUrl: string | undefined;
+  jwtAudience: string;
+  jwtIssuer: string | undefined;
+  tickEnabled: boolean;
+  /** Present only to say in the log that it is ignored. */
+  tickIntervalMs: string | undefined;
+  plannerModel: string;
+  plannerTemperature: number;
+  llmTimeoutMs: number;
+  llmMaxAttempts: number;
+  llmRetryBaseMs: number;
+  concurrency: number;
+  claimLeaseMs: number;
+  minRunGapMs: number;
+  timeZone: string;
+  shutdownGraceMs: number;
+  wheelResolutionMs: number;
+  workerId: string;
+  logLevel: string;
+  dbPoolSize: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input: Record<string, string | undefined> = {};
+  for (const key of Object.keys(EnvSchema.entries)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const result = v.safeParse(EnvSchema, input);
+  if (!result.success) {
+    const lines = result.issues.map((issue) => {
+      const key = issue.path?.map((p) => String(p.key)).join('.') ?? '(environment)';
+      return `  ${key}: ${issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration, nothing started:\n${lines.join('\n')}`);
+  }
+  const e = result.output;
+  const tz = e.MANA_AI_TIMEZONE ?? (e.TZ && isTimeZone(e.TZ) ? e.TZ : 'Europe/Berlin');
+  return {
+    port: e.PORT,
+    databaseUrl: e.SYNC_DATABASE_URL,
+    llmUrl: (e.MANA_LLM_URL ?? 'http://localhost:3025').replace(/\/+$/, ''),
+    serviceKey: e.MANA_SERVICE_KEY,
+    privateKeyPem: e.MANA_AI_PRIVATE_KEY_PEM,
+    authUrl: e.MANA_AUTH_URL?.replace(/\/+$/, ''),
+    jwtAudience: e.JWT_AUDIENCE,
+    jwtIssuer: e.JWT_ISSUER,
+    tickEnabled: e.TICK_ENABLED,
+    tickIntervalMs: e.TICK_INTERVAL_MS,
+    plannerModel: e.MANA_AI_PLANNER_MODEL,
+    plannerTemperature: e.MANA_AI_PLANNER_TEMPERATURE,
+    llmTimeoutMs: e.MANA_AI_LLM_TIMEOUT_MS,
+    llmMaxAttempts: e.MANA_AI_LLM_MAX_ATTEMPTS,
+    llmRetryBaseMs: e.MANA_AI_LLM_RETRY_BASE_MS,
+    concurrency: e.MANA_AI_CONCURRENCY,
+    claimLeaseMs: e.MANA_AI_CLAIM_LEASE_MS,
+    minRunGapMs: e.MANA_AI_MIN_RUN_GAP_MS,
+    timeZone: tz,
+    shutdownGraceMs: e.MANA_AI_SHUTDOWN_GRACE_MS,
+    wheelResolutionMs: e.MANA_AI_WHEEL_RESOLUTION_MS,
+    workerId: e.MANA_AI_WORKER_ID ?? `${hostname()}-${process.pid}`,
+    logLevel: e.MANA_AI_LOG_LEVEL,
+    dbPoolSize: e.MANA_AI_DB_POOL_SIZE,
+  };
+}

@@ -1,0 +1,74 @@
+// Every metric the daemon exports, in one registry. Names used by the
+// deployed dashboards and alerts (CONTRACT.md section 9) must not change;
+// test/ops-rules.test.ts fails when a name used in docs/ops is missing here.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  plansProduced: Counter;
+  plansWrittenBack: Counter;
+  parseFailures: Counter;
+  missionErrors: Counter<'reason'>;
+  plannerRequestDuration: Histogram<'outcome'>;
+  httpRequests: Counter<'method' | 'path' | 'status'>;
+  httpRequestDuration: Histogram<'method' | 'path' | 'status'>;
+  decrypts: Counter<'table'>;
+  grantScopeViolations: Counter<'table'>;
+  grantSkips: Counter<'reason'>;
+  missionsScheduled: Gauge;
+  dueLag: Histogram;
+  notificationsReceived: Counter<'kind'>;
+  listenerConnected: Gauge;
+  listenerReconnects: Counter;
+  resyncs: Counter<'reason'>;
+  runs: Counter<'outcome'>;
+  runsInFlight: Gauge;
+  runsQueued: Gauge;
+  claims: Counter<'outcome'>;
+  llmRetries: Counter<'reason'>;
+  missionsSkipped: Counter<'reason'>;
+  eventLoopDelay: Gauge<'quantile'>;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: 'mana-ai' });
+  collectDefaultMetrics({ register: registry, prefix: 'mana_ai_' });
+  const r = { registers: [registry] };
+  return {
+    registry,
+    plansProduced: new Counter({ name: 'mana_ai_plans_produced_total', help: 'Plans the LLM produced that passed validation', ...r }),
+    plansWrittenBack: new Counter({ name: 'mana_ai_plans_written_back_total', help: 'Iterations written back to sync_changes', ...r }),
+    parseFailures: new Counter({ name: 'mana_ai_parse_failures_total', help: 'LLM answers rejected by the plan parser', ...r }),
+    missionErrors: new Counter({ name: 'mana_ai_mission_errors_total', help: 'Runs that ended in an error', labelNames: ['reason'], ...r }),
+    plannerRequestDuration: new Histogram({
+      name: 'mana_ai_planner_request_duration_seconds', help: 'Duration of one mana-llm request', labelNames: ['outcome'],
+      buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120], ...r,
+    }),
+    httpRequests: new Counter({ name: 'mana_ai_http_requests_total', help: 'HTTP requests served', labelNames: ['method', 'path', 'status'], ...r }),
+    httpRequestDuration: new Histogram({
+      name: 'mana_ai_http_request_duration_seconds', help: 'HTTP request duration', labelNames: ['method', 'path', 'status'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], ...r,
+    }),
+    decrypts: new Counter({ name: 'mana_ai_decrypts_total', help: 'Fields decrypted under a mission grant', labelNames: ['table'], ...r }),
+    grantScopeViolations: new Counter({ name: 'mana_ai_grant_scope_violations_total', help: 'Inputs outside a grant allow-list (must stay 0)', labelNames: ['table'], ...r }),
+    grantSkips: new Counter({ name: 'mana_ai_grant_skips_total', help: 'Grants that could not be used', labelNames: ['reason'], ...r }),
+    missionsScheduled: new Gauge({ name: 'mana_ai_missions_scheduled', help: 'Missions in the timer wheel', ...r }),
+    dueLag: new Histogram({
+      name: 'mana_ai_due_lag_seconds', help: 'Run start minus nextRunAt',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300], ...r,
+    }),
+    notificationsReceived: new Counter({ name: 'mana_ai_notifications_received_total', help: 'NOTIFY payloads received', labelNames: ['kind'], ...r }),
+    listenerConnected: new Gauge({ name: 'mana_ai_listener_connected', help: '1 while the LISTEN connection is up', ...r }),
+    listenerReconnects: new Counter({ name: 'mana_ai_listener_reconnects_total', help: 'LISTEN connection re-established', ...r }),
+    resyncs: new Counter({ name: 'mana_ai_resyncs_total', help: 'Full schedule reloads', labelNames: ['reason'], ...r }),
+    runs: new Counter({ name: 'mana_ai_runs_total', help: 'Runs by outcome', labelNames: ['outcome'], ...r }),
+    runsInFlight: new Gauge({ name: 'mana_ai_runs_in_flight', help: 'Runs being planned now', ...r }),
+    runsQueued: new Gauge({ name: 'mana_ai_runs_queued', help: 'Due runs waiting for a slot', ...r }),
+    claims: new Counter({ name: 'mana_ai_claims_total', help: 'Claim attempts by outcome', labelNames: ['outcome'], ...r }),
+    llmRetries: new Counter({ name: 'mana_ai_llm_retries_total', help: 'mana-llm requests retried', labelNames: ['reason'], ...r }),
+    missionsSkipped: new Counter({ name: 'mana_ai_missions_skipped_total', help: 'Due missions the runner could not read', labelNames: ['reason'], ...r }),
+    eventLoopDelay: new Gauge({ name: 'mana_ai_event_loop_delay_seconds', help: 'Event-loop delay over the last scrape interval', labelNames: ['quantile'], ...r }),
+  };
+}

@@ -1,0 +1,216 @@
+// The wheel against a fake clock: never early, within one resolution step
+// late, any horizon, one timer at most, none while empty, clock steps.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { TimerWheel, type WheelClock } from '../src/reactor/timer-wheel.js';
+
+class FakeClock implements WheelClock {
+  wall: number;
+  mono = 0;
+  timers = new Map<number, { fn: () => void; at: number }>();
+  nextId = 1;
+  setCalls = 0;
+  constructor(start: number) {
+    this.wall = start;
+  }
+  now() {
+    return this.wall;
+  }
+  monotonic() {
+    return this.mono;
+  }
+  setTimer(fn: () => void, ms: number) {
+    this.setCalls += 1;
+    const id = this.nextId++;
+    this.timers.set(id, { fn, at: this.mono + ms });
+    return id;
+  }
+  clearTimer(h: unknown) {
+    this.timers.delete(h as number);
+  }
+  /** Advances both clocks, running timers as they come due. */
+  advance(ms: number) {
+    const end = this.mono + ms;
+    for (;;) {
+      const next = [...this.timers.entries()].sort((a, b) => a[1].at - b[1].at)[0];
+      if (!next || next[1].at > end) break;
+      this.wall += next[1].at - this.mono;
+      this.mono = next[1].at;
+      this.timers.delete(next[0]);
+      next[1].fn();
+    }
+    this.wall += end - this.mono;
+    this.mono = end;
+  }
+  /** Steps the wall clock only (NTP). */
+  step(ms: number) {
+    this.wall += ms;
+  }
+}
+
+const T0 = Date.parse('2026-11-24T12:00:00.000Z');
+
+function makeWheel(clock: FakeClock, res = 10) {
+  const fired: { key: string; due: number; at: number }[] = [];
+  const wheel = new TimerWheel<string>({ clock, resolutionMs: res, onFire: (key, due) => fired.push({ key, due, at: clock.now() }) });
+  return { wheel, fired };
+}
+
+describe('timer wheel', () => {
+  it('fires no earlier than due and within the resolution after it', () => {
+    const clock = new FakeClock(T0 + 3);
+    const { wheel, fired } = makeWheel(clock);
+    const offsets = [1, 7, 10, 15, 99, 640, 641, 5_000, 40_961, 61_000, 3_600_000, 86_400_000 + 13];
+    for (const o of offsets) wheel.schedule(`k${o}`, T0 + o, undefined);
+    assert.equal(clock.timers.size, 1, 'one timer at most');
+    clock.advance(86_400_000 + 1_000);
+    assert.equal(fired.length, offsets.length);
+    for (const f of fired) {
+      assert.ok(f.at >= f.due, `${f.key} fired ${f.due - f.at} ms early`);
+      assert.ok(f.at - f.due <= 10, `${f.key} fired ${f.at - f.due} ms late`);
+    }
+    assert.deepEqual(fired.map((f) => f.due), [...fired.map((f) => f.due)].sort((a, b) => a - b), 'in due order');
+    assert.equal(clock.timers.size, 0, 'no timer while empty');
+  });
+
+  it('keeps far horizons: 40 days and 3 years do not fire early', () => {
+    const clock = new FakeClock(T0);
+    const { wheel, fired } = makeWheel(clock);
+    const forty = T0 + 40 * 86_400_000;
+    const three = T0 + 3 * 365 * 86_400_000;
+    wheel.schedule('40d', forty, undefined);
+    wheel.schedule('3y', three, undefined);
+    clock.advance(40 * 86_400_000 - 1);
+    assert.deepEqual(fired, []);
+    clock.advance(20);
+    assert.deepEqual(fired.map((f) => f.key), ['40d']);
+    clock.advance(three - clock.now() - 1);
+    assert.equal(fired.length, 1);
+    clock.advance(20);
+    assert.deepEqual(fired.map((f) => f.key), ['40d', '3y']);
+    assert.ok(fired[1]!.at >= three && fired[1]!.at - three <= 10);
+  });
+
+  it('cancels and reschedules in place', () => {
+    const clock = new FakeClock(T0);
+    const { wheel, fired } = makeWheel(clock);
+    wheel.schedule('a', T0 + 1_000, undefined);
+    wheel.schedule('b', T0 + 2_000, undefined);
+    wheel.schedule('c', T0 + 3_000, undefined);
+    assert.equal(wheel.cancel('b'), true);
+    assert.equal(wheel.cancel('b'), false);
+    wheel.schedule('c', T0 + 500, undefined); // moved earlier
+    wheel.schedule('a', T0 + 5_000, undefined); // moved later
+    assert.equal(wheel.size, 2);
+    clock.advance(10_000);
+    assert.deepEqual(fired.map((f) => [f.key, f.due - T0]), [['c', 500], ['a', 5_000]]);
+  });
+
+  it('fires at once what is already due; a past due time is never lost', () => {
+    const clock = new FakeClock(T0);
+    const { wheel, fired } = makeWheel(clock);
+    wheel.schedule('past', T0 - 60_000, undefined);
+    clock.advance(0);
+    assert.deepEqual(fired.map((f) => f.key), ['past']);
+  });
+
+  it('arms no timer while empty and none after the last entry is cancelled', () => {
+    const clock = new FakeClock(T0);
+    const { wheel } = makeWheel(clock);
+    assert.equal(wheel.armedAt(), null);
+    wheel.schedule('x', T0 + 100_000, undefined);
+    assert.notEqual(wheel.armedAt(), null);
+    wheel.cancel('x');
+    assert.equal(wheel.armedAt(), null);
+    assert.equal(clock.timers.size, 0);
+  });
+
+  it('sleeps at most maxSleep while something far away is scheduled (to notice clock steps), never busy-loops', () => {
+    const clock = new FakeClock(T0);
+    const { wheel } = makeWheel(clock);
+    wheel.schedule('far', T0 + 86_400_000, undefined);
+    const before = clock.setCalls;
+    clock.advance(3_600_000);
+    const wakeups = clock.setCalls - before;
+    assert.ok(wakeups <= 61 + 8, `${wakeups} wake-ups in an hour`);
+  });
+
+  it('notices a wall-clock step backwards and does not fire early', () => {
+    const clock = new FakeClock(T0);
+    const steps: number[] = [];
+    const fired: string[] = [];
+    const wheel = new TimerWheel<string>({ clock, onFire: (k) => fired.push(k), onClockStep: (d) => steps.push(d) });
+    wheel.schedule('due-at-T0+2h', T0 + 2 * 3_600_000, undefined);
+    clock.advance(30 * 60_000);
+    clock.step(-3_600_000); // wall clock jumps back an hour
+    clock.advance(95 * 60_000); // monotonic 2h05m later, wall only 1h05m
+    assert.equal(steps.length, 1);
+    assert.deepEqual(fired, [], 'wall time is T0+1h05m: not due');
+    clock.advance(60 * 60_000);
+    assert.deepEqual(fired, ['due-at-T0+2h']);
+  });
+
+  it('notices a wall-clock step forwards and fires what became due', () => {
+    const clock = new FakeClock(T0);
+    const fired: { k: string; at: number }[] = [];
+    const wheel = new TimerWheel<string>({ clock, onFire: (k) => fired.push({ k, at: clock.now() }) });
+    wheel.schedule('in-2h', T0 + 2 * 3_600_000, undefined);
+    clock.step(3 * 3_600_000);
+    clock.advance(60_000);
+    assert.equal(fired.length, 1);
+    assert.ok(fired[0]!.at >= T0 + 2 * 3_600_000);
+  });
+
+  it('lets a callback reschedule its own key', () => {
+    const clock = new FakeClock(T0);
+    let count = 0;
+    const wheel: TimerWheel<string> = new TimerWheel<string>({
+      clock,
+      onFire: (k, due) => {
+        count += 1;
+        if (count < 3) wheel.schedule(k, due + 1_000, undefined);
+      },
+    });
+    wheel.schedule('r', T0 + 1_000, undefined);
+    clock.advance(10_000);
+    assert.equal(count, 3);
+    assert.equal(wheel.size, 0);
+  });
+
+  it('matches a naive model for random operations', () => {
+    let seed = 42;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const clock = new FakeClock(T0);
+    const fired = new Map<string, number>();
+    // lateness counts from the due time, or from scheduling when that was later
+    const earliest = new Map<string, number>();
+    const wheel = new TimerWheel<string>({ clock, onFire: (k) => fired.set(k, clock.now() - earliest.get(k)!) });
+    const model = new Map<string, number>();
+    for (let step = 0; step < 3000; step++) {
+      const r = rand();
+      const key = `k${Math.floor(rand() * 200)}`;
+      if (r < 0.5) {
+        const due = clock.now() + Math.floor(rand() * rand() * 10_000_000) - 1000;
+        earliest.set(key, Math.max(due, clock.now()));
+        wheel.schedule(key, due, undefined);
+        model.set(key, due);
+        fired.delete(key);
+      } else if (r < 0.6) {
+        wheel.cancel(key);
+        model.delete(key);
+      } else {
+        clock.advance(Math.floor(rand() * 200_000));
+        for (const [k, due] of model) {
+          if (due <= clock.now() - 10) {
+            assert.ok(fired.has(k), `${k} due ${clock.now() - due} ms ago has not fired`);
+            assert.ok(fired.get(k)! >= 0 && fired.get(k)! <= 10, `${k} lateness ${fired.get(k)}`);
+            model.delete(k);
+          } else if (due > clock.now()) {
+            assert.equal(fired.has(k), false, `${k} fired early`);
+          }
+        }
+      }
+    }
+  });
+});
