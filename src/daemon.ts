@@ -1,0 +1,121 @@
+// Wires the daemon together: migrations, pools, LLM client, resolvers,
+// reactor and HTTP. Everything a test or the demo needs to start and stop a
+// real daemon in-process; main.ts adds signals and the process exit.
+
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type pg from 'pg';
+import type { Config } from './config.js';
+import { migrate } from './db/migrate.js';
+import { createDb, createPool, type Db } from './db/pool.js';
+import { createHttpServer } from './http/server.js';
+import { coreRoutes } from './http/routes.js';
+import type { Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics/metrics.js';
+import { LlmClient } from './planner/llm-client.js';
+import { goalsResolver } from './planner/resolvers/goals.js';
+import { ResolverRegistry } from './planner/resolvers/registry.js';
+import { assertToolsMatchPolicy } from './planner/tools.js';
+import { Reactor } from './reactor/reactor.js';
+
+export const VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+export interface Daemon {
+  config: Config;
+  metrics: Metrics;
+  pool: pg.Pool;
+  db: Db;
+  reactor: Reactor | null;
+  http: Server;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
+  assertToolsMatchPolicy();
+  if (config.tickIntervalMs !== undefined) {
+    log.info({ TICK_INTERVAL_MS: config.tickIntervalMs }, 'TICK_INTERVAL_MS is ignored: runs are driven by NOTIFY and the timer wheel, not by polling');
+  }
+  const migrated = await migrate(config.databaseUrl, { log: (m) => log.info(m) });
+  log.info({ applied: migrated.applied }, 'schema up to date');
+
+  const metrics = createMetrics();
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  const pool = createPool({ connectionString: config.databaseUrl, applicationName: 'mana-ai', max: config.dbPoolSize });
+  let dbHealthy = true;
+  pool.on('error', () => {
+    dbHealthy = false;
+  });
+  pool.on('connect', () => {
+    dbHealthy = true;
+  });
+  const db = createDb(pool);
+  const llm = new LlmClient({
+    baseUrl: config.llmUrl,
+    serviceKey: config.serviceKey,
+    model: config.plannerModel,
+    temperature: config.plannerTemperature,
+    timeoutMs: config.llmTimeoutMs,
+    maxAttempts: config.llmMaxAttempts,
+    retryBaseMs: config.llmRetryBaseMs,
+    onRetry: (reason) => metrics.llmRetries.inc({ reason }),
+    onRequest: (seconds, outcome) => metrics.plannerRequestDuration.observe({ outcome }, seconds),
+  });
+  const resolvers = new ResolverRegistry().register('goals', goalsResolver);
+
+  const reactor = config.tickEnabled ? new Reactor({ pool, db, config, log, metrics, llm, resolvers }) : null;
+  if (!reactor) log.info('TICK_ENABLED=false: serving HTTP only, no missions are run');
+
+  // Event-loop delay is read at scrape time and reset, so each scrape sees its own window.
+  const collectLoop = () => {
+    metrics.eventLoopDelay.set({ quantile: '0.5' }, loop.percentile(50) / 1e9);
+    metrics.eventLoopDelay.set({ quantile: '0.99' }, loop.percentile(99) / 1e9);
+    metrics.eventLoopDelay.set({ quantile: '1' }, loop.max / 1e9);
+    loop.reset();
+  };
+  const http = createHttpServer({
+    routes: [
+      ...coreRoutes({ version: VERSION, metrics, pool, reactor, dbHealthy: () => dbHealthy && (reactor ? reactor.listenerConnected : true) }),
+    ],
+    metrics,
+    log,
+    serviceKey: config.serviceKey,
+  });
+  const origMetrics = metrics.registry.metrics.bind(metrics.registry);
+  metrics.registry.metrics = async () => {
+    collectLoop();
+    return origMetrics();
+  };
+
+  if (reactor) await reactor.start();
+  await new Promise<void>((resolve) => http.listen(config.port, resolve));
+  const address = http.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  log.info({ port, workerId: config.workerId, timeZone: config.timeZone, concurrency: config.concurrency }, 'mana-ai started');
+
+  let stopped: Promise<void> | null = null;
+  return {
+    config, metrics, pool, db, reactor, http, port,
+    stop() {
+      stopped ??= (async () => {
+        log.info('shutting down');
+        await reactor?.stop(config.shutdownGraceMs);
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+        http.closeAllConnections?.();
+        await llm.close();
+        loop.disable();
+        await db.destroy().catch(() => {});
+        log.info('stopped');
+      })();
+      return stopped;
+    },
+  };
+}

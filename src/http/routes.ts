@@ -1,0 +1,71 @@
+// The daemon's routes. Handlers read; the only one that acts is
+// POST /internal/tick, which runs what is due now through the same claim
+// as the timer wheel (so it can never double a run).
+
+import type pg from 'pg';
+import type { Metrics } from '../metrics/metrics.js';
+import type { Reactor } from '../reactor/reactor.js';
+import { HttpError, type Route } from './server.js';
+
+export interface RouteDeps {
+  version: string;
+  metrics: Metrics;
+  pool: pg.Pool;
+  reactor: Reactor | null;
+  dbHealthy: () => boolean;
+}
+
+export function coreRoutes(d: RouteDeps): Route[] {
+  return [
+    {
+      method: 'GET', pattern: '/health', auth: 'none',
+      handle: () => {
+        const listenerConnected = d.reactor ? d.reactor.listenerConnected : null;
+        const ok = d.dbHealthy() && listenerConnected !== false;
+        return {
+          status: ok ? 200 : 503,
+          body: {
+            ok,
+            service: 'mana-ai',
+            version: d.version,
+            tickEnabled: d.reactor !== null,
+            database: d.dbHealthy() ? 'up' : 'down',
+            listenerConnected,
+            missionsScheduled: d.reactor?.wheel.size ?? 0,
+            runsInFlight: d.reactor?.runsInFlight ?? 0,
+            runsQueued: d.reactor?.runsQueued ?? 0,
+            lastNotificationAt: d.reactor?.lastNotificationAt?.toISOString() ?? null,
+          },
+        };
+      },
+    },
+    {
+      method: 'GET', pattern: '/metrics', auth: 'none',
+      handle: async () => ({ status: 200, body: await d.metrics.registry.metrics(), contentType: d.metrics.registry.contentType }),
+    },
+    {
+      method: 'POST', pattern: '/internal/tick', auth: 'service-key',
+      handle: async () => {
+        if (!d.reactor) throw new HttpError(409, 'tick-disabled', 'TICK_ENABLED=false: this instance serves HTTP only');
+        return { status: 200, body: { ok: true, counts: await d.reactor.tick() } };
+      },
+    },
+    {
+      method: 'GET', pattern: '/internal/missions/:userId', auth: 'service-key',
+      handle: async ({ params }) => {
+        const { rows: missions } = await d.pool.query(
+          `SELECT mission_id, title, state, deleted, cadence_kind, next_run_at, iteration_count, last_iteration_status,
+                  last_run_status, last_run_due_at, last_run_error, version
+             FROM mana_ai.mission_schedule WHERE user_id = $1 ORDER BY mission_id LIMIT 1000`,
+          [params['userId']],
+        );
+        const { rows: runs } = await d.pool.query(
+          `SELECT mission_id, due_at, status, attempts, iteration_id, error, started_at, finished_at
+             FROM mana_ai.mission_runs WHERE user_id = $1 ORDER BY due_at DESC LIMIT 100`,
+          [params['userId']],
+        );
+        return { status: 200, body: { userId: params['userId'], missions, runs } };
+      },
+    },
+  ];
+}

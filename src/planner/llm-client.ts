@@ -1,0 +1,146 @@
+// mana-llm over undici: one keep-alive pool, connect/header/body timeouts,
+// retries with exponential backoff and full jitter for transport errors,
+// timeouts, 429 (honouring Retry-After) and 5xx; every request aborts on
+// shutdown. Never logs the service key, the prompt or the answer.
+
+import { Pool, errors as undiciErrors } from 'undici';
+import type { ChatMessage } from './prompt.js';
+
+export interface LlmClientOptions {
+  baseUrl: string;
+  serviceKey: string | undefined;
+  model: string;
+  temperature: number;
+  timeoutMs: number;
+  maxAttempts: number;
+  retryBaseMs: number;
+  onRetry?: (reason: string, attempt: number, delayMs: number) => void;
+  onRequest?: (seconds: number, outcome: string) => void;
+}
+
+export class LlmError extends Error {
+  override name = 'LlmError';
+  constructor(readonly reason: 'unreachable' | 'timeout' | 'rate-limited' | 'server-error' | 'bad-response' | 'client-error' | 'aborted', message: string) {
+    super(message);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new LlmError('aborted', 'shutting down'));
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(new LlmError('aborted', 'shutting down'));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function retryAfterMs(header: string | string[] | undefined): number | null {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (!value) return null;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
+}
+
+export class LlmClient {
+  private readonly pool: Pool;
+  private readonly path: string;
+  private readonly shutdown = new AbortController();
+
+  constructor(private readonly opts: LlmClientOptions) {
+    const url = new URL(opts.baseUrl);
+    this.path = `${url.pathname.replace(/\/+$/, '')}/v1/chat/completions`;
+    this.pool = new Pool(url.origin, {
+      connections: 16,
+      keepAliveTimeout: 30_000,
+      connectTimeout: Math.min(10_000, opts.timeoutMs),
+      headersTimeout: opts.timeoutMs,
+      bodyTimeout: opts.timeoutMs,
+    });
+  }
+
+  /** One answer text, after retries; throws LlmError. */
+  async complete(messages: ChatMessage[], signal?: AbortSignal): Promise<string> {
+    const combined = signal ? AbortSignal.any([signal, this.shutdown.signal]) : this.shutdown.signal;
+    let lastError: LlmError = new LlmError('unreachable', 'no attempt made');
+    for (let attempt = 1; attempt <= this.opts.maxAttempts; attempt++) {
+      let hintMs: number | null = null;
+      try {
+        return await this.once(messages, combined);
+      } catch (error) {
+        lastError = error instanceof LlmError ? error : new LlmError('unreachable', (error as Error).message);
+        if ('retryAfterMs' in (error as object)) hintMs = (error as { retryAfterMs: number | null }).retryAfterMs;
+      }
+      const retryable = ['unreachable', 'timeout', 'rate-limited', 'server-error'].includes(lastError.reason);
+      if (!retryable || attempt === this.opts.maxAttempts) break;
+      const backoff = Math.random() * this.opts.retryBaseMs * 2 ** (attempt - 1);
+      const delay = Math.min(60_000, hintMs ?? backoff);
+      this.opts.onRetry?.(lastError.reason, attempt, delay);
+      await sleep(delay, combined);
+    }
+    throw lastError;
+  }
+
+  private async once(messages: ChatMessage[], signal: AbortSignal): Promise<string> {
+    const started = performance.now();
+    let outcome = 'ok';
+    try {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (this.opts.serviceKey) headers['authorization'] = `Bearer ${this.opts.serviceKey}`;
+      const res = await this.pool.request({
+        method: 'POST',
+        path: this.path,
+        headers,
+        body: JSON.stringify({ model: this.opts.model, temperature: this.opts.temperature, messages }),
+        signal,
+      });
+      const text = await res.body.text();
+      if (res.statusCode === 429) {
+        outcome = 'rate-limited';
+        throw Object.assign(new LlmError('rate-limited', 'mana-llm answered 429'), { retryAfterMs: retryAfterMs(res.headers['retry-after']) });
+      }
+      if (res.statusCode >= 500) {
+        outcome = 'server-error';
+        throw Object.assign(new LlmError('server-error', `mana-llm answered ${res.statusCode}`), { retryAfterMs: retryAfterMs(res.headers['retry-after']) });
+      }
+      if (res.statusCode >= 400) {
+        outcome = 'client-error';
+        throw new LlmError('client-error', `mana-llm answered ${res.statusCode}`);
+      }
+      let content: unknown;
+      try {
+        content = (JSON.parse(text) as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
+      } catch {
+        content = undefined;
+      }
+      if (typeof content !== 'string') {
+        outcome = 'bad-response';
+        throw new LlmError('bad-response', 'mana-llm answer has no choices[0].message.content string');
+      }
+      return content;
+    } catch (error) {
+      if (error instanceof LlmError) throw error;
+      if (signal.aborted) {
+        outcome = 'aborted';
+        throw new LlmError('aborted', 'request aborted');
+      }
+      const timeout =
+        error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError || error instanceof undiciErrors.ConnectTimeoutError;
+      outcome = timeout ? 'timeout' : 'unreachable';
+      throw new LlmError(timeout ? 'timeout' : 'unreachable', `mana-llm ${outcome}: ${(error as Error).message}`);
+    } finally {
+      this.opts.onRequest?.((performance.now() - started) / 1000, outcome);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.shutdown.abort();
+    await this.pool.close().catch(() => {});
+  }
+}

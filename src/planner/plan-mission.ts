@@ -1,0 +1,54 @@
+// One planning pass for a claimed run: resolve inputs, build the prompt,
+// ask mana-llm, parse the answer. Returns the iteration to write; never
+// throws for a failure the user should see (those become a `failed`
+// iteration with a German summary). No database writes here.
+
+import type { Db } from '../db/pool.js';
+import type { Logger } from '../log.js';
+import type { Mission } from '../mission/mission.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { failedIteration, planIteration, type Iteration } from '../write-back/iteration.js';
+import { LlmError, type LlmClient } from './llm-client.js';
+import { parsePlan } from './parse-plan.js';
+import { buildMessages } from './prompt.js';
+import type { ResolverRegistry } from './resolvers/registry.js';
+import { TOOL_NAMES, TOOLS } from './tools.js';
+
+export interface PlanDeps {
+  db: Db;
+  llm: LlmClient;
+  resolvers: ResolverRegistry;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export async function planMission(
+  deps: PlanDeps,
+  run: { userId: string; missionId: string; iterationId: string; startedAt: Date },
+  mission: Mission,
+  signal: AbortSignal,
+): Promise<{ iteration: Iteration; failure: string | null }> {
+  const log = deps.log.child({ userId: run.userId, missionId: run.missionId, iterationId: run.iterationId });
+  const inputs = await deps.resolvers.resolveAll({ db: deps.db, userId: run.userId, missionId: run.missionId, log }, mission.inputs);
+  const messages = buildMessages(mission, inputs, TOOLS, run.startedAt);
+  log.debug({ prompt: messages }, 'prompt built');
+  const started = run.startedAt.toISOString();
+  let answer: string;
+  try {
+    answer = await deps.llm.complete(messages, signal);
+  } catch (error) {
+    const reason = error instanceof LlmError ? `llm-${error.reason}` : 'llm-unreachable';
+    if (reason === 'llm-aborted') throw error;
+    log.warn({ reason, err: (error as Error).message }, 'planner request failed after retries');
+    return { iteration: failedIteration(run.iterationId, started, new Date().toISOString(), reason), failure: reason };
+  }
+  log.debug({ answer }, 'planner answered');
+  const parsed = parsePlan(answer, TOOL_NAMES);
+  if (!parsed.ok) {
+    deps.metrics.parseFailures.inc();
+    log.warn({ reason: parsed.reason }, 'planner answer rejected');
+    return { iteration: failedIteration(run.iterationId, started, new Date().toISOString(), 'plan-unparseable'), failure: `plan-unparseable:${parsed.reason}` };
+  }
+  deps.metrics.plansProduced.inc();
+  return { iteration: planIteration(run.iterationId, started, new Date().toISOString(), parsed.plan), failure: null };
+}

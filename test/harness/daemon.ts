@@ -1,0 +1,75 @@
+// Starts the real daemon in-process against a test database and a test
+// LLM, with its logs captured (tests assert on them; nothing is printed).
+
+import { Writable } from 'node:stream';
+import { loadConfig } from '../../src/config.js';
+import { startDaemon, type Daemon } from '../../src/daemon.js';
+import { createLogger } from '../../src/log.js';
+import type { RunEvent } from '../../src/reactor/reactor.js';
+
+export const SERVICE_KEY = 'test-service-key-0123456789';
+
+export interface TestDaemon extends Daemon {
+  logs: string[];
+  events: RunEvent[];
+  /** Resolves with the first run-finished event matching `pred` (also one already seen). */
+  waitForRun(pred: (e: RunEvent) => boolean): Promise<RunEvent>;
+}
+
+export async function startTestDaemon(databaseUrl: string, llmUrl: string, env: Record<string, string> = {}): Promise<TestDaemon> {
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(String(chunk));
+      cb();
+    },
+  });
+  const config = loadConfig({
+    PORT: '0',
+    SYNC_DATABASE_URL: databaseUrl,
+    MANA_LLM_URL: llmUrl,
+    MANA_SERVICE_KEY: SERVICE_KEY,
+    MANA_AI_LLM_RETRY_BASE_MS: '5',
+    MANA_AI_LLM_TIMEOUT_MS: '5000',
+    MANA_AI_SHUTDOWN_GRACE_MS: '2000',
+    MANA_AI_LOG_LEVEL: 'debug',
+    MANA_AI_TIMEZONE: 'Europe/Berlin',
+    ...env,
+  });
+  const log = createLogger({ level: config.logLevel, destination: sink });
+  const daemon = await startDaemon(config, log);
+  const events: RunEvent[] = [];
+  const waiters: { pred: (e: RunEvent) => boolean; resolve: (e: RunEvent) => void }[] = [];
+  daemon.reactor?.on('run-finished', (e: RunEvent) => {
+    events.push(e);
+    for (const w of [...waiters]) {
+      if (w.pred(e)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(e);
+      }
+    }
+  });
+  return Object.assign(daemon, {
+    logs,
+    events,
+    waitForRun(pred: (e: RunEvent) => boolean) {
+      const seen = events.find(pred);
+      if (seen) return Promise.resolve(seen);
+      return new Promise<RunEvent>((resolve) => waiters.push({ pred, resolve }));
+    },
+  });
+}
+
+/** Resolves when `check` holds; re-checks on every event the emitter sends. */
+export function until(emitter: NodeJS.EventEmitter, event: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  return new Promise((resolve) => {
+    const test = async () => {
+      if (await check()) {
+        emitter.off(event, test);
+        resolve();
+      }
+    };
+    emitter.on(event, test);
+    void test();
+  });
+}

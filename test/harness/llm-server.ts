@@ -1,0 +1,63 @@
+// A small OpenAI-compatible server for tests: real HTTP on 127.0.0.1, a
+// script decides each answer. Records every request it received.
+
+import { createServer, type Server } from 'node:http';
+
+export interface LlmRequest {
+  headers: Record<string, string | string[] | undefined>;
+  body: { model: string; temperature: number; messages: { role: string; content: string }[] };
+}
+
+export interface LlmReply {
+  status?: number;
+  content?: string;
+  raw?: string;
+  headers?: Record<string, string>;
+  delayMs?: number;
+}
+
+export type LlmScript = (req: LlmRequest, n: number) => LlmReply | Promise<LlmReply>;
+
+export const planAnswer = (summary = 'Plan für heute', steps: unknown[] = [{ summary: 'Aufgabe anlegen', toolName: 'create_task', params: { title: 'Einkaufen' }, rationale: 'Der Kühlschrank ist leer' }]) =>
+  '```json\n' + JSON.stringify({ summary, steps }) + '\n```';
+
+export interface LlmServer {
+  url: string;
+  requests: LlmRequest[];
+  setScript(s: LlmScript): void;
+  close(): Promise<void>;
+}
+
+export async function startLlmServer(script: LlmScript = () => ({ content: planAnswer() })): Promise<LlmServer> {
+  let current = script;
+  const requests: LlmRequest[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', async () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      const r: LlmRequest = { headers: req.headers, body };
+      requests.push(r);
+      const reply = await current(r, requests.length);
+      if (reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
+      const payload = reply.raw ?? JSON.stringify({ choices: [{ message: { role: 'assistant', content: reply.content ?? '' } }] });
+      res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', ...reply.headers });
+      res.end(payload);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    setScript: (s) => {
+      current = s;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,187 @@
+// The reactor end to end: a real Postgres, the real daemon, a scripted LLM
+// over real HTTP.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createTestDatabase, type TestDb } from './harness/db.js';
+import { pushChange, webappMission } from './harness/changes.js';
+import { planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
+import { SERVICE_KEY, startTestDaemon, type TestDaemon } from './harness/daemon.js';
+
+let db: TestDb;
+let llm: LlmServer;
+let daemon: TestDaemon;
+
+before(async () => {
+  db = await createTestDatabase();
+  llm = await startLlmServer();
+  daemon = await startTestDaemon(db.url, llm.url);
+});
+after(async () => {
+  await daemon?.stop();
+  await llm?.close();
+  await db?.drop();
+});
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+describe('reactor', () => {
+  it('plans a mission due 1 s ahead once and writes back exactly the contract row', async () => {
+    const due = Date.now() + 1000;
+    await pushChange(db.pool, { userId: 'u1', recordId: 'm1', op: 'insert', data: webappMission({ id: 'm1', nextRunAt: iso(due), cadence: { kind: 'interval', everyMinutes: 30 } }) });
+    const ev = await daemon.waitForRun((e) => e.missionId === 'm1');
+    assert.equal(ev.outcome, 'planned');
+    assert.equal(ev.dueMs, due);
+
+    const { rows } = await db.pool.query(`SELECT * FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = 'm1'`);
+    assert.equal(rows.length, 1);
+    const row = rows[0];
+    assert.equal(row.app_id, 'ai');
+    assert.equal(row.table_name, 'aiMissions');
+    assert.equal(row.user_id, 'u1');
+    assert.equal(row.op, 'update');
+    assert.equal(row.schema_version, 1);
+    assert.deepEqual(row.actor, { kind: 'system', source: 'mission-runner' });
+    assert.deepEqual(Object.keys(row.data).sort(), ['iterations', 'nextRunAt', 'updatedAt']);
+    assert.deepEqual(Object.keys(row.field_timestamps).sort(), ['iterations', 'nextRunAt', 'updatedAt']);
+    for (const v of Object.values(row.field_timestamps)) assert.equal(v, row.data.updatedAt);
+    assert.match(row.data.updatedAt, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    const next = Date.parse(row.data.nextRunAt);
+    const written = Date.parse(row.data.updatedAt);
+    assert.equal(next, written + 30 * 60_000, 'interval: from now + everyMinutes');
+
+    assert.equal(row.data.iterations.length, 1);
+    const it0 = row.data.iterations[0];
+    assert.match(it0.id, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(it0.source, 'server');
+    assert.equal(it0.overallStatus, 'awaiting-review');
+    assert.equal(it0.summary, 'Plan für heute');
+    assert.deepEqual(it0.plan, [
+      { id: `${it0.id}-0`, summary: 'Aufgabe anlegen', intent: { kind: 'toolCall', toolName: 'create_task', params: { title: 'Einkaufen' } }, status: 'planned' },
+    ]);
+    assert.ok(Date.parse(it0.startedAt) <= Date.parse(it0.finishedAt));
+
+    const snap = await db.pool.query(`SELECT next_run_at, record FROM mana_ai.mission_snapshots WHERE user_id = 'u1' AND mission_id = 'm1'`);
+    assert.equal(snap.rows[0].next_run_at.getTime(), next);
+    assert.equal(snap.rows[0].record.iterations.length, 1);
+    const runs = await db.pool.query(`SELECT status, attempts, iteration_id, due_at FROM mana_ai.mission_runs WHERE mission_id = 'm1'`);
+    assert.deepEqual(runs.rows, [{ status: 'done', attempts: 1, iteration_id: it0.id, due_at: new Date(due) }]);
+    // the prompt is German, carries the mission and asks for JSON
+    const prompt = llm.requests.at(-1)!.body.messages;
+    assert.equal(prompt[0]!.role, 'system');
+    assert.match(prompt[1]!.content, /Wochenplanung/);
+    assert.equal(llm.requests.at(-1)!.headers['authorization'], `Bearer ${SERVICE_KEY}`);
+    // the written-back schedule is in the wheel now
+    assert.equal(daemon.reactor!.wheel.get(Number(ev.sid))?.dueMs, next);
+  });
+
+  it('does not run paused, deleted or done missions, nor a mission at a time it moved away from; runs one moved earlier', async () => {
+    const t = Date.now();
+    const mk = (id: string, over: Record<string, unknown>) => pushChange(db.pool, { userId: 'u2', recordId: id, op: 'insert', data: webappMission({ id, ...over }) });
+    await mk('paused', { state: 'paused', nextRunAt: iso(t + 300) });
+    await mk('done', { state: 'done', nextRunAt: iso(t + 300) });
+    await mk('deleted', { nextRunAt: iso(t + 300) });
+    await pushChange(db.pool, { userId: 'u2', recordId: 'deleted', op: 'delete', data: { deletedAt: iso(t + 1) } });
+    await mk('later', { nextRunAt: iso(t + 600), updatedAt: iso(t - 1000) });
+    await pushChange(db.pool, { userId: 'u2', recordId: 'later', op: 'update', data: { nextRunAt: iso(t + 3_600_000) }, fieldTimestamps: { nextRunAt: iso(t) } });
+    await mk('earlier', { nextRunAt: iso(t + 3_600_000), updatedAt: iso(t - 1000) });
+    await pushChange(db.pool, { userId: 'u2', recordId: 'earlier', op: 'update', data: { nextRunAt: iso(t + 900) }, fieldTimestamps: { nextRunAt: iso(t) } });
+    await mk('sentinel', { nextRunAt: iso(t + 1500) });
+
+    const earlier = await daemon.waitForRun((e) => e.missionId === 'earlier');
+    assert.equal(earlier.outcome, 'planned');
+    assert.equal(earlier.dueMs, t + 900);
+    await daemon.waitForRun((e) => e.missionId === 'sentinel');
+    const runs = await db.pool.query(`SELECT mission_id FROM mana_ai.mission_runs WHERE user_id = 'u2' ORDER BY mission_id`);
+    assert.deepEqual(runs.rows.map((r) => r.mission_id), ['earlier', 'sentinel']);
+    assert.equal(daemon.events.filter((e) => ['paused', 'done', 'deleted', 'later'].includes(e.missionId ?? '')).length, 0);
+  });
+
+  it('keeps a mission due in 40 days in the wheel without firing it', async () => {
+    const due = Date.now() + 40 * 86_400_000;
+    await pushChange(db.pool, { userId: 'u3', recordId: 'far', op: 'insert', data: webappMission({ id: 'far', nextRunAt: iso(due) }) });
+    const sid = (await db.pool.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = 'far'`)).rows[0].sid;
+    await new Promise<void>((resolve) => {
+      const check = () => (daemon.reactor!.wheel.get(sid)?.dueMs === due ? resolve() : daemon.reactor!.once('scheduled', check));
+      check();
+    });
+    const health = await fetch(`http://127.0.0.1:${daemon.port}/health`).then((r) => r.json());
+    assert.ok(health.missionsScheduled >= 1);
+    assert.equal(daemon.events.some((e) => e.missionId === 'far'), false);
+  });
+
+  it('retries a 500 and writes one iteration; writes a failed iteration for garbage, reschedules, and keeps planning the others', async () => {
+    let calls = 0;
+    llm.setScript((req) => {
+      const user = req.body.messages[1]!.content;
+      if (user.includes('flaky')) {
+        calls += 1;
+        return calls === 1 ? { status: 500, content: 'boom' } : { content: planAnswer('nach Fehler') };
+      }
+      if (user.includes('garbage')) return { content: 'Ich weiß es nicht.' };
+      return { content: planAnswer() };
+    });
+    const t = Date.now();
+    await pushChange(db.pool, { userId: 'u4', recordId: 'flaky', op: 'insert', data: webappMission({ id: 'flaky', title: 'flaky', nextRunAt: iso(t + 200) }) });
+    await pushChange(db.pool, { userId: 'u4', recordId: 'garbage', op: 'insert', data: webappMission({ id: 'garbage', title: 'garbage', nextRunAt: iso(t + 200), cadence: { kind: 'daily', atHour: 9, atMinute: 0 } }) });
+    await pushChange(db.pool, { userId: 'u4', recordId: 'fine', op: 'insert', data: webappMission({ id: 'fine', title: 'fine', nextRunAt: iso(t + 250) }) });
+    const [flaky, garbage, fine] = await Promise.all(['flaky', 'garbage', 'fine'].map((m) => daemon.waitForRun((e) => e.missionId === m)));
+    assert.equal(flaky!.outcome, 'planned');
+    assert.equal(calls, 2);
+    const flakyRows = await db.pool.query(`SELECT data FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = 'flaky'`);
+    assert.equal(flakyRows.rows.length, 1);
+    assert.equal(flakyRows.rows[0].data.iterations.length, 1);
+
+    assert.equal(garbage!.outcome, 'failed');
+    assert.equal(garbage!.iteration!.overallStatus, 'failed');
+    assert.match(garbage!.iteration!.summary, /Planer/);
+    assert.equal(garbage!.iteration!.source, 'server');
+    assert.ok(garbage!.nextRunAtMs! > Date.now(), 'rescheduled');
+    const nineBerlin = new Intl.DateTimeFormat('de-DE', { timeZone: 'Europe/Berlin', hour: '2-digit', minute: '2-digit' }).format(new Date(garbage!.nextRunAtMs!));
+    assert.equal(nineBerlin, '09:00');
+    assert.equal(fine!.outcome, 'planned');
+    const metrics = await fetch(`http://127.0.0.1:${daemon.port}/metrics`).then((r) => r.text());
+    assert.match(metrics, /mana_ai_parse_failures_total\{service="mana-ai"\} [1-9]/);
+    llm.setScript(() => ({ content: planAnswer() }));
+  });
+
+  it('skips an unreadable mission once, with a metric, and never loops on it', async () => {
+    await pushChange(db.pool, { userId: 'u5', recordId: 'weird', op: 'insert', data: webappMission({ id: 'weird', cadence: { kind: 'fortnightly' }, nextRunAt: iso(Date.now() + 100) }) });
+    const ev = await daemon.waitForRun((e) => e.missionId === 'weird');
+    assert.equal(ev.outcome, 'skipped');
+    const runs = await db.pool.query(`SELECT status, error FROM mana_ai.mission_runs WHERE mission_id = 'weird'`);
+    assert.deepEqual(runs.rows, [{ status: 'skipped', error: 'cadence-unreadable' }]);
+    const counts = await daemon.reactor!.tick(); // due again "now": the claim says it is finished
+    assert.equal(counts['finished'], 1);
+    assert.equal(daemon.events.filter((e) => e.missionId === 'weird').length, 1);
+  });
+
+  it('serves the HTTP surface: health, metrics, tick and missions behind the service key, JSON errors', async () => {
+    const base = `http://127.0.0.1:${daemon.port}`;
+    const health = await fetch(`${base}/health`);
+    assert.equal(health.status, 200);
+    const h = await health.json();
+    assert.equal(h.ok, true);
+    assert.equal(h.service, 'mana-ai');
+    assert.equal(typeof h.version, 'string');
+    assert.equal(h.listenerConnected, true);
+    const metrics = await fetch(`${base}/metrics`).then((r) => r.text());
+    for (const name of ['mana_ai_plans_produced_total', 'mana_ai_plans_written_back_total', 'mana_ai_due_lag_seconds_bucket', 'mana_ai_missions_scheduled', 'mana_ai_process_cpu_user_seconds_total', 'mana_ai_runs_in_flight']) {
+      assert.ok(metrics.includes(name), name);
+    }
+    assert.equal((await fetch(`${base}/internal/tick`, { method: 'POST' })).status, 401);
+    assert.equal((await fetch(`${base}/internal/tick`, { method: 'POST', headers: { 'x-service-key': 'wrong' } })).status, 401);
+    const tick = await fetch(`${base}/internal/tick`, { method: 'POST', headers: { 'x-service-key': SERVICE_KEY } });
+    assert.equal(tick.status, 200);
+    assert.equal(typeof (await tick.json()).counts.due, 'number');
+    const missions = await fetch(`${base}/internal/missions/u1`, { headers: { 'x-service-key': SERVICE_KEY } }).then((r) => r.json());
+    assert.equal(missions.missions[0].mission_id, 'm1');
+    assert.equal(missions.runs[0].status, 'done');
+    const nf = await fetch(`${base}/nope`);
+    assert.equal(nf.status, 404);
+    assert.equal((await nf.json()).error, 'not-found');
+    assert.equal((await fetch(`${base}/health`, { method: 'POST' })).status, 405);
+    const big = await fetch(`${base}/internal/tick`, { method: 'POST', headers: { 'x-service-key': SERVICE_KEY }, body: 'x'.repeat(100_000) });
+    assert.equal(big.status, 413);
+  });
+});
