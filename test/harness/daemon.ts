@@ -60,16 +60,19 @@ export async function startTestDaemon(databaseUrl: string, llmUrl: string, env: 
   });
 }
 
-/** Resolves when `check` holds; re-checks on every event the emitter sends. */
-export function until(emitter: NodeJS.EventEmitter, event: string, check: () => boolean | Promise<boolean>): Promise<void> {
+/** Resolves when `check` holds; re-checks on every `event` any of the emitters sends. */
+export function until(emitters: NodeJS.EventEmitter | NodeJS.EventEmitter[], event: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  const list = Array.isArray(emitters) ? emitters : [emitters];
   return new Promise((resolve) => {
+    let done = false;
     const test = async () => {
-      if (await check()) {
-        emitter.off(event, test);
+      if (!done && (await check())) {
+        done = true;
+        for (const e of list) e.off(event, test);
         resolve();
       }
     };
-    emitter.on(event, test);
+    for (const e of list) e.on(event, test);
     void test();
   });
 }

@@ -1,0 +1,137 @@
+// `npm run demo`: the real daemon on an embedded PostgreSQL with a demo
+// user's missions, narrated one line per event. Uses MANA_LLM_URL when set,
+// otherwise a built-in OpenAI-compatible stand-in (announced on screen).
+// Ctrl-C stops everything and removes the temporary data; `--keep` leaves
+// Postgres running and prints its URL for exploring the SQL views.
+
+import { createServer } from 'node:http';
+import { parseArgs } from 'node:util';
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import { readFileSync } from 'node:fs';
+import { loadConfig } from '../src/config.js';
+import { startDaemon } from '../src/daemon.js';
+import { createLogger } from '../src/log.js';
+import type { RunEvent } from '../src/reactor/reactor.js';
+import { startEmbeddedPostgres } from './lib/embedded-pg.js';
+
+const { values } = parseArgs({ options: { keep: { type: 'boolean', default: false }, help: { type: 'boolean', default: false }, 'exit-after': { type: 'string' } } });
+if (values.help) {
+  console.log(`usage: npm run demo [-- --keep] [-- --exit-after SECONDS]
+
+Starts an embedded PostgreSQL, creates mana_sync with mana-sync's table,
+starts the real mana-ai daemon against it, seeds a demo user's missions and
+prints what happens. MANA_LLM_URL (and MANA_SERVICE_KEY) pick a real
+mana-llm; without it a built-in stand-in answers with valid plans.
+  --keep           leave Postgres running on exit and print its URL
+  --exit-after S   stop by itself after S seconds (for scripts)`);
+  process.exit(0);
+}
+
+const t0 = Date.now();
+const stamp = () => `[${new Date().toISOString().slice(11, 19)} +${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`;
+const say = (line: string) => console.log(`${stamp()} ${line}`);
+const local = (ms: number | null | undefined) =>
+  ms == null ? 'never' : new Intl.DateTimeFormat('de-DE', { timeZone: 'Europe/Berlin', dateStyle: 'short', timeStyle: 'medium' }).format(new Date(ms));
+
+say('starting an embedded PostgreSQL …');
+const server = await startEmbeddedPostgres();
+const admin = new pg.Client({ connectionString: server.url });
+await admin.connect();
+await admin.query('CREATE DATABASE mana_sync');
+await admin.end();
+const url = server.urlFor('mana_sync');
+const setup = new pg.Client({ connectionString: url });
+await setup.connect();
+await setup.query(readFileSync(new URL('../test/fixtures/sync_changes.sql', import.meta.url), 'utf8'));
+await setup.end();
+say(`PostgreSQL ready on port ${server.port}, database mana_sync with mana-sync's table`);
+
+let stub: ReturnType<typeof createServer> | null = null;
+let llmUrl = process.env['MANA_LLM_URL'];
+if (!llmUrl) {
+  let n = 0;
+  stub = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      n += 1;
+      const title = /Mission: <<<NUTZERDATEN\n([^\n]*)/.exec(JSON.parse(body).messages[1].content)?.[1] ?? 'Mission';
+      const plan = { summary: `Vorschlag ${n} für „${title}“`, steps: [{ summary: `Aufgabe zu „${title}“ anlegen`, toolName: 'create_task', params: { title: `${title}: nächster Schritt` }, rationale: 'Damit es vorangeht' }] };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: '```json\n' + JSON.stringify(plan) + '\n```' } }] }));
+    });
+  });
+  await new Promise<void>((r) => stub!.listen(0, '127.0.0.1', r));
+  const a = stub.address();
+  llmUrl = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+  say(`no MANA_LLM_URL set: using the built-in LLM stand-in at ${llmUrl} (it returns valid demo plans, not real ones)`);
+} else {
+  say(`using mana-llm at ${llmUrl}`);
+}
+
+const quiet = new Writable({ write: (_c, _e, cb) => cb() });
+const config = loadConfig({ ...process.env, PORT: process.env['PORT'] ?? '0', SYNC_DATABASE_URL: url, MANA_LLM_URL: llmUrl, MANA_AI_MIN_RUN_GAP_MS: '30000' });
+const daemon = await startDaemon(config, createLogger({ level: 'warn', destination: quiet }));
+say(`mana-ai daemon started: http://127.0.0.1:${daemon.port}/health and /metrics`);
+
+const titles = new Map<number, string>();
+daemon.reactor!.on('scheduled', (e: { sid: number; dueMs: number | null }) =>
+  say(`scheduled  ${(titles.get(e.sid) ?? `mission #${e.sid}`).padEnd(22)} next run ${local(e.dueMs)}`),
+);
+daemon.reactor!.on('run-started', (e: { sid: number; title: string; dueMs: number }) => {
+  titles.set(e.sid, e.title);
+  say(`run start  ${e.title.padEnd(22)} due ${local(e.dueMs)}`);
+});
+daemon.reactor!.on('run-finished', (e: RunEvent) =>
+  say(`run ${e.outcome.padEnd(6)} ${(e.title ?? '').padEnd(22)} ${e.iteration ? `„${e.iteration.summary}“ (${e.iteration.plan.length} step)` : ''} next run ${local(e.nextRunAtMs)}`),
+);
+
+// seed the demo user the way the webapp writes missions
+const now = Date.now();
+const iso = (ms: number) => new Date(ms).toISOString();
+const missions = [
+  { id: 'demo-now', title: 'Sofort fällig', cadence: { kind: 'interval', everyMinutes: 60 }, state: 'active', nextRunAt: iso(now + 1000) },
+  { id: 'demo-minute', title: 'Jede Minute', cadence: { kind: 'interval', everyMinutes: 1 }, state: 'active', nextRunAt: iso(now + 3000) },
+  { id: 'demo-daily', title: 'Täglich um 9', cadence: { kind: 'daily', atHour: 9, atMinute: 0 }, state: 'active', nextRunAt: iso(now + 3_600_000 * 6) },
+  { id: 'demo-paused', title: 'Pausiert', cadence: { kind: 'interval', everyMinutes: 5 }, state: 'paused', nextRunAt: iso(now + 2000) },
+];
+const writer = new pg.Client({ connectionString: url });
+await writer.connect();
+const { rows: sidRows } = await writer.query('SELECT 1');
+void sidRows;
+for (const m of missions) {
+  await writer.query('BEGIN');
+  await writer.query(`SELECT set_config('app.current_user_id', 'demo-user', true)`);
+  await writer.query(
+    `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+     VALUES ('ai', 'aiMissions', $1, 'demo-user', 'insert', $2, '{}', 'demo-webapp')`,
+    [m.id, JSON.stringify({ ...m, createdAt: iso(now), updatedAt: iso(now), objective: `${m.title}: Ziel`, conceptMarkdown: '', inputs: [], iterations: [] })],
+  );
+  await writer.query('COMMIT');
+  const { rows } = await writer.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = $1`, [m.id]);
+  titles.set(rows[0].sid, m.title);
+}
+await writer.end();
+say(`seeded demo-user with ${missions.length} missions (one due at once, one every minute, one daily, one paused); Ctrl-C to stop`);
+
+let stopping = false;
+async function shutdown(code: number) {
+  if (stopping) return;
+  stopping = true;
+  say('stopping …');
+  await daemon.stop();
+  stub?.close();
+  if (values.keep) {
+    say(`Postgres left running: psql ${url}  (try: SELECT * FROM mana_ai.mission_schedule;)`);
+    say('stop it with Ctrl-C again');
+    process.once('SIGINT', () => void server.stop().then(() => process.exit(0)));
+    return;
+  }
+  await server.stop();
+  say('stopped; temporary data removed');
+  process.exit(code);
+}
+process.on('SIGINT', () => void shutdown(0));
+process.on('SIGTERM', () => void shutdown(0));
+if (values['exit-after']) setTimeout(() => void shutdown(0), Number(values['exit-after']) * 1000);
