@@ -105,7 +105,7 @@ describe('reactor', () => {
       const check = () => (daemon.reactor!.wheel.get(sid)?.dueMs === due ? resolve() : daemon.reactor!.once('scheduled', check));
       check();
     });
-    const health = await fetch(`http://127.0.0.1:${daemon.port}/health`).then((r) => r.json());
+    const health = await fetch(`http://127.0.0.1:${daemon.port}/health`).then((r) => r.json() as Promise<any>);
     assert.ok(health.missionsScheduled >= 1);
     assert.equal(daemon.events.some((e) => e.missionId === 'far'), false);
   });
@@ -160,7 +160,7 @@ describe('reactor', () => {
     const base = `http://127.0.0.1:${daemon.port}`;
     const health = await fetch(`${base}/health`);
     assert.equal(health.status, 200);
-    const h = await health.json();
+    const h = (await health.json()) as any;
     assert.equal(h.ok, true);
     assert.equal(h.service, 'mana-ai');
     assert.equal(typeof h.version, 'string');
@@ -173,13 +173,13 @@ describe('reactor', () => {
     assert.equal((await fetch(`${base}/internal/tick`, { method: 'POST', headers: { 'x-service-key': 'wrong' } })).status, 401);
     const tick = await fetch(`${base}/internal/tick`, { method: 'POST', headers: { 'x-service-key': SERVICE_KEY } });
     assert.equal(tick.status, 200);
-    assert.equal(typeof (await tick.json()).counts.due, 'number');
-    const missions = await fetch(`${base}/internal/missions/u1`, { headers: { 'x-service-key': SERVICE_KEY } }).then((r) => r.json());
+    assert.equal(typeof ((await tick.json()) as any).counts.due, 'number');
+    const missions = await fetch(`${base}/internal/missions/u1`, { headers: { 'x-service-key': SERVICE_KEY } }).then((r) => r.json() as Promise<any>);
     assert.equal(missions.missions[0].mission_id, 'm1');
     assert.equal(missions.runs[0].status, 'done');
     const nf = await fetch(`${base}/nope`);
     assert.equal(nf.status, 404);
-    assert.equal((await nf.json()).error, 'not-found');
+    assert.equal(((await nf.json()) as any).error, 'not-found');
     assert.equal((await fetch(`${base}/health`, { method: 'POST' })).status, 405);
     const big = await fetch(`${base}/internal/tick`, { method: 'POST', headers: { 'x-service-key': SERVICE_KEY }, body: 'x'.repeat(100_000) });
     assert.equal(big.status, 413);
