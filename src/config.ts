@@ -120,7 +120,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!result.success) {
     const lines = result.issues.map((issue) => {
       const key = issue.path?.map((p) => String(p.key)).join('.') ?? '(environment)';
-      return `  ${key}: ${issue.message}`;
+      const message = issue.message.startsWith('Invalid key') ? 'is required' : issue.message;
+      return `  ${key}: ${message}`;
     });
     throw new ConfigError(`invalid configuration, nothing started:\n${lines.join('\n')}`);
   }
