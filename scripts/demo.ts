@@ -98,8 +98,6 @@ const missions = [
 ];
 const writer = new pg.Client({ connectionString: url });
 await writer.connect();
-const { rows: sidRows } = await writer.query('SELECT 1');
-void sidRows;
 for (const m of missions) {
   await writer.query('BEGIN');
   await writer.query(`SELECT set_config('app.current_user_id', 'demo-user', true)`);

@@ -83,7 +83,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   };
   const http = createHttpServer({
     routes: [
-      ...coreRoutes({ version: VERSION, metrics, pool, reactor, dbHealthy: () => dbHealthy && (reactor ? reactor.listenerConnected : true) }),
+      ...coreRoutes({ version: VERSION, metrics, pool, reactor, dbHealthy: () => dbHealthy }),
     ],
     metrics,
     log,

@@ -61,9 +61,4 @@ export class RunQueue {
     this.keys.delete(RunQueue.key(top.sid, top.dueMs));
     return top;
   }
-
-  clear(): void {
-    this.heap = [];
-    this.keys.clear();
-  }
 }
