@@ -74,6 +74,17 @@ describe('timer wheel', () => {
     assert.equal(clock.timers.size, 0, 'no timer while empty');
   });
 
+  it('aims at the due time itself, not at the end of its tick', () => {
+    const clock = new FakeClock(T0);
+    const { wheel, fired } = makeWheel(clock, 10);
+    wheel.schedule('a', T0 + 1003, undefined);
+    wheel.schedule('b', T0 + 1007, undefined);
+    wheel.schedule('c', T0 + 1500, undefined);
+    clock.advance(2000);
+    assert.deepEqual(fired.map((f) => [f.key, f.at - f.due]), [['a', 0], ['b', 0], ['c', 0]]);
+    wheel.close();
+  });
+
   it('keeps far horizons: 40 days and 3 years do not fire early', () => {
     const clock = new FakeClock(T0);
     const { wheel, fired } = makeWheel(clock);

@@ -15,6 +15,13 @@
 // "now" and whatever became due fires. While entries exist the timer never
 // sleeps longer than maxSleepMs (default 60 s), so a step is noticed within
 // that time even when nothing is due for days.
+//
+// Precision: ticks are `resolutionMs` wide, but when the next tick with
+// entries sits on the finest level the timer is armed for the earliest due
+// time inside it, and on waking the entries of the following tick whose due
+// time has passed fire at once. So a lone entry fires about
+// when it is due (timer overshoot only), and the resolution bounds the
+// lateness only where entries cascade from a coarser level.
 
 export interface WheelClock {
   /** Wall-clock epoch milliseconds. */
@@ -72,6 +79,8 @@ export class TimerWheel<K, V = undefined> {
   private currentTick: number;
   private timer: unknown = null;
   private armedTick = Number.POSITIVE_INFINITY;
+  /** Wall-clock ms the armed timer aims at (<= armedTick * resolution). */
+  private armedAtMs = Number.POSITIVE_INFINITY;
   private anchorWall: number;
   private anchorMono: number;
   private closed = false;
@@ -118,7 +127,8 @@ export class TimerWheel<K, V = undefined> {
     this.entries.set(key, e);
     this.place(e);
     const eventTick = e.level < 0 ? this.currentTick : this.slotStart(e.level, e.slot);
-    if (eventTick < this.armedTick && !this.firing) this.arm();
+    const sooner = eventTick < this.armedTick || (eventTick === this.armedTick && e.level === 0 && e.at < this.armedAtMs);
+    if (sooner && !this.firing) this.arm();
   }
 
   /** Removes `key`; true when it was scheduled. O(1). */
@@ -144,7 +154,7 @@ export class TimerWheel<K, V = undefined> {
 
   /** For tests and diagnostics: is a Node timer armed, and for when. */
   armedAt(): number | null {
-    return this.timer === null ? null : this.armedTick * this.resolutionMs;
+    return this.timer === null ? null : this.armedAtMs;
   }
 
   private remove(key: K): boolean {
@@ -272,14 +282,39 @@ export class TimerWheel<K, V = undefined> {
     this.armedTick = Number.POSITIVE_INFINITY;
     if (this.closed) return;
     this.checkClockStep();
-    this.advanceTo(Math.floor(this.clock.now() / this.resolutionMs));
+    const now = this.clock.now();
+    this.advanceTo(Math.floor(now / this.resolutionMs));
+    this.fireDueInNextTick(now);
     this.arm();
   };
+
+  /** The level-0 bucket holding `tick`, when that tick is in the current window and has entries. */
+  private levelZeroBucket(tick: number): Set<Entry<K, V>> | null {
+    const slot = tick % SLOTS;
+    if (this.slotStart(0, slot) !== tick) return null; // beyond this window: it cascades at the boundary
+    const bucket = this.slots[0]![slot]!;
+    return bucket.size > 0 ? bucket : null;
+  }
+
+  /** Fires entries of the imminent tick whose due time has already come. */
+  private fireDueInNextTick(now: number): void {
+    const bucket = this.levelZeroBucket(this.currentTick + 1);
+    if (!bucket) return;
+    for (const e of bucket) {
+      if (e.at > now) continue;
+      bucket.delete(e);
+      this.levelCounts[0]! -= 1;
+      e.level = -1;
+      this.ready.add(e);
+    }
+    if (this.ready.size > 0) this.fireReady();
+  }
 
   private disarm(): void {
     if (this.timer !== null) this.clock.clearTimer(this.timer);
     this.timer = null;
     this.armedTick = Number.POSITIVE_INFINITY;
+    this.armedAtMs = Number.POSITIVE_INFINITY;
   }
 
   private arm(): void {
@@ -288,8 +323,15 @@ export class TimerWheel<K, V = undefined> {
     const next = this.nextEventTick();
     if (next === null) return;
     const now = this.clock.now();
-    const delay = Math.min(this.maxSleepMs, Math.max(0, next * this.resolutionMs - now));
+    let target = next * this.resolutionMs;
+    if (next > this.currentTick) {
+      // aim at the earliest due time inside that tick, not at its end
+      const bucket = this.levelZeroBucket(next);
+      if (bucket) for (const e of bucket) if (e.at < target) target = e.at;
+    }
+    const delay = Math.min(this.maxSleepMs, Math.max(0, target - now));
     this.armedTick = Math.min(next, Math.ceil((now + delay) / this.resolutionMs));
+    this.armedAtMs = now + delay;
     this.timer = this.clock.setTimer(this.onTimer, delay);
   }
 }
