@@ -66,7 +66,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     timeoutMs: config.llmTimeoutMs,
     maxAttempts: config.llmMaxAttempts,
     retryBaseMs: config.llmRetryBaseMs,
-    onRetry: (reason) => metrics.llmRetries.inc({ reason }),
+    onRetry: (reason, attempt, delayMs) => {
+      metrics.llmRetries.inc({ reason });
+      log.warn({ reason, attempt, retryInMs: Math.round(delayMs) }, 'mana-llm request failed; retrying');
+    },
     onRequest: (seconds, outcome) => metrics.plannerRequestDuration.observe({ outcome }, seconds),
   });
   const resolvers = new ResolverRegistry().register('goals', goalsResolver);

@@ -85,6 +85,7 @@ export class Reactor extends EventEmitter {
       clock: deps.clock,
       onFire: (sid, _fireAt, value) => {
         this.deps.metrics.missionsScheduled.set(this.wheel.size);
+        this.emit('fired', sid, value.dueMs);
         void this.enqueue(sid, value.dueMs);
       },
       onClockStep: (delta) => deps.log.warn({ deltaMs: Math.round(delta) }, 'wall clock stepped; schedule re-anchored'),
@@ -237,6 +238,10 @@ export class Reactor extends EventEmitter {
   private async runOne(sid: number, dueMs: number, key: string): Promise<void> {
     let outcome: RunOutcome = 'error';
     const { config, metrics, log } = this.deps;
+    // A run starts when it leaves the queue for a slot: the claim is its
+    // first step. Lag is observed only for runs this daemon claims, so a
+    // run lost to another daemon is not counted twice.
+    const startedAtMs = Date.now();
     try {
       const claim = await claimRun(this.deps.pool, {
         sid, dueMs, workerId: config.workerId, leaseMs: config.claimLeaseMs, minGapMs: config.minRunGapMs,
@@ -245,7 +250,7 @@ export class Reactor extends EventEmitter {
       if (claim.outcome === 'claimed') {
         this.claimed.set(claim.runId, key);
         try {
-          outcome = await this.execute(sid, dueMs, claim);
+          outcome = await this.execute(sid, dueMs, startedAtMs, claim);
         } finally {
           this.claimed.delete(claim.runId);
         }
@@ -275,15 +280,17 @@ export class Reactor extends EventEmitter {
   private async execute(
     sid: number,
     dueMs: number,
+    startedAtMs: number,
     claim: { runId: number; attempts: number; userId: string; missionId: string; record: Record<string, unknown> },
   ): Promise<RunOutcome> {
     const { config, metrics } = this.deps;
     const log = this.deps.log.child({ userId: claim.userId, missionId: claim.missionId });
-    const startedAt = new Date();
-    metrics.dueLag.observe(Math.max(0, startedAt.getTime() - dueMs) / 1000);
+    const startedAt = new Date(startedAtMs);
+    const lagMs = Math.max(0, startedAtMs - dueMs);
+    metrics.dueLag.observe(lagMs / 1000);
     const title = typeof claim.record['title'] === 'string' ? claim.record['title'] : '';
-    this.emit('run-started', { sid, dueMs, userId: claim.userId, missionId: claim.missionId, title });
-    log.info({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, lagMs: startedAt.getTime() - dueMs }, 'run started');
+    this.emit('run-started', { sid, dueMs, startedAtMs, lagMs, userId: claim.userId, missionId: claim.missionId, title });
+    log.info({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, lagMs, claimMs: Date.now() - startedAtMs }, 'run started');
 
     const read = readMission(claim.record);
     if (!read.ok) {
