@@ -10,10 +10,14 @@ import type { Config } from './config.js';
 import { migrate } from './db/migrate.js';
 import { createDb, createPool, type Db } from './db/pool.js';
 import { createHttpServer } from './http/server.js';
+import { auditRoutes } from './http/audit-routes.js';
 import { coreRoutes } from './http/routes.js';
+import { createUserTokenVerifier } from './http/user-token.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { LlmClient } from './planner/llm-client.js';
+import { loadPrivateKey, reportPrivateKey } from './grants/private-key.js';
+import { encryptedResolver, ENCRYPTED_MODULES } from './planner/resolvers/encrypted.js';
 import { goalsResolver } from './planner/resolvers/goals.js';
 import { ResolverRegistry } from './planner/resolvers/registry.js';
 import { assertToolsMatchPolicy } from './planner/tools.js';
@@ -72,9 +76,11 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     },
     onRequest: (seconds, outcome) => metrics.plannerRequestDuration.observe({ outcome }, seconds),
   });
+  const privateKey = reportPrivateKey(await loadPrivateKey(config.privateKeyPem), log);
   const resolvers = new ResolverRegistry().register('goals', goalsResolver);
+  for (const m of ENCRYPTED_MODULES) resolvers.register(m.modules, encryptedResolver(m), { encrypted: true });
 
-  const reactor = config.tickEnabled ? new Reactor({ pool, db, config, log, metrics, llm, resolvers }) : null;
+  const reactor = config.tickEnabled ? new Reactor({ pool, db, config, log, metrics, llm, resolvers, privateKey }) : null;
   if (!reactor) log.info('TICK_ENABLED=false: serving HTTP only, no missions are run');
 
   // Event-loop delay is read at scrape time and reset, so each scrape sees its own window.
@@ -87,6 +93,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const http = createHttpServer({
     routes: [
       ...coreRoutes({ version: VERSION, metrics, pool, reactor, dbHealthy: () => dbHealthy }),
+      ...auditRoutes({
+        db,
+        verifyUserToken: config.authUrl ? createUserTokenVerifier({ authUrl: config.authUrl, issuer: config.jwtIssuer, audience: config.jwtAudience }) : null,
+      }),
     ],
     metrics,
     log,

@@ -71,7 +71,8 @@ export interface SnapshotErrorsTable {
 }
 
 export interface DecryptAuditTable {
-  id: Generated<number>;
+  /** bigserial: pg returns it as a string */
+  id: Generated<string>;
   user_id: string;
   mission_id: string;
   iteration_id: string | null;

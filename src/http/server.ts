@@ -1,6 +1,6 @@
 // The HTTP edge: /health, /metrics, the operator endpoints under
-// /internal/* (service key) and, with the key-grant issue, the user's audit
-// API. No framework: a route table, JSON errors, 404/405, a body cap.
+// /internal/* (service key) and the user's audit API (user JWT, checked by
+// its handler). No framework: a route table, JSON errors, 404/405, a body cap.
 // Never logs a header value.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

@@ -3,7 +3,9 @@
 // throws for a failure the user should see (those become a `failed`
 // iteration with a German summary). No database writes here.
 
+import type { webcrypto } from 'node:crypto';
 import type { Db } from '../db/pool.js';
+import { unwrapGrant, type UsableGrant } from '../grants/unwrap.js';
 import type { Logger } from '../log.js';
 import type { Mission } from '../mission/mission.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -20,6 +22,8 @@ export interface PlanDeps {
   resolvers: ResolverRegistry;
   metrics: Metrics;
   log: Logger;
+  /** The runner's RSA key for mission grants; null = grants disabled. */
+  privateKey: webcrypto.CryptoKey | null;
 }
 
 export async function planMission(
@@ -29,7 +33,7 @@ export async function planMission(
   signal: AbortSignal,
 ): Promise<{ iteration: Iteration; failure: string | null }> {
   const log = deps.log.child({ userId: run.userId, missionId: run.missionId, iterationId: run.iterationId });
-  const inputs = await deps.resolvers.resolveAll({ db: deps.db, userId: run.userId, missionId: run.missionId, log }, mission.inputs);
+  const inputs = await resolveInputs(deps, run, mission, log);
   const messages = buildMessages(mission, inputs, TOOLS, run.startedAt);
   log.debug({ prompt: messages }, 'prompt built');
   const started = run.startedAt.toISOString();
@@ -51,4 +55,35 @@ export async function planMission(
   }
   deps.metrics.plansProduced.inc();
   return { iteration: planIteration(run.iterationId, started, new Date().toISOString(), parsed.plan), failure: null };
+}
+
+/**
+ * Unwraps the mission's grant only when it links encrypted inputs, resolves
+ * every input, and drops the grant's key when done: it lives for this one
+ * run and is never cached. A grant that cannot be used is counted and the
+ * mission is planned with its plaintext inputs.
+ */
+async function resolveInputs(
+  deps: PlanDeps,
+  run: { userId: string; missionId: string; iterationId: string },
+  mission: Mission,
+  log: Logger,
+) {
+  let grant: UsableGrant | null = null;
+  try {
+    if (mission.grant !== undefined && mission.grant !== null && deps.resolvers.needsGrant(mission.inputs)) {
+      const unwrapped = await unwrapGrant(deps.privateKey, mission.grant, { missionId: run.missionId, nowMs: Date.now() });
+      if (unwrapped.ok) grant = unwrapped.grant;
+      else {
+        deps.metrics.grantSkips.inc({ reason: unwrapped.reason });
+        log.warn({ reason: unwrapped.reason }, 'mission grant not usable; planning without encrypted inputs');
+      }
+    }
+    return await deps.resolvers.resolveAll(
+      { db: deps.db, userId: run.userId, missionId: run.missionId, iterationId: run.iterationId, log, metrics: deps.metrics, grant },
+      mission.inputs,
+    );
+  } finally {
+    grant = null;
+  }
 }

@@ -8,6 +8,7 @@
 // notification older than what it knows for a mission is ignored, and the
 // claim re-checks the snapshot in the database anyway.
 
+import type { webcrypto } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Config } from '../config.js';
@@ -54,6 +55,8 @@ export interface ReactorDeps {
   metrics: Metrics;
   llm: LlmClient;
   resolvers: ResolverRegistry;
+  /** The runner's RSA key for mission grants; null = grants disabled. */
+  privateKey: webcrypto.CryptoKey | null;
   clock?: WheelClock;
 }
 
@@ -309,7 +312,7 @@ export class Reactor extends EventEmitter {
       failure = 'too-many-attempts';
     } else {
       ({ iteration, failure } = await planMission(
-        { db: this.deps.db, llm: this.deps.llm, resolvers: this.deps.resolvers, metrics, log },
+        { db: this.deps.db, llm: this.deps.llm, resolvers: this.deps.resolvers, metrics, log, privateKey: this.deps.privateKey },
         { userId: claim.userId, missionId: claim.missionId, iterationId, startedAt },
         mission,
         this.abort.signal,

@@ -1,9 +1,13 @@
 // Resolvers turn a mission input {module, table, id} into text for the
 // prompt. A module without a resolver is skipped; a resolver that fails
-// drops only its input (CONTRACT.md section 7).
+// drops only its input (CONTRACT.md section 7). The registry also knows
+// which modules are encrypted, so the planner unwraps a grant only when a
+// mission links something that needs it.
 
 import type { Db } from '../../db/pool.js';
+import type { UsableGrant } from '../../grants/unwrap.js';
 import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics/metrics.js';
 import type { MissionInput } from '../../mission/mission.js';
 import type { ResolvedInput } from '../prompt.js';
 
@@ -11,18 +15,21 @@ export interface ResolveContext {
   db: Db;
   userId: string;
   missionId: string;
+  /** The iteration this run will write; recorded in the decrypt audit. */
+  iterationId: string | null;
   log: Logger;
-  /** Set by the key-grant issue when the mission carries a usable grant. */
-  grant?: unknown;
+  metrics: Metrics;
+  /** The unwrapped grant of this run, or null (no grant, or it could not be used). */
+  grant: UsableGrant | null;
 }
 
 export type Resolver = (ctx: ResolveContext, input: MissionInput) => Promise<string | null>;
 
 export class ResolverRegistry {
-  private readonly byModule = new Map<string, Resolver>();
+  private readonly byModule = new Map<string, { resolver: Resolver; encrypted: boolean }>();
 
-  register(modules: string | string[], resolver: Resolver): this {
-    for (const m of Array.isArray(modules) ? modules : [modules]) this.byModule.set(m, resolver);
+  register(modules: string | string[], resolver: Resolver, opts: { encrypted?: boolean } = {}): this {
+    for (const m of Array.isArray(modules) ? modules : [modules]) this.byModule.set(m, { resolver, encrypted: opts.encrypted === true });
     return this;
   }
 
@@ -30,16 +37,21 @@ export class ResolverRegistry {
     return this.byModule.has(module);
   }
 
+  /** True when one of the inputs is read by an encrypted resolver. */
+  needsGrant(inputs: readonly MissionInput[]): boolean {
+    return inputs.some((i) => this.byModule.get(i.module)?.encrypted === true);
+  }
+
   async resolveAll(ctx: ResolveContext, inputs: readonly MissionInput[]): Promise<ResolvedInput[]> {
     const out: ResolvedInput[] = [];
     for (const input of inputs) {
-      const resolver = this.byModule.get(input.module);
-      if (!resolver) continue;
+      const entry = this.byModule.get(input.module);
+      if (!entry) continue;
       try {
-        const text = await resolver(ctx, input);
+        const text = await entry.resolver(ctx, input);
         if (text !== null && text.length > 0) out.push({ module: input.module, table: input.table, id: input.id, text });
       } catch (error) {
-        ctx.log.warn({ userId: ctx.userId, missionId: ctx.missionId, module: input.module, err: (error as Error).message }, 'input resolver failed; input dropped');
+        ctx.log.warn({ userId: ctx.userId, missionId: ctx.missionId, module: input.module, table: input.table, recordId: input.id, err: (error as Error).message }, 'input resolver failed; input dropped');
       }
     }
     return out;

@@ -1,0 +1,59 @@
+// Opens one `enc:1:<base64 iv>.<base64 ciphertext+tag>` value (AES-256-GCM,
+// 12-byte IV, Web Crypto layout, plaintext = JSON of the original value).
+// Values without the prefix are plaintext and pass through untouched. A
+// failure is a short reason for the audit row, never the value itself.
+
+import { webcrypto } from 'node:crypto';
+import { decodeBase64Strict } from './base64.js';
+
+export const ENC_PREFIX = 'enc:1:';
+
+export type DecryptFailure = 'ciphertext-malformed' | 'ciphertext-tampered-or-wrong-key' | 'plaintext-not-json';
+export type DecryptResult = { ok: true; value: unknown } | { ok: false; reason: DecryptFailure };
+
+export const isEncrypted = (value: unknown): value is string => typeof value === 'string' && value.startsWith(ENC_PREFIX);
+
+export async function decryptValue(key: webcrypto.CryptoKey, value: string): Promise<DecryptResult> {
+  const body = value.slice(ENC_PREFIX.length);
+  const dot = body.indexOf('.');
+  if (dot < 0) return { ok: false, reason: 'ciphertext-malformed' };
+  const iv = decodeBase64Strict(body.slice(0, dot));
+  const data = decodeBase64Strict(body.slice(dot + 1));
+  if (!iv || iv.byteLength !== 12 || !data || data.byteLength < 16) return { ok: false, reason: 'ciphertext-malformed' };
+  let plain: Uint8Array;
+  try {
+    plain = new Uint8Array(await webcrypto.subtle.decrypt({ name: 'AES-GCM', iv }, key, data));
+  } catch {
+    return { ok: false, reason: 'ciphertext-tampered-or-wrong-key' };
+  }
+  try {
+    return { ok: true, value: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(plain)) };
+  } catch {
+    return { ok: false, reason: 'plaintext-not-json' };
+  } finally {
+    plain.fill(0);
+  }
+}
+
+/**
+ * Decrypts every `enc:1:` field of a record. All or nothing: one field that
+ * does not open fails the record, so the planner never sees half of it.
+ */
+export async function decryptRecord(
+  key: webcrypto.CryptoKey,
+  record: Record<string, unknown>,
+): Promise<{ ok: true; record: Record<string, unknown>; fields: number } | { ok: false; reason: DecryptFailure; field: string }> {
+  const out: Record<string, unknown> = {};
+  let fields = 0;
+  for (const [name, value] of Object.entries(record)) {
+    if (!isEncrypted(value)) {
+      out[name] = value;
+      continue;
+    }
+    const r = await decryptValue(key, value);
+    if (!r.ok) return { ok: false, reason: r.reason, field: name };
+    out[name] = r.value;
+    fields++;
+  }
+  return { ok: true, record: out, fields };
+}

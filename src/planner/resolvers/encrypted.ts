@@ -1,0 +1,89 @@
+// Resolvers for the encrypted modules (CONTRACT.md section 7): notes,
+// tasks/todo, calendar, journal, kontext. The order of checks is the
+// contract's and must not change:
+//   1. no usable grant        -> no input, no audit row;
+//   2. `<table>:<id>` not in the grant's recordIds
+//                             -> nothing read, nothing decrypted, a
+//                                `scope-violation` row and its counter;
+//   3. a field does not open  -> `failed` row with a short reason;
+//   4. all fields open        -> `ok` row, decrypts counted by fields.
+// Read and audit happen in one transaction scoped to the user. Decrypted
+// text leaves this module only as the formatted prompt line; it is never
+// logged, not even at debug level here.
+
+import { withUserScope } from '../../db/scoped.js';
+import { insertDecryptAudit } from '../../db/sql/insert-decrypt-audit.js';
+import { readRecord } from '../../db/sql/read-record.js';
+import { decryptRecord } from '../../grants/decrypt.js';
+import { isDeleted } from '../../merge/derive.js';
+import type { MissionInput } from '../../mission/mission.js';
+import type { Resolver, ResolveContext } from './registry.js';
+
+export interface EncryptedModule {
+  modules: string[];
+  appId: string;
+  format(record: Record<string, unknown>): string | null;
+}
+
+const text = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : '');
+const cut = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}…` : s);
+
+/** The contract's table: app ids and what the planner sees. */
+export const ENCRYPTED_MODULES: readonly EncryptedModule[] = [
+  {
+    modules: ['notes'],
+    appId: 'notes',
+    format: (r) => `${text(r['title']) || '(ohne Titel)'}; ${cut(text(r['content']), 500)}`,
+  },
+  {
+    modules: ['tasks', 'todo'],
+    appId: 'todo',
+    format: (r) => {
+      const desc = text(r['description']);
+      const due = text(r['dueDate']);
+      return `[${text(r['status']) || '?'}] ${text(r['title']) || '(ohne Titel)'}${desc ? ` — ${desc}` : ''}${due ? ` (due: ${due})` : ''}`;
+    },
+  },
+  {
+    modules: ['calendar'],
+    appId: 'calendar',
+    format: (r) => {
+      const loc = text(r['location']);
+      return `${text(r['title']) || '(ohne Titel)'} @ ${text(r['startDate']) || '?'}${loc ? ` in ${loc}` : ''}`;
+    },
+  },
+  { modules: ['journal'], appId: 'journal', format: (r) => text(r['content']) || null },
+  { modules: ['kontext'], appId: 'kontext', format: (r) => cut(text(r['content']), 1500) || null },
+];
+
+export const scopeKey = (input: MissionInput) => `${input.table}:${input.id}`;
+
+export function encryptedResolver(m: EncryptedModule): Resolver {
+  return async (ctx: ResolveContext, input: MissionInput) => {
+    const grant = ctx.grant;
+    if (!grant) return null;
+    const audit = { userId: ctx.userId, missionId: ctx.missionId, iterationId: ctx.iterationId, tableName: input.table, recordId: input.id };
+
+    if (!grant.recordIds.has(scopeKey(input))) {
+      await withUserScope(ctx.db, ctx.userId, (trx) => insertDecryptAudit(trx, { ...audit, status: 'scope-violation', reason: 'record-not-in-grant-allowlist' }));
+      ctx.metrics.grantScopeViolations.inc({ table: input.table });
+      ctx.log.warn({ module: input.module, table: input.table, recordId: input.id }, 'mission input outside its grant; not read, not decrypted');
+      return null;
+    }
+
+    return withUserScope(ctx.db, ctx.userId, async (trx) => {
+      const merged = await readRecord(trx, { userId: ctx.userId, appId: m.appId, tableName: input.table, recordId: input.id });
+      // Nothing to decrypt, so no decrypt attempt and no audit row.
+      if (!merged || isDeleted(merged.record)) return null;
+      const opened = await decryptRecord(grant.key, merged.record);
+      if (!opened.ok) {
+        await insertDecryptAudit(trx, { ...audit, status: 'failed', reason: opened.reason });
+        ctx.log.warn({ table: input.table, recordId: input.id, field: opened.field, reason: opened.reason }, 'encrypted input could not be decrypted; input dropped');
+        return null;
+      }
+      await insertDecryptAudit(trx, { ...audit, status: 'ok', reason: null });
+      if (opened.fields > 0) ctx.metrics.decrypts.inc({ table: input.table }, opened.fields);
+      return m.format(opened.record);
+    });
+  };
+}
