@@ -4,9 +4,11 @@
 // removed when the run ends, fails or is interrupted.
 
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { startEmbeddedPostgres, type EmbeddedServer } from './lib/embedded-pg.js';
+import { scanForLeaks } from './lib/log-leak-scan.js';
 
 function findTests(dir: string): string[] {
   const out: string[] = [];
@@ -38,12 +40,27 @@ if (process.env['TEST_DATABASE_URL']) {
   console.log(`tests: embedded PostgreSQL on port ${server.port}`);
 }
 
+// Every test daemon's log lines and every secret a test made land here; the
+// scan after the run fails the suite if any log line holds any secret.
+const logDir = mkdtempSync(join(tmpdir(), 'mana-ai-test-logs-'));
+env['MANA_AI_TEST_LOG_DIR'] = logDir;
+
 let child: ReturnType<typeof spawn> | undefined;
 let exiting = false;
-async function finish(code: number): Promise<never> {
+async function finish(code: number, scan = false): Promise<never> {
   if (!exiting) {
     exiting = true;
     await server?.stop();
+    if (scan) {
+      const r = scanForLeaks(logDir);
+      if (r.leaks.length > 0) {
+        for (const l of r.leaks) console.error(`log leak: a ${l.kind} appears in ${l.file}`);
+        code = code || 1;
+      } else {
+        console.log(`log leak scan: ${r.lines} daemon log lines, ${r.secrets} registered secrets, no secret in any line`);
+      }
+    }
+    rmSync(logDir, { recursive: true, force: true });
   }
   process.exit(code);
 }
@@ -59,4 +76,4 @@ child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrenc
   env,
   stdio: 'inherit',
 });
-child.on('exit', (code, signal) => void finish(code ?? (signal ? 1 : 0)));
+child.on('exit', (code, signal) => void finish(code ?? (signal ? 1 : 0), true));

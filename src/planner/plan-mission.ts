@@ -35,7 +35,11 @@ export async function planMission(
   const log = deps.log.child({ userId: run.userId, missionId: run.missionId, iterationId: run.iterationId });
   const inputs = await resolveInputs(deps, run, mission, log);
   const messages = buildMessages(mission, inputs, TOOLS, run.startedAt);
-  log.debug({ prompt: messages }, 'prompt built');
+  // Prompts and answers are user content, so debug level only; with
+  // decrypted inputs not even that (the answer may quote them).
+  const sensitive = inputs.some((i) => i.sensitive === true);
+  if (sensitive) log.debug({ promptChars: messages.reduce((n, m) => n + m.content.length, 0), inputs: inputs.map((i) => `${i.module}/${i.table}/${i.id}`) }, 'prompt built (content not logged: decrypted inputs)');
+  else log.debug({ prompt: messages }, 'prompt built');
   const started = run.startedAt.toISOString();
   let answer: string;
   try {
@@ -46,7 +50,8 @@ export async function planMission(
     log.warn({ reason, err: (error as Error).message }, 'planner request failed after retries');
     return { iteration: failedIteration(run.iterationId, started, new Date().toISOString(), reason), failure: reason };
   }
-  log.debug({ answer }, 'planner answered');
+  if (sensitive) log.debug({ answerChars: answer.length }, 'planner answered (content not logged: decrypted inputs)');
+  else log.debug({ answer }, 'planner answered');
   const parsed = parsePlan(answer, TOOL_NAMES);
   if (!parsed.ok) {
     deps.metrics.parseFailures.inc();

@@ -12,6 +12,8 @@ export interface ResolvedInput {
   id: string;
   /** Already formatted, plain text; may contain anything a user wrote. */
   text: string;
+  /** Decrypted under a grant: never logged, at any level. */
+  sensitive?: boolean;
 }
 
 export interface ChatMessage {

@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/config.js';
 import { startDaemon, type Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/log.js';
 import type { RunEvent } from '../../src/reactor/reactor.js';
+import { captureLogLine } from './log-capture.js';
 
 export const SERVICE_KEY = 'test-service-key-0123456789';
 
@@ -21,6 +22,7 @@ export async function startTestDaemon(databaseUrl: string, llmUrl: string, env: 
   const sink = new Writable({
     write(chunk, _enc, cb) {
       logs.push(String(chunk));
+      captureLogLine(String(chunk));
       cb();
     },
   });

@@ -49,7 +49,7 @@ export class ResolverRegistry {
       if (!entry) continue;
       try {
         const text = await entry.resolver(ctx, input);
-        if (text !== null && text.length > 0) out.push({ module: input.module, table: input.table, id: input.id, text });
+        if (text !== null && text.length > 0) out.push({ module: input.module, table: input.table, id: input.id, text, sensitive: entry.encrypted });
       } catch (error) {
         ctx.log.warn({ userId: ctx.userId, missionId: ctx.missionId, module: input.module, table: input.table, recordId: input.id, err: (error as Error).message }, 'input resolver failed; input dropped');
       }
