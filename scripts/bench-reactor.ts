@@ -4,7 +4,7 @@
 //  at 40 and at 100 runs/s;
 //  notification-to-rescheduled latency p50/p99; queries per minute while
 //  idle; cold start from 100k snapshots to fully scheduled.
-// Usage: npm run bench:reactor [-- --only wheel,rss,lag,notify,idle,cold]
+// Usage: npm run bench:reactor [-- --only wheel,rss,lag,notify,idle,cold] [-- --quick]
 //        (BENCH_DATABASE_URL to use a server of yours)
 
 import { execFileSync } from 'node:child_process';
@@ -19,13 +19,25 @@ import type { RunEvent } from '../src/reactor/reactor.js';
 import { TimerWheel } from '../src/reactor/timer-wheel.js';
 import { machine, openBenchDatabase, percentile } from './lib/bench-db.js';
 
-const { values: args } = parseArgs({ options: { only: { type: 'string' }, help: { type: 'boolean' } } });
+const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false }, help: { type: 'boolean' } } });
 if (args.help) {
-  console.log('npm run bench:reactor [-- --only wheel,rss,lag,notify,idle,cold]   prints the reactor figures of docs/performance.md');
+  console.log(`usage: npm run bench:reactor -- [--only wheel,rss,lag,notify,idle,cold] [--quick]
+
+Prints the reactor figures of docs/performance.md. Starts an embedded
+PostgreSQL, or creates a scratch database on BENCH_DATABASE_URL's server
+(dropped at the end).
+  --only LIST   run only these sections
+  --quick       smaller sizes, no rss/idle (about 20 s; for smoke runs,
+                not for docs/performance.md)`);
   process.exit(0);
 }
-const LAG_SPACINGS = [25, 10];
-const only = new Set((args.only ?? 'wheel,rss,lag,notify,idle,cold').split(','));
+const Q = args.quick;
+const LAG_SPACINGS = Q ? [25] : [25, 10];
+const LAG_N = Q ? 200 : 1000;
+const WHEEL_N = Q ? 100_000 : 1_000_000;
+const NOTIFY_N = Q ? 100 : 500;
+const COLD_N = Q ? 10_000 : 100_000;
+const only = new Set((args.only ?? (Q ? 'wheel,lag,notify,cold' : 'wheel,rss,lag,notify,idle,cold')).split(','));
 
 const out: string[] = [];
 const report = (line: string) => {
@@ -37,7 +49,7 @@ report(`bench-reactor: ${machine()}`);
 // 1. wheel operations
 if (only.has('wheel')) {
   const wheel = new TimerWheel<number>({ onFire: () => {} });
-  const N = 1_000_000;
+  const N = WHEEL_N;
   const now = Date.now();
   let t = performance.now();
   for (let i = 0; i < N; i++) wheel.schedule(i, now + 1000 + ((i * 7919) % 86_400_000), undefined);
@@ -49,7 +61,7 @@ if (only.has('wheel')) {
   for (let i = 0; i < N; i++) wheel.cancel(i);
   const cancel = N / ((performance.now() - t) / 1000);
   wheel.close();
-  report(`  wheel: schedule ${(sched / 1e6).toFixed(2)} M ops/s, reschedule ${(resched / 1e6).toFixed(2)} M ops/s, cancel ${(cancel / 1e6).toFixed(2)} M ops/s (1M keys)`);
+  report(`  wheel: schedule ${(sched / 1e6).toFixed(2)} M ops/s, reschedule ${(resched / 1e6).toFixed(2)} M ops/s, cancel ${(cancel / 1e6).toFixed(2)} M ops/s (${N.toLocaleString('en')} keys)`);
 }
 
 // 2. memory, on the built JavaScript (what `npm start` and the image run)
@@ -116,27 +128,27 @@ try {
       onFinished = (e) => {
         if (!startedAt.has(e.sid)) return;
         durations.push(Date.now() - startedAt.get(e.sid)!);
-        if (durations.length >= 1000) resolve();
+        if (durations.length >= LAG_N) resolve();
       };
     });
     daemon.reactor!.on('fired', onFired).on('run-started', onStarted).on('run-finished', onFinished);
     // Autovacuum after the insert would otherwise run inside the window and
     // measure the database's housekeeping; do it before the first due time.
-    await insertMissions(prefix, 1000, Date.now() + 6000, spacing);
+    await insertMissions(prefix, LAG_N, Date.now() + 6000, spacing);
     await db.pool.query('VACUUM ANALYZE sync_changes, mana_ai.mission_snapshots, mana_ai.mission_runs');
     const loop = monitorEventLoopDelay({ resolution: 5 });
     loop.enable();
     await done;
     loop.disable();
     daemon.reactor!.off('fired', onFired).off('run-started', onStarted).off('run-finished', onFinished);
-    report(`  due lag over 1,000 missions, one every ${spacing} ms: p50 ${percentile(lags, 50)} ms, p99 ${percentile(lags, 99)} ms, max ${Math.max(...lags)} ms${spacing === LAG_SPACINGS[0] ? ' (target p99 <= 25 ms)' : ''}`);
+    report(`  due lag over ${LAG_N.toLocaleString('en')} missions, one every ${spacing} ms: p50 ${percentile(lags, 50)} ms, p99 ${percentile(lags, 99)} ms, max ${Math.max(...lags)} ms${spacing === LAG_SPACINGS[0] ? ' (target p99 <= 25 ms)' : ''}`);
     report(`    of which the wheel firing p50 ${percentile(fireLags, 50)} / p99 ${percentile(fireLags, 99)} ms; run (claim to write-back, stub LLM) p50 ${percentile(durations, 50)} / p99 ${percentile(durations, 99)} ms; event-loop delay p99 ${(loop.percentile(99) / 1e6).toFixed(0)} / max ${(loop.max / 1e6).toFixed(0)} ms`);
   }
 
   // 4. notification -> rescheduled
   if (only.has('notify')) {
-  await insertMissions('ntf-', 500, Date.now() + 86_400_000, 1000);
-  const { rows } = await db.pool.query(`SELECT sid, user_id, mission_id FROM mana_ai.mission_snapshots WHERE mission_id LIKE 'ntf-%' LIMIT 500`);
+  await insertMissions('ntf-', NOTIFY_N, Date.now() + 86_400_000, 1000);
+  const { rows } = await db.pool.query(`SELECT sid, user_id, mission_id FROM mana_ai.mission_snapshots WHERE mission_id LIKE 'ntf-%' LIMIT $1`, [NOTIFY_N]);
   const latencies: number[] = [];
   const client = await db.pool.connect();
   for (const [i, r] of rows.entries()) {
@@ -194,11 +206,11 @@ try {
 
 // 6. cold start from 100k snapshots
 if (only.has('cold')) {
-await insertMissions('cold-', 100_000, Date.now() + 86_400_000, 100);
+await insertMissions('cold-', COLD_N, Date.now() + 86_400_000, 100);
 const t = performance.now();
 const cold = await start('bench-cold');
 const coldMs = performance.now() - t;
-report(`  cold start with ${cold.reactor!.wheel.size.toLocaleString('en')} missions: ${(coldMs / 1000).toFixed(2)} s to fully scheduled (migrations checked, LISTEN, load, wheel) (target <= 3 s)`);
+report(`  cold start with ${cold.reactor!.wheel.size.toLocaleString('en')} missions: ${(coldMs / 1000).toFixed(2)} s to fully scheduled (migrations checked, LISTEN, load, wheel) ${Q ? '' : ' (target <= 3 s)'}`);
 await cold.stop();
 }
 stub.close();

@@ -9,7 +9,17 @@ import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { machine, median, openBenchDatabase } from './lib/bench-db.js';
 
-const { values } = parseArgs({ options: { rows: { type: 'string', default: '20000' }, rounds: { type: 'string', default: '7' } } });
+const { values } = parseArgs({ options: { rows: { type: 'string', default: '20000' }, rounds: { type: 'string', default: '7' }, help: { type: 'boolean', default: false } } });
+if (values.help) {
+  console.log(`usage: npm run bench:trigger -- [--rows N] [--rounds R]
+
+Prints what the snapshot trigger costs mana-sync's inserts (docs/performance.md).
+Starts an embedded PostgreSQL, or creates a scratch database on
+BENCH_DATABASE_URL's server (dropped at the end).
+  --rows N     rows per round (default 20000)
+  --rounds R   alternating rounds, medians reported (default 7)`);
+  process.exit(0);
+}
 const ROWS = Number(values.rows);
 const ROUNDS = Number(values.rounds);
 
