@@ -1,0 +1,88 @@
+// The README's first command and the operator scripts, run as a user runs
+// them (child processes, a real terminal's Ctrl-C = SIGINT to the whole
+// process group): the demo plans its due-at-once mission, Ctrl-C leaves no
+// process and no directory; with --keep, inspect, backfill and bench work
+// against the database it leaves running. Every script answers --help.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { it } from 'node:test';
+import pg from 'pg';
+import { ctrlC, processesMentioning, startDemo } from '../scripts/lib/demo-process.js';
+
+const node = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, ['--import', 'tsx', ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
+
+it('npm run demo: plans the due-at-once mission; Ctrl-C leaves no process and no temporary directory', async () => {
+  const demo = startDemo([]);
+  const [, dir] = await demo.waitFor(/data in ([^)]+)\)/);
+  assert.ok(existsSync(dir!), 'the data directory exists while running');
+  await demo.waitFor(/built-in LLM stand-in/);
+  await demo.waitFor(/run planned Sofort fällig .*„Vorschlag/);
+  ctrlC(demo);
+  assert.equal(await demo.exited, 0, demo.lines.join('\n'));
+  assert.ok(demo.lines.some((l) => l.includes('temporary data removed')));
+  assert.equal(existsSync(dir!), false, 'no temporary directory left');
+  assert.deepEqual(processesMentioning(dir!), [], 'no process left');
+  assert.ok(!demo.lines.some((l) => /run \w+ +Pausiert/.test(l)), 'the paused mission never ran');
+  assert.ok(demo.lines.some((l) => /scheduled +Pausiert +next run never/.test(l)), 'the paused mission is known, with no next run');
+});
+
+it('npm run demo -- --keep: inspect, backfill and bench work against the database it leaves running; Ctrl-C again cleans up', async () => {
+  const demo = startDemo(['--keep']);
+  const [, dir] = await demo.waitFor(/data in ([^)]+)\)/);
+  await demo.waitFor(/run planned Sofort fällig/);
+  ctrlC(demo);
+  const [, url] = await demo.waitFor(/Postgres left running: (\S+)/);
+  try {
+    // inspect, as JSON and as a table, all users and one
+    const json = node(['src/cli/inspect.ts', '--json', '--url', url!]);
+    assert.equal(json.status, 0, json.stderr);
+    const missions = (JSON.parse(json.stdout) as { missions: { missionId: string; state: string; lastRunStatus: string | null; nextRunAt: string | null }[] }).missions;
+    const byId = new Map(missions.map((m) => [m.missionId, m]));
+    assert.deepEqual([...byId.keys()].sort(), ['demo-daily', 'demo-minute', 'demo-now', 'demo-paused']);
+    assert.equal(byId.get('demo-now')!.lastRunStatus, 'done');
+    assert.ok(Date.parse(byId.get('demo-now')!.nextRunAt!) > Date.now() + 30 * 60_000, 'rescheduled an hour ahead');
+    assert.equal(byId.get('demo-paused')!.state, 'paused');
+    assert.equal(byId.get('demo-paused')!.lastRunStatus, null);
+    const table = node(['src/cli/inspect.ts', '--user', 'demo-user'], { SYNC_DATABASE_URL: url! });
+    assert.equal(table.status, 0, table.stderr);
+    assert.match(table.stdout, /^user +mission +title/m);
+    assert.match(table.stdout, /demo-user +demo-now +Sofort fällig +active +interval .* done /);
+    assert.match(table.stdout, /4 mission\(s\)/);
+    assert.match(node(['src/cli/inspect.ts', '--user', 'nobody', '--url', url!]).stdout, /no missions for user nobody/);
+
+    // backfill converges to the trigger's snapshots: nothing changes
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    const snap = async () => (await c.query(`SELECT mission_id, version, record, next_run_at FROM mana_ai.mission_snapshots ORDER BY mission_id`)).rows;
+    const before = await snap();
+    const backfill = node(['src/cli/backfill.ts', '--quiet', '--restart'], { SYNC_DATABASE_URL: url! });
+    assert.equal(backfill.status, 0, backfill.stderr);
+    assert.deepEqual(await snap(), before);
+    await c.end();
+
+    // bench, quick sizes, on the demo's server (in a scratch database it drops)
+    const bench = node(['scripts/bench.ts', '--quick', '--url', url!]);
+    assert.equal(bench.status, 0, bench.stdout + bench.stderr);
+    assert.match(bench.stdout, /== summary ==/);
+    assert.match(bench.stdout, /trigger: throughput ratio with\/without +: \d/);
+    assert.match(bench.stdout, /reactor: due lag over 200 missions, one every 25 ms: p50 \d+ ms, p99 \d+ ms/);
+  } finally {
+    ctrlC(demo);
+    await demo.exited;
+  }
+  assert.equal(existsSync(dir!), false, 'no temporary directory left');
+  assert.deepEqual(processesMentioning(dir!), [], 'no process left');
+});
+
+it('every operator script answers --help with its usage', () => {
+  for (const script of ['scripts/demo.ts', 'src/cli/inspect.ts', 'src/cli/backfill.ts', 'scripts/bench.ts', 'scripts/bench-trigger.ts', 'scripts/bench-reactor.ts']) {
+    const r = node([script, '--help']);
+    assert.equal(r.status, 0, `${script}: ${r.stderr}`);
+    assert.match(r.stdout, /^usage: npm run /, script);
+  }
+  const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> };
+  for (const name of ['demo', 'inspect', 'backfill', 'bench', 'bench:trigger', 'bench:reactor']) assert.ok(pkg.scripts[name], `npm run ${name} exists`);
+});
