@@ -156,6 +156,18 @@ describe('reactor', () => {
     assert.equal(daemon.events.filter((e) => e.missionId === 'weird').length, 1);
   });
 
+  it('counts a mission change the trigger could not fold as it happens (NOTIFY, no polling)', async () => {
+    const seen = new Promise<number | null>((resolve) => daemon.reactor!.once('snapshot-error', resolve));
+    await pushChange(db.pool, { userId: 'u6', recordId: 'not-an-object', op: 'insert', data: ['a', 'list'] });
+    const errorId = await seen;
+    const row = await db.pool.query(`SELECT id::int AS id, record_id, error FROM mana_ai.snapshot_errors WHERE record_id = 'not-an-object'`);
+    assert.equal(row.rowCount, 1, 'the insert committed and the error was recorded');
+    assert.equal(errorId, row.rows[0].id, 'the notification names the error row');
+    const metrics = await fetch(`http://127.0.0.1:${daemon.port}/metrics`).then((r) => r.text());
+    assert.match(metrics, /mana_ai_snapshot_errors_total\{service="mana-ai"\} 1\b/);
+    assert.ok(daemon.logs.some((l) => l.includes('could not fold a mission change') && l.includes(`"snapshotErrorId":${errorId}`)));
+  });
+
   it('serves the HTTP surface: health, metrics, tick and missions behind the service key, JSON errors', async () => {
     const base = `http://127.0.0.1:${daemon.port}`;
     const health = await fetch(`${base}/health`);

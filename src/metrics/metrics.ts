@@ -28,6 +28,7 @@ export interface Metrics {
   claims: Counter<'outcome'>;
   llmRetries: Counter<'reason'>;
   missionsSkipped: Counter<'reason'>;
+  snapshotErrors: Counter;
   eventLoopDelay: Gauge<'quantile'>;
 }
 
@@ -68,6 +69,7 @@ export function createMetrics(): Metrics {
     runsQueued: new Gauge({ name: 'mana_ai_runs_queued', help: 'Due runs waiting for a slot', ...r }),
     claims: new Counter({ name: 'mana_ai_claims_total', help: 'Claim attempts by outcome', labelNames: ['outcome'], ...r }),
     llmRetries: new Counter({ name: 'mana_ai_llm_retries_total', help: 'mana-llm requests retried', labelNames: ['reason'], ...r }),
+    snapshotErrors: new Counter({ name: 'mana_ai_snapshot_errors_total', help: 'Mission changes the trigger could not fold (rows in mana_ai.snapshot_errors), as notified while this daemon listened', ...r }),
     missionsSkipped: new Counter({ name: 'mana_ai_missions_skipped_total', help: 'Due missions the runner could not read', labelNames: ['reason'], ...r }),
     eventLoopDelay: new Gauge({ name: 'mana_ai_event_loop_delay_seconds', help: 'Event-loop delay over the last scrape interval', labelNames: ['quantile'], ...r }),
   };

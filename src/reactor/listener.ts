@@ -14,6 +14,8 @@ const mod = pgListen as unknown as { default: CreateSubscriber | { default: Crea
 const createSubscriber: CreateSubscriber = typeof mod.default === 'function' ? mod.default : mod.default.default;
 
 export const CHANNEL = 'mana_ai_missions';
+/** The trigger's fold errors (sql/007): payload { id } of a mana_ai.snapshot_errors row. */
+export const ERRORS_CHANNEL = 'mana_ai_snapshot_errors';
 
 export interface SchedulePayload {
   s: number;
@@ -29,6 +31,7 @@ export interface ListenerHandlers {
   onReconnected(): void;
   onDisconnected(error: Error): void;
   onInvalidPayload(raw: unknown): void;
+  onSnapshotError(errorId: number | null): void;
 }
 
 function isPayload(x: unknown): x is SchedulePayload {
@@ -65,6 +68,10 @@ export class ScheduleListener {
       if (isPayload(payload)) handlers.onNotification(payload);
       else handlers.onInvalidPayload(payload);
     });
+    this.subscriber.notifications.on(ERRORS_CHANNEL, (payload: unknown) => {
+      const id = typeof payload === 'object' && payload !== null ? (payload as Record<string, unknown>)['id'] : null;
+      handlers.onSnapshotError(Number.isSafeInteger(id) ? (id as number) : null);
+    });
     this.subscriber.events.on('error', (error) => {
       this.connected = false;
       handlers.onDisconnected(error);
@@ -83,6 +90,7 @@ export class ScheduleListener {
   async start(): Promise<void> {
     await this.subscriber.connect();
     await this.subscriber.listenTo(CHANNEL);
+    await this.subscriber.listenTo(ERRORS_CHANNEL);
     this.connected = true;
     this.connectedOnce = true;
   }

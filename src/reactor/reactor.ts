@@ -106,6 +106,11 @@ export class Reactor extends EventEmitter {
         deps.log.warn({ err: error.message }, 'LISTEN connection lost; reconnecting');
       },
       onInvalidPayload: () => deps.metrics.notificationsReceived.inc({ kind: 'invalid' }),
+      onSnapshotError: (errorId) => {
+        deps.metrics.snapshotErrors.inc();
+        deps.log.warn({ snapshotErrorId: errorId }, 'the trigger could not fold a mission change (the insert committed); see mana_ai.snapshot_errors');
+        this.emit('snapshot-error', errorId);
+      },
     });
   }
 
