@@ -1,0 +1,193 @@
+// What operators deploy next to the code: the Prometheus rules, the Grafana
+// dashboard, the compose example and the Dockerfile. Checked statically,
+// and every metric they name against what the running daemon exports on
+// /metrics, so a metric renamed in code fails here.
+
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { parse as parseYaml } from 'yaml';
+import { loadConfig } from '../src/config.js';
+import { createTestDatabase, type TestDb } from './harness/db.js';
+import { startLlmServer, type LlmServer } from './harness/llm-server.js';
+import { startTestDaemon, type TestDaemon } from './harness/daemon.js';
+
+const RULES = 'docs/ops/prometheus-rules.yaml';
+const DASHBOARD = 'docs/ops/grafana-dashboard.json';
+const COMPOSE = 'docs/deploy/compose.yaml';
+
+interface Rule {
+  alert: string;
+  expr: string;
+  for?: string;
+  labels: { severity: string };
+  annotations: { summary: string; description?: string; runbook: string };
+}
+const rules = (parseYaml(readFileSync(RULES, 'utf8')) as { groups: { name: string; rules: Rule[] }[] }).groups.flatMap((g) => g.rules);
+const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[] };
+const dashboardExprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
+
+/** Metric names in a PromQL expression: identifiers not followed by "(" that are not keywords, labels or functions. */
+function metricNames(expr: string): string[] {
+  const withoutStrings = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/\{[^}]*\}/g, '{}').replace(/\[[^\]]*\]/g, '[]');
+  const withoutGrouping = withoutStrings.replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, '');
+  const names = withoutGrouping.match(/\b[a-zA-Z_:][a-zA-Z0-9_:]*\b(?!\s*\()/g) ?? [];
+  const keywords = new Set(['and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan', 'e']);
+  return [...new Set(names.filter((n) => !keywords.has(n.toLowerCase()) && !/^\d/.test(n)))];
+}
+
+function balanced(expr: string): boolean {
+  const pairs: Record<string, string> = { ')': '(', ']': '[', '}': '{' };
+  const stack: string[] = [];
+  for (const ch of expr.replace(/"(?:[^"\\]|\\.)*"/g, '')) {
+    if ('([{'.includes(ch)) stack.push(ch);
+    else if (ch in pairs && stack.pop() !== pairs[ch]) return false;
+  }
+  return stack.length === 0;
+}
+
+let db: TestDb;
+let llm: LlmServer;
+let daemon: TestDaemon;
+let exported: Set<string>;
+
+before(async () => {
+  db = await createTestDatabase();
+  llm = await startLlmServer();
+  daemon = await startTestDaemon(db.url, llm.url);
+  const text = await fetch(`http://127.0.0.1:${daemon.port}/metrics`).then((r) => r.text());
+  exported = new Set(['up']); // Prometheus's own series for every scrape target
+  for (const line of text.split('\n')) {
+    const m = /^# TYPE (\S+) (\w+)/.exec(line);
+    if (!m) continue;
+    exported.add(m[1]!);
+    if (m[2] === 'histogram') for (const s of ['_bucket', '_sum', '_count']) exported.add(m[1]! + s);
+    if (m[2] === 'summary') for (const s of ['_sum', '_count']) exported.add(m[1]! + s);
+  }
+});
+after(async () => {
+  await daemon?.stop();
+  await llm?.close();
+  await db?.drop();
+});
+
+describe('Prometheus rules', () => {
+  it('keep the four deployed alerts with their names and meaning, and add the reactor alerts', () => {
+    const byName = new Map(rules.map((r) => [r.alert, r]));
+    assert.equal(byName.get('ManaAIServiceDown')?.expr.trim(), 'up{job="mana-ai"} == 0');
+    assert.equal(byName.get('ManaAIServiceDown')?.for, '2m');
+    assert.equal(byName.get('ManaAIGrantScopeViolation')?.expr.trim(), 'increase(mana_ai_grant_scope_violations_total[5m]) > 0');
+    assert.equal(byName.get('ManaAIGrantScopeViolation')?.labels.severity, 'critical');
+    assert.match(byName.get('ManaAIGrantSkipsHigh')!.expr, /rate\(mana_ai_grant_skips_total\{reason!="expired"\}\[5m\]\)\) > 0\.1/);
+    assert.equal(byName.get('ManaAIGrantSkipsHigh')?.for, '15m');
+    assert.match(byName.get('ManaAIPlannerParseFailures')!.expr, /mana_ai_parse_failures_total[\s\S]*> 0\.2/);
+    assert.equal(byName.get('ManaAIPlannerParseFailures')?.for, '10m');
+    assert.match(byName.get('ManaAIListenerDisconnected')!.expr, /mana_ai_listener_connected == 0/);
+    assert.equal(byName.get('ManaAIListenerDisconnected')?.for, '1m');
+    assert.match(byName.get('ManaAIDueLagHigh')!.expr, /histogram_quantile\(0\.99, .*mana_ai_due_lag_seconds_bucket.*\) > 5/);
+    assert.equal(byName.get('ManaAIDueLagHigh')?.for, '10m');
+    assert.match(byName.get('ManaAIRunsFailing')!.expr, /mana_ai_runs_total/);
+    assert.match(byName.get('ManaAISnapshotErrorsGrowing')!.expr, /increase\(mana_ai_snapshot_errors_total\[15m\]\)/);
+  });
+
+  it('are well-formed: balanced expressions, valid durations, a severity, a summary and a runbook anchor that exists', () => {
+    const ops = readFileSync('docs/ops.md', 'utf8');
+    const anchors = new Set([...ops.matchAll(/^#+ (.+)$/gm)].map((m) => m[1]!.toLowerCase().replace(/[^a-z0-9 -]/g, '').trim().replace(/\s+/g, '-')));
+    assert.equal(new Set(rules.map((r) => r.alert)).size, rules.length, 'alert names are unique');
+    for (const r of rules) {
+      assert.ok(balanced(r.expr), `${r.alert}: brackets balance`);
+      if (r.for !== undefined) assert.match(r.for, /^\d+[smhd]$/, `${r.alert}: for`);
+      assert.ok(['critical', 'warning'].includes(r.labels.severity), `${r.alert}: severity`);
+      assert.ok(r.annotations.summary.length > 10, `${r.alert}: summary`);
+      const anchor = /^docs\/ops\.md#([a-z0-9-]+)$/.exec(r.annotations.runbook)?.[1];
+      assert.ok(anchor && anchors.has(anchor), `${r.alert}: runbook ${r.annotations.runbook} is a heading in docs/ops.md`);
+    }
+  });
+
+  it('pass promtool when it is installed', (t) => {
+    const which = spawnSync('promtool', ['--version'], { encoding: 'utf8' });
+    if (which.error) {
+      t.skip('promtool is not installed; the parsing checks above stand in for it');
+      return;
+    }
+    const r = spawnSync('promtool', ['check', 'rules', RULES], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  });
+});
+
+describe('Grafana dashboard', () => {
+  it('has the panels operators need', () => {
+    const all = dashboardExprs.join('\n');
+    for (const metric of [
+      'mana_ai_plans_produced_total', 'mana_ai_parse_failures_total', 'mana_ai_mission_errors_total', 'mana_ai_due_lag_seconds_bucket',
+      'mana_ai_missions_scheduled', 'mana_ai_runs_in_flight', 'mana_ai_planner_request_duration_seconds_bucket',
+      'mana_ai_grant_scope_violations_total', 'mana_ai_grant_skips_total',
+    ]) assert.ok(all.includes(metric), `a panel shows ${metric}`);
+    assert.ok(dashboard.panels.some((p) => /skips/i.test(p.title) && p.targets.some((t) => /by \(reason\)/.test(t.expr))), 'grant skips by reason');
+    for (const e of dashboardExprs) assert.ok(balanced(e), e);
+  });
+});
+
+describe('metric names', () => {
+  it('every metric in the rules and the dashboard is one the daemon exports', () => {
+    const used = new Map<string, string>();
+    for (const r of rules) for (const n of metricNames(r.expr)) used.set(n, `rule ${r.alert}`);
+    for (const e of dashboardExprs) for (const n of metricNames(e)) used.set(n, `dashboard: ${e}`);
+    assert.ok(used.size >= 15, `found the metric names (${used.size})`);
+    const unknown = [...used].filter(([n]) => !exported.has(n)).map(([n, where]) => `${n} (${where})`);
+    assert.deepEqual(unknown, []);
+  });
+
+  it('the name check catches a renamed metric', () => {
+    assert.deepEqual(metricNames('sum by (le) (rate(mana_ai_due_lag_seconds_bucket{job="x"}[5m])) > 5'), ['mana_ai_due_lag_seconds_bucket']);
+    assert.ok(!exported.has('mana_ai_due_lag_second_bucket'), 'a misspelt name is not exported');
+  });
+});
+
+describe('deployment files', () => {
+  it('the compose example runs mana-ai with the deployed variable names, 256m and a grace longer than the daemon’s', () => {
+    const compose = parseYaml(readFileSync(COMPOSE, 'utf8')) as { services: Record<string, { mem_limit?: string; environment?: Record<string, string>; stop_grace_period?: string; depends_on?: unknown; restart?: string }> };
+    const svc = compose.services['mana-ai']!;
+    assert.equal(svc.mem_limit, '256m');
+    assert.equal(svc.restart, 'always');
+    const env = Object.keys(svc.environment ?? {});
+    for (const name of ['PORT', 'SYNC_DATABASE_URL', 'MANA_LLM_URL', 'MANA_SERVICE_KEY', 'MANA_AI_PRIVATE_KEY_PEM', 'MANA_AUTH_URL', 'JWT_AUDIENCE', 'JWT_ISSUER', 'TICK_ENABLED', 'TZ']) {
+      assert.ok(env.includes(name), `compose sets ${name}`);
+    }
+    assert.equal(svc.environment!['PORT'], String(loadConfig({ SYNC_DATABASE_URL: 'postgres://x/y', MANA_LLM_URL: 'http://l' }).port));
+    const grace = Number(/^(\d+)s$/.exec(svc.stop_grace_period ?? '')?.[1]);
+    assert.ok(grace * 1000 > loadConfig({ SYNC_DATABASE_URL: 'postgres://x/y', MANA_LLM_URL: 'http://l' }).shutdownGraceMs, 'stop_grace_period exceeds the shutdown grace');
+    assert.ok(compose.services['postgres'] && svc.depends_on, 'runs next to a Postgres it waits for');
+  });
+
+  it('the Dockerfile: pinned Node LTS base, production-only runtime, non-root, port and health check agree with the default port', () => {
+    const text = readFileSync('Dockerfile', 'utf8');
+    const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const froms = lines.filter((l) => l.startsWith('FROM '));
+    assert.equal(froms.length, 2, 'multi-stage: build and runtime');
+    for (const f of froms) {
+      const tag = /^FROM node:(\d+)\.(\d+)(?:\.\d+)?-[a-z]+-slim\b/.exec(f);
+      assert.ok(tag, `${f}: node image pinned to a release`);
+      assert.equal(Number(tag[1]) % 2, 0, `${f}: an even (LTS) major`);
+      assert.ok(Number(tag[1]) >= 24, `${f}: a supported LTS line`);
+    }
+    const runtimeStart = lines.findIndex((l) => / AS runtime$/i.test(l));
+    const runtime = lines.slice(runtimeStart);
+    assert.ok(runtime.some((l) => /npm ci .*--omit=dev/.test(l)), 'runtime installs production dependencies only');
+    assert.ok(!runtime.some((l) => /npm (ci|install)(?!.*--omit=dev)/.test(l)), 'no full install in the runtime stage');
+    assert.ok(runtime.some((l) => /^COPY sql /.test(l)), 'sql/ is in the image');
+    const user = runtime.find((l) => l.startsWith('USER '));
+    assert.ok(user && !/^USER (root|0)(:|$)/.test(user), 'runs as a non-root user');
+    assert.ok(runtime.indexOf(user!) < runtime.findIndex((l) => l.startsWith('CMD ')), 'USER before CMD');
+    const port = loadConfig({ SYNC_DATABASE_URL: 'postgres://x/y', MANA_LLM_URL: 'http://l' }).port;
+    assert.ok(runtime.includes(`EXPOSE ${port}`), `EXPOSE ${port}`);
+    const health = text.slice(text.indexOf('HEALTHCHECK'));
+    assert.match(health, /\/health/);
+    assert.ok(health.includes(`process.env.PORT||${port}`), 'the health check asks the configured port, default the same');
+    assert.ok(!/curl|wget/.test(health.split('\n').slice(0, 3).join('\n')), 'no extra binary for the health check');
+    assert.match(lines.filter((l) => l.startsWith('CMD ')).at(-1)!, /^CMD \["node", "dist\/main\.js"\]$/, 'exec form: SIGTERM reaches node');
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> };
+    assert.equal(pkg.scripts['start'], 'node dist/main.js', 'the image runs what npm start runs');
+  });
+});
