@@ -1,7 +1,9 @@
 # mana-ai: build with dev dependencies, run with production ones only.
-# Node 24 is the current LTS line; pin the tag, bump it deliberately.
+# Node 26 is the active LTS line since October 2026 (24 is in maintenance);
+# the tag is pinned to a release and bumped deliberately. The engines field
+# stays at >= 20.18 for people who run from source.
 
-FROM node:24.11-bookworm-slim AS build
+FROM node:26.10.0-trixie-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -9,7 +11,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-FROM node:24.11-bookworm-slim AS runtime
+FROM node:26.10.0-trixie-slim AS runtime
 ENV NODE_ENV=production \
     PORT=3067 \
     TZ=Europe/Berlin
@@ -25,5 +27,5 @@ EXPOSE 3067
 # No curl in the image: Node itself asks /health.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3067)+'/health').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"]
-# exec form: node is PID 1's child of nothing, so SIGTERM reaches it directly
+# exec form: node is PID 1 itself (no shell in between), so SIGTERM reaches it
 CMD ["node", "dist/main.js"]
