@@ -187,7 +187,7 @@ try {
   while (Date.now() < until) {
     const { rows: act } = await db.pool.query(
       `SELECT pid, application_name, query_start, query FROM pg_stat_activity
-        WHERE datname = current_database() AND application_name IN ('mana-ai', 'mana-ai-listener')`,
+        WHERE datname = current_database() AND application_name IN ('mana-ai', 'mana-ai-listener', 'mana-ai-partitions', 'mana-ai-watch')`,
     );
     for (const a of act) {
       const k = `${a.pid}`;

@@ -87,7 +87,7 @@ it('makes no query while nothing is due (10 s window; the listener check runs ev
   const sample = async () =>
     (await db.pool.query(
       `SELECT pid, application_name, query_start, state_change FROM pg_stat_activity
-        WHERE datname = current_database() AND application_name IN ('mana-ai', 'mana-ai-listener') ORDER BY pid`,
+        WHERE datname = current_database() AND application_name IN ('mana-ai', 'mana-ai-listener', 'mana-ai-partitions', 'mana-ai-watch') ORDER BY pid`,
     )).rows.map((r) => `${r.pid}/${r.application_name}/${r.query_start?.toISOString()}/${r.state_change?.toISOString()}`);
   const before = await sample();
   assert.ok(before.length >= 1);

@@ -21,7 +21,8 @@ export function coreRoutes(d: RouteDeps): Route[] {
       method: 'GET', pattern: '/health', auth: 'none',
       handle: () => {
         const listenerConnected = d.reactor ? d.reactor.listenerConnected : null;
-        const ok = d.dbHealthy() && listenerConnected !== false;
+        const partitionsConnected = d.reactor ? d.reactor.ownership.connected : null;
+        const ok = d.dbHealthy() && listenerConnected !== false && partitionsConnected !== false;
         return {
           status: ok ? 200 : 503,
           body: {
@@ -35,6 +36,7 @@ export function coreRoutes(d: RouteDeps): Route[] {
             runsInFlight: d.reactor?.runsInFlight ?? 0,
             runsQueued: d.reactor?.runsQueued ?? 0,
             lastNotificationAt: d.reactor?.lastNotificationAt?.toISOString() ?? null,
+            partitionsOwned: d.reactor ? d.reactor.ownership.owned.size : null,
           },
         };
       },

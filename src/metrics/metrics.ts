@@ -29,6 +29,11 @@ export interface Metrics {
   llmRetries: Counter<'reason'>;
   missionsSkipped: Counter<'reason'>;
   snapshotErrors: Counter;
+  partitionsOwned: Gauge;
+  members: Gauge;
+  rebalances: Counter<'reason'>;
+  ownershipReconnects: Counter;
+  peersLost: Counter;
   eventLoopDelay: Gauge<'quantile'>;
 }
 
@@ -70,6 +75,11 @@ export function createMetrics(): Metrics {
     claims: new Counter({ name: 'mana_ai_claims_total', help: 'Claim attempts by outcome', labelNames: ['outcome'], ...r }),
     llmRetries: new Counter({ name: 'mana_ai_llm_retries_total', help: 'mana-llm requests retried', labelNames: ['reason'], ...r }),
     snapshotErrors: new Counter({ name: 'mana_ai_snapshot_errors_total', help: 'Mission changes the trigger could not fold (rows in mana_ai.snapshot_errors), as notified while this daemon listened', ...r }),
+    partitionsOwned: new Gauge({ name: 'mana_ai_partitions_owned', help: 'Partitions of the missions this daemon schedules (of 64)', ...r }),
+    members: new Gauge({ name: 'mana_ai_members', help: 'Daemons sharing the database, as seen at the last rebalance', ...r }),
+    rebalances: new Counter({ name: 'mana_ai_rebalances_total', help: 'Partition rebalances by cause', labelNames: ['reason'], ...r }),
+    ownershipReconnects: new Counter({ name: 'mana_ai_ownership_reconnects_total', help: 'Partition-lock connection re-established', ...r }),
+    peersLost: new Counter({ name: 'mana_ai_peers_lost_total', help: 'Peer daemons noticed gone by the watcher', ...r }),
     missionsSkipped: new Counter({ name: 'mana_ai_missions_skipped_total', help: 'Due missions the runner could not read', labelNames: ['reason'], ...r }),
     eventLoopDelay: new Gauge({ name: 'mana_ai_event_loop_delay_seconds', help: 'Event-loop delay over the last scrape interval', labelNames: ['quantile'], ...r }),
   };

@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import * as pgListen from 'pg-listen';
 import type { Options, Subscriber } from 'pg-listen';
+import { MEMBERS_CHANNEL } from './ownership.js';
 
 // pg-listen is CommonJS with `exports.default`; Node's ESM loader hands us
 // module.exports, tsx may hand us the function. Accept both.
@@ -32,6 +33,8 @@ export interface ListenerHandlers {
   onDisconnected(error: Error): void;
   onInvalidPayload(raw: unknown): void;
   onSnapshotError(errorId: number | null): void;
+  /** A daemon joined, left or released partitions (ownership.ts). */
+  onMembersChanged(): void;
 }
 
 function isPayload(x: unknown): x is SchedulePayload {
@@ -53,7 +56,7 @@ export class ScheduleListener {
         paranoidChecking: opts.healthCheckMs ?? 30_000,
         retryLimit: Number.POSITIVE_INFINITY,
         retryTimeout: 0, // never give up: the daemon stays up while Postgres is away
-        retryInterval: (attempt: number) => Math.min(30_000, 250 * 2 ** Math.min(attempt, 7)) * (0.5 + Math.random() / 2),
+        retryInterval: (attempt: number) => Math.min(4_000, 250 * 2 ** Math.min(attempt, 7)) * (0.5 + Math.random() / 2),
         parse: (raw: string) => {
           try {
             return JSON.parse(raw);
@@ -72,6 +75,7 @@ export class ScheduleListener {
       const id = typeof payload === 'object' && payload !== null ? (payload as Record<string, unknown>)['id'] : null;
       handlers.onSnapshotError(Number.isSafeInteger(id) ? (id as number) : null);
     });
+    this.subscriber.notifications.on(MEMBERS_CHANNEL, () => handlers.onMembersChanged());
     this.subscriber.events.on('error', (error) => {
       this.connected = false;
       handlers.onDisconnected(error);
@@ -91,6 +95,7 @@ export class ScheduleListener {
     await this.subscriber.connect();
     await this.subscriber.listenTo(CHANNEL);
     await this.subscriber.listenTo(ERRORS_CHANNEL);
+    await this.subscriber.listenTo(MEMBERS_CHANNEL);
     this.connected = true;
     this.connectedOnce = true;
   }

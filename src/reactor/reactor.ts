@@ -26,6 +26,7 @@ import type { ResolverRegistry } from '../planner/resolvers/registry.js';
 import { failedIteration, iterationIdFor, type Iteration } from '../write-back/iteration.js';
 import { writeBack } from '../write-back/write-back.js';
 import { ScheduleListener, type SchedulePayload } from './listener.js';
+import { MEMBERS_CHANNEL, PartitionOwnership, type OwnershipChange } from './ownership.js';
 import { RunQueue } from './run-queue.js';
 import { TimerWheel, type WheelClock } from './timer-wheel.js';
 
@@ -77,9 +78,14 @@ export class Reactor extends EventEmitter {
   private readonly claimed = new Map<number, string>(); // runId -> key
   private readonly waiters = new Map<string, Deferred[]>();
   private readonly listener: ScheduleListener;
+  readonly ownership: PartitionOwnership;
+  /** sid -> partition, for dropping a partition's missions when it moves away */
+  private readonly partitionOf = new Map<number, number>();
+  /** loads run one after another, so a partial load never races a full one */
+  private loads: Promise<void> = Promise.resolve();
+  private started = false;
   private readonly abort = new AbortController();
   private stopping = false;
-  private resyncing: Promise<void> | null = null;
 
   constructor(private readonly deps: ReactorDeps) {
     super();
@@ -93,19 +99,30 @@ export class Reactor extends EventEmitter {
       },
       onClockStep: (delta) => deps.log.warn({ deltaMs: Math.round(delta) }, 'wall clock stepped; schedule re-anchored'),
     });
+    this.ownership = new PartitionOwnership({
+      connectionString: deps.config.databaseUrl,
+      log: deps.log,
+      metrics: deps.metrics,
+      notifyViaPool: async (payload) => {
+        await deps.pool.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, payload]);
+      },
+    });
+    this.ownership.on('changed', (c: OwnershipChange) => this.onOwnershipChanged(c));
     this.listener = new ScheduleListener(deps.config.databaseUrl, {
       onNotification: (p) => this.onNotification(p),
       onReconnected: () => {
         deps.metrics.listenerReconnects.inc();
         deps.metrics.listenerConnected.set(1);
         deps.log.info('LISTEN connection re-established; resyncing');
-        void this.resync('reconnect');
+        // Membership notifications may have been missed too.
+        void this.ownership.rebalance('listener-reconnect').then(() => this.resync('reconnect'));
       },
       onDisconnected: (error) => {
         deps.metrics.listenerConnected.set(0);
         deps.log.warn({ err: error.message }, 'LISTEN connection lost; reconnecting');
       },
       onInvalidPayload: () => deps.metrics.notificationsReceived.inc({ kind: 'invalid' }),
+      onMembersChanged: () => void this.ownership.rebalance('member-notify'),
       onSnapshotError: (errorId) => {
         deps.metrics.snapshotErrors.inc();
         deps.log.warn({ snapshotErrorId: errorId }, 'the trigger could not fold a mission change (the insert committed); see mana_ai.snapshot_errors');
@@ -114,11 +131,36 @@ export class Reactor extends EventEmitter {
     });
   }
 
-  /** LISTEN first, then load: no change can fall between the two. */
+  /**
+   * LISTEN first, then take partitions, then load them: no change can fall
+   * between the three (a notification for a partition is applied from the
+   * moment it is owned, and the load after that reads the current state).
+   */
   async start(): Promise<void> {
     await this.listener.start();
     this.deps.metrics.listenerConnected.set(1);
+    await this.ownership.start();
+    this.started = true;
     await this.resync('start');
+  }
+
+  private onOwnershipChanged(c: OwnershipChange): void {
+    if (c.released.length) {
+      const gone = new Set(c.released);
+      for (const [sid, part] of this.partitionOf) {
+        if (!gone.has(part)) continue;
+        this.wheel.cancel(sid);
+        this.versions.delete(sid);
+        this.partitionOf.delete(sid);
+      }
+      this.deps.metrics.missionsScheduled.set(this.wheel.size);
+    }
+    if (c.acquired.length && this.started && !this.stopping) void this.loadPartitions(c.acquired);
+  }
+
+  /** Loads the missions of partitions just taken; whatever became due meanwhile fires at once. */
+  loadPartitions(partitions: readonly number[]): Promise<void> {
+    return this.load(`acquired ${partitions.length} partition(s)`, partitions, false);
   }
 
   get listenerConnected(): boolean {
@@ -137,47 +179,65 @@ export class Reactor extends EventEmitter {
     return this.queue.size;
   }
 
-  /** Reloads the whole schedule (start, reconnect). Serialised. */
+  /** Reloads the schedule of every owned partition (start, reconnect). */
   resync(reason: string): Promise<void> {
-    if (this.resyncing) return this.resyncing;
-    this.resyncing = (async () => {
+    return this.load(reason, null, true);
+  }
+
+  /**
+   * One load, queued behind the others. `partitions` null = every owned
+   * partition, and then missions not seen are dropped (full resync).
+   * Rows of a partition that moved away meanwhile are skipped.
+   */
+  private load(reason: string, partitions: readonly number[] | null, full: boolean): Promise<void> {
+    const run = async () => {
       const started = performance.now();
       for (let attempt = 1; !this.stopping; attempt++) {
         try {
-          const rows = await loadSchedule(this.deps.pool);
+          const wanted = partitions ?? [...this.ownership.owned];
+          const rows = wanted.length ? await loadSchedule(this.deps.pool, { partitions: wanted }) : [];
           const seen = new Set<number>();
           for (const r of rows) {
+            if (!this.ownership.owns(r.partition)) continue;
             seen.add(r.sid);
+            this.partitionOf.set(r.sid, r.partition);
             const known = this.versions.get(r.sid);
             if (known !== undefined && known > r.version) continue; // a newer notification already arrived
             this.versions.set(r.sid, r.version);
             this.arm(r.sid, r.dueMs, r.version);
           }
-          for (const sid of [...this.wheel.keys()]) {
-            if (!seen.has(sid)) {
-              this.wheel.cancel(sid);
-              this.versions.delete(sid);
+          if (full) {
+            for (const sid of [...this.wheel.keys()]) {
+              if (!seen.has(sid)) {
+                this.wheel.cancel(sid);
+                this.versions.delete(sid);
+                this.partitionOf.delete(sid);
+              }
             }
           }
-          this.deps.metrics.resyncs.inc({ reason });
+          this.deps.metrics.resyncs.inc({ reason: full ? reason : 'partitions-acquired' });
           this.deps.metrics.missionsScheduled.set(this.wheel.size);
-          this.deps.log.info({ reason, missions: rows.length, ms: Math.round(performance.now() - started) }, 'schedule loaded');
+          this.deps.log.info({ reason, missions: rows.length, partitions: wanted.length, ms: Math.round(performance.now() - started) }, 'schedule loaded');
           this.emit('resynced', { reason, missions: rows.length });
           return;
         } catch (error) {
-          const delay = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6));
+          const delay = Math.min(4_000, 250 * 2 ** Math.min(attempt, 6));
           this.deps.log.warn({ reason, attempt, err: (error as Error).message, retryInMs: delay }, 'schedule load failed; retrying');
           await new Promise((r) => setTimeout(r, delay));
         }
       }
-    })().finally(() => {
-      this.resyncing = null;
-    });
-    return this.resyncing;
+    };
+    this.loads = this.loads.then(run, run);
+    return this.loads;
   }
 
   private onNotification(p: SchedulePayload): void {
     if (this.stopping) return;
+    if (!this.ownership.owns(p.p)) {
+      this.deps.metrics.notificationsReceived.inc({ kind: 'other-partition' });
+      return;
+    }
+    this.partitionOf.set(p.s, p.p);
     const known = this.versions.get(p.s);
     if (!p.r && known !== undefined && p.v <= known) {
       this.deps.metrics.notificationsReceived.inc({ kind: 'stale' });
@@ -188,6 +248,7 @@ export class Reactor extends EventEmitter {
     if (p.d === null) {
       this.wheel.cancel(p.s);
       this.versions.delete(p.s);
+      this.partitionOf.delete(p.s);
     } else {
       this.arm(p.s, p.d, p.v);
     }
@@ -361,6 +422,9 @@ export class Reactor extends EventEmitter {
     this.stopping = true;
     this.wheel.close();
     for (const r of this.drainQueue()) this.settle(RunQueue.key(r.sid, r.dueMs), 'shutdown');
+    // Partitions go first, so the other daemons schedule them while our
+    // runs in flight finish (the claims keep those from running twice).
+    await this.ownership.stop();
     await this.listener.close();
     if (this.inFlight.size > 0) {
       await new Promise<void>((resolve) => {

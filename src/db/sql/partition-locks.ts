@@ -1,0 +1,64 @@
+// Session advisory locks that say which daemon owns which partition of the
+// missions, and which daemons are alive. Two-key locks in two namespaces:
+// (PARTITION_NS, p) for partition p, (MEMBER_NS, slot) for a daemon's
+// membership slot. They live as long as the session that holds them, so a
+// daemon that dies (kill -9, lost network) gives everything back at once,
+// without a heartbeat table. Every query takes the client it runs on: the
+// locks belong to that session.
+
+import type pg from 'pg';
+
+/** Fixed: the snapshot's `partition` column is a hash of the user id modulo this (sql/001). */
+export const PARTITIONS = 64;
+/** At most this many daemons share one database. */
+export const MAX_MEMBERS = 256;
+// Arbitrary, fixed int4 namespaces ("mana", "ai" in ASCII), distinct from
+// the one-key locks the trigger and the migrations use.
+export const PARTITION_NS = 0x6d616e61;
+export const MEMBER_NS = 0x61690000;
+
+export async function tryLock(client: pg.ClientBase, ns: number, key: number): Promise<boolean> {
+  const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int4, $2::int4) AS ok', [ns, key]);
+  return rows[0]!.ok;
+}
+
+export async function unlock(client: pg.ClientBase, ns: number, key: number): Promise<void> {
+  await client.query('SELECT pg_advisory_unlock($1::int4, $2::int4)', [ns, key]);
+}
+
+/** Takes the lowest free membership slot; null if MAX_MEMBERS daemons are already here. */
+export async function takeMemberSlot(client: pg.ClientBase): Promise<number | null> {
+  for (let slot = 0; slot < MAX_MEMBERS; slot++) if (await tryLock(client, MEMBER_NS, slot)) return slot;
+  return null;
+}
+
+export interface LockView {
+  /** membership slots held, ascending */
+  members: number[];
+  /** partition -> backend pid of its owner */
+  owners: Map<number, number>;
+}
+
+/** Who holds what, as pg_locks shows it for this database. */
+export async function readLocks(client: pg.ClientBase): Promise<LockView> {
+  const { rows } = await client.query<{ ns: number; key: number; pid: number }>(
+    `SELECT classid::int8 AS ns, objid::int8 AS key, pid
+       FROM pg_locks
+      WHERE locktype = 'advisory' AND granted AND objsubid = 2
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND classid::int8 IN ($1::int8, $2::int8)`,
+    [PARTITION_NS, MEMBER_NS],
+  );
+  const members: number[] = [];
+  const owners = new Map<number, number>();
+  for (const r of rows) {
+    if (Number(r.ns) === MEMBER_NS) members.push(Number(r.key));
+    else owners.set(Number(r.key), r.pid);
+  }
+  return { members: members.sort((a, b) => a - b), owners };
+}
+
+/** Blocks until the lock is free (its holder's session ended or it let go), then returns holding it. */
+export async function waitForLock(client: pg.ClientBase, ns: number, key: number): Promise<void> {
+  await client.query('SELECT pg_advisory_lock($1::int4, $2::int4)', [ns, key]);
+}

@@ -1,0 +1,230 @@
+// Which partitions of the missions this daemon schedules. Ownership is a
+// session advisory lock per partition on a connection of its own; a
+// membership slot lock says the daemon is alive. The split is computed by
+// balance.ts from who is alive; daemons tell each other about joins and
+// releases with NOTIFY mana_ai_members, and each daemon watches one peer
+// (the next membership slot, in a ring) by waiting for that peer's slot
+// lock on a second connection: the wait returns the moment the peer's
+// session ends, so a crashed daemon is noticed without any polling.
+//
+// It never runs a mission itself and never decides whether one runs: the
+// claim in Postgres stays the last guard, also while partitions move.
+
+import { EventEmitter } from 'node:events';
+import pg from 'pg';
+import { planRebalance } from './balance.js';
+import { MEMBER_NS, PARTITION_NS, PARTITIONS, readLocks, takeMemberSlot, tryLock, unlock, waitForLock } from '../db/sql/partition-locks.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+
+export const MEMBERS_CHANNEL = 'mana_ai_members';
+
+export interface OwnershipChange {
+  acquired: number[];
+  released: number[];
+}
+
+export interface OwnershipOptions {
+  connectionString: string;
+  log: Logger;
+  metrics: Metrics;
+  /** NOTIFY on another connection (the pool), used once this session is gone. */
+  notifyViaPool(payload: string): Promise<void>;
+  /** Reconnect backoff cap; kept short so a returning database is used within seconds. */
+  maxBackoffMs?: number;
+}
+
+export class PartitionOwnership extends EventEmitter {
+  private client: pg.Client | null = null;
+  private watcher: { client: pg.Client; slot: number } | null = null;
+  private slot: number | null = null;
+  private readonly ownedSet = new Set<number>();
+  private running: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+  private reconnecting = false;
+  connected = false;
+
+  constructor(private readonly o: OwnershipOptions) {
+    super();
+  }
+
+  get owned(): ReadonlySet<number> {
+    return this.ownedSet;
+  }
+
+  owns(partition: number): boolean {
+    return this.ownedSet.has(partition);
+  }
+
+  /** Joins (membership slot), says so, and takes this daemon's share. */
+  async start(): Promise<void> {
+    await this.connect();
+    await this.rebalance('start');
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.o.connectionString, application_name: 'mana-ai-partitions' });
+    client.on('error', () => {}); // 'end' follows and handles it
+    client.on('end', () => {
+      if (this.client === client) this.lost();
+    });
+    await client.connect();
+    const slot = await takeMemberSlot(client);
+    if (slot === null) {
+      await client.end().catch(() => {});
+      throw new Error('every membership slot is taken: more than 256 mana-ai daemons on one database');
+    }
+    this.client = client;
+    this.slot = slot;
+    this.connected = true;
+    await client.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, JSON.stringify({ e: 'joined', slot })]);
+    this.o.log.info({ slot }, 'joined the daemons sharing this database');
+  }
+
+  /** Our session is gone, and every lock with it. */
+  private lost(): void {
+    if (this.stopped) return;
+    this.connected = false;
+    this.client = null;
+    this.stopWatching();
+    const released = [...this.ownedSet];
+    this.ownedSet.clear();
+    this.o.metrics.partitionsOwned.set(0);
+    this.o.log.warn({ released: released.length }, 'partition connection lost; its locks are gone; reconnecting');
+    if (released.length) this.emit('changed', { acquired: [], released } satisfies OwnershipChange);
+    void this.reconnect();
+  }
+
+  private async reconnect(): Promise<void> {
+    if (this.reconnecting) return;
+    this.reconnecting = true;
+    const cap = this.o.maxBackoffMs ?? 4_000;
+    try {
+      for (let attempt = 1; !this.stopped; attempt++) {
+        try {
+          await this.connect();
+          this.o.metrics.ownershipReconnects.inc();
+          this.o.log.info({ attempt }, 'partition connection re-established');
+          await this.rebalance('reconnect');
+          return;
+        } catch (error) {
+          const delay = Math.min(cap, 250 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
+          this.o.log.warn({ attempt, retryInMs: Math.round(delay), err: (error as Error).message }, 'partition connection failed; retrying');
+          await new Promise((r) => setTimeout(r, delay));
+        }
+      }
+    } finally {
+      this.reconnecting = false;
+    }
+  }
+
+  /** Recomputes the split; calls made while one runs are folded into one more run. */
+  rebalance(reason: string): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.rebalanceOnce(reason).catch((error: unknown) => {
+            this.o.log.warn({ reason, err: (error as Error).message }, 'rebalance failed; the next membership change or reconnect retries');
+          });
+        } while (this.again && !this.stopped);
+      } finally {
+        this.running = null;
+      }
+    })();
+    return this.running;
+  }
+
+  private async rebalanceOnce(reason: string): Promise<void> {
+    const client = this.client;
+    if (!client || this.slot === null || this.stopped) return;
+    const view = await readLocks(client);
+    const plan = planRebalance({ partitions: PARTITIONS, members: view.members, mySlot: this.slot, owned: this.ownedSet, held: new Set(view.owners.keys()) });
+    const released: number[] = [];
+    for (const p of plan.release) {
+      await unlock(client, PARTITION_NS, p);
+      this.ownedSet.delete(p);
+      released.push(p);
+    }
+    const acquired: number[] = [];
+    for (const p of plan.candidates) {
+      if (this.ownedSet.size >= plan.target) break;
+      if (await tryLock(client, PARTITION_NS, p)) {
+        this.ownedSet.add(p);
+        acquired.push(p);
+      }
+    }
+    this.o.metrics.partitionsOwned.set(this.ownedSet.size);
+    this.o.metrics.members.set(view.members.length);
+    this.o.metrics.rebalances.inc({ reason });
+    if (acquired.length || released.length) {
+      this.o.log.info(
+        { reason, members: view.members.length, slot: this.slot, target: plan.target, owned: this.ownedSet.size, acquired: acquired.length, released: released.length },
+        'partitions rebalanced',
+      );
+      this.emit('changed', { acquired, released } satisfies OwnershipChange);
+    }
+    this.emit('rebalanced', { owned: this.ownedSet.size, target: plan.target, members: view.members.length });
+    if (released.length) await client.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, JSON.stringify({ e: 'released', slot: this.slot })]);
+    this.watchNext(view.members);
+  }
+
+  /** Watches the next membership slot after ours (a ring), or nobody when alone. */
+  private watchNext(members: readonly number[]): void {
+    if (this.slot === null || this.stopped) return;
+    const others = members.filter((s) => s !== this.slot);
+    const next = others.length === 0 ? null : (others.find((s) => s > this.slot!) ?? others[0]!);
+    if (this.watcher?.slot === next) return;
+    this.stopWatching();
+    if (next === null) return;
+    const client = new pg.Client({ connectionString: this.o.connectionString, application_name: 'mana-ai-watch' });
+    const w = { client, slot: next };
+    this.watcher = w;
+    client.on('error', () => {});
+    void (async () => {
+      try {
+        await client.connect();
+        await waitForLock(client, MEMBER_NS, next);
+        // Granted: the peer's session has ended (crash or shutdown).
+        await unlock(client, MEMBER_NS, next);
+        if (this.watcher !== w || this.stopped) return;
+        this.o.log.info({ peerSlot: next }, 'a peer daemon is gone; taking over its share');
+        this.o.metrics.peersLost.inc();
+        this.stopWatching();
+        await this.client?.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, JSON.stringify({ e: 'left', slot: next })]).catch(() => {});
+        await this.rebalance('peer-left');
+      } catch {
+        // ended on purpose (re-targeted, stopped) or the database went away;
+        // the reconnect path rebalances and re-targets.
+      }
+    })();
+  }
+
+  private stopWatching(): void {
+    const w = this.watcher;
+    this.watcher = null;
+    if (w) void w.client.end().catch(() => {});
+  }
+
+  /** Gives every partition back at once and tells the others. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.stopWatching();
+    const client = this.client;
+    this.client = null;
+    this.connected = false;
+    this.ownedSet.clear();
+    this.o.metrics.partitionsOwned.set(0);
+    if (client) {
+      await client.query('SELECT pg_advisory_unlock_all()').catch(() => {});
+      await client.end().catch(() => {});
+      await this.o.notifyViaPool(JSON.stringify({ e: 'left', slot: this.slot })).catch(() => {});
+    }
+  }
+}
