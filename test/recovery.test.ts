@@ -1,0 +1,112 @@
+// Crash recovery with real processes: a daemon SIGKILLed after the LLM
+// answered but before its write-back committed leads to exactly one
+// iteration for that due time (the next daemon re-runs the claim once its
+// lease ran out); one killed after the write-back committed leads to no
+// second one.
+
+import assert from 'node:assert/strict';
+import { after, before, it } from 'node:test';
+import pg from 'pg';
+import { iterationIdFor } from '../src/write-back/iteration.js';
+import { createTestDatabase, type TestDb } from './harness/db.js';
+import { pushChange, webappMission } from './harness/changes.js';
+import { planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
+import { SERVICE_KEY } from './harness/daemon.js';
+import { spawnDaemon, type DaemonProcess } from './harness/daemon-process.js';
+
+let db: TestDb;
+let llm: LlmServer;
+const started: DaemonProcess[] = [];
+const LEASE = { MANA_AI_CLAIM_LEASE_MS: '1500' };
+
+before(async () => {
+  db = await createTestDatabase();
+  llm = await startLlmServer();
+});
+after(async () => {
+  for (const d of started) d.kill('SIGKILL');
+  await Promise.all(started.map((d) => d.exited));
+  await llm?.close();
+  await db?.drop();
+});
+
+const spawn = async (name: string) => {
+  const d = await spawnDaemon(name, db.url, llm.url, LEASE);
+  started.push(d);
+  return d;
+};
+
+/** Awaits a database condition that no event announces (a backend waiting on a lock). */
+async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`never: ${what}`);
+}
+
+const runnerRows = async (id: string) =>
+  (await db.pool.query(`SELECT data FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = $1`, [id])).rows;
+
+it('killed after the LLM answered, before the write-back committed: the next daemon runs that due time exactly once', async () => {
+  const blocker = new pg.Client({ connectionString: db.url });
+  await blocker.connect();
+  llm.setScript(async (req) => {
+    if (req.body.messages[1]!.content.includes('\nmid\n')) {
+      // Hold the run's row so the write-back (which updates it first) blocks.
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT 1 FROM mana_ai.mission_runs WHERE mission_id = 'mid' FOR UPDATE`);
+    }
+    return { content: planAnswer('nach dem Absturz') };
+  });
+  const first = await spawn('first');
+  const due = Date.now() + 200;
+  await pushChange(db.pool, { userId: 'u-mid', recordId: 'mid', op: 'insert', data: webappMission({ id: 'mid', title: 'mid', nextRunAt: new Date(due).toISOString() }) });
+  await eventually(
+    async () => (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'mana-ai' AND wait_event_type = 'Lock'`)).rowCount === 1,
+    'the write-back waits on the held row',
+  );
+  first.kill('SIGKILL');
+  await first.exited;
+  await blocker.query('ROLLBACK');
+  await blocker.end();
+  // The orphaned backend notices its client is gone and rolls back.
+  await eventually(async () => (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'mana-ai'`)).rowCount === 0, 'the killed daemon’s backends end');
+  assert.deepEqual(await runnerRows('mid'), [], 'nothing was written by the killed daemon');
+  const stale = await db.pool.query(`SELECT status, attempts, claimed_by FROM mana_ai.mission_runs WHERE mission_id = 'mid'`);
+  assert.deepEqual(stale.rows, [{ status: 'running', attempts: 1, claimed_by: 'first' }]);
+
+  llm.setScript(() => ({ content: planAnswer('nach dem Absturz') }));
+  const second = await spawn('second');
+  await second.waitForLog((l) => l.msg === 'run written back' && l['missionId'] === 'mid');
+  const rows = await runnerRows('mid');
+  assert.equal(rows.length, 1, 'exactly one iteration');
+  assert.equal(rows[0].data.iterations.at(-1).id, iterationIdFor('u-mid', 'mid', due));
+  const run = await db.pool.query(`SELECT status, attempts, claimed_by FROM mana_ai.mission_runs WHERE mission_id = 'mid'`);
+  assert.deepEqual(run.rows, [{ status: 'done', attempts: 2, claimed_by: 'second' }], 'the same run, claimed again after its lease ran out');
+  second.kill('SIGTERM');
+  assert.equal(await second.exited, 0);
+});
+
+it('killed right after the write-back committed: no second iteration for that due time', async () => {
+  const third = await spawn('third');
+  const due = Date.now() + 200;
+  await pushChange(db.pool, { userId: 'u-post', recordId: 'post', op: 'insert', data: webappMission({ id: 'post', title: 'post', nextRunAt: new Date(due).toISOString() }) });
+  await third.waitForLog((l) => l.msg === 'run written back' && l['missionId'] === 'post');
+  third.kill('SIGKILL');
+  await third.exited;
+
+  const fourth = await spawn('fourth');
+  await fourth.waitForLog((l) => l.msg === 'schedule loaded');
+  const tick = await fetch(`http://127.0.0.1:${fourth.port}/internal/tick`, { method: 'POST', headers: { 'x-service-key': SERVICE_KEY } });
+  assert.equal(tick.status, 200);
+  assert.equal(((await tick.json()) as { counts: { due: number } }).counts.due, 0, 'nothing is due: the committed write-back moved nextRunAt');
+  const { rows: [snap] } = await db.pool.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = 'post'`);
+  const claim = await db.pool.query(`SELECT outcome FROM mana_ai.claim_run($1, to_timestamp($2 / 1000.0), 'probe', interval '1 minute', interval '0')`, [snap.sid, due]);
+  assert.notEqual(claim.rows[0].outcome, 'claimed', 'the old due time cannot be claimed again');
+  assert.equal((await runnerRows('post')).length, 1, 'one iteration');
+  const runs = await db.pool.query(`SELECT status FROM mana_ai.mission_runs WHERE mission_id = 'post'`);
+  assert.deepEqual(runs.rows, [{ status: 'done' }]);
+  fourth.kill('SIGTERM');
+  assert.equal(await fourth.exited, 0);
+});
