@@ -20,6 +20,8 @@ export interface EmbeddedServer {
   alive(): boolean;
   /** Starts postgres again on the same data directory if it has exited (a terminal's Ctrl-C reaches it too). */
   ensureRunning(): Promise<void>;
+  /** Stops postgres (fast shutdown) but keeps its data, to simulate an outage; `ensureRunning()` brings it back. */
+  pause(): Promise<void>;
   /** Stops postgres (if still running) and removes the data directory. */
   stop(): Promise<void>;
 }
@@ -149,6 +151,13 @@ export async function startEmbeddedPostgres(opts: { log?: (line: string) => void
     dir,
     urlFor,
     alive,
+    async pause() {
+      const p = proc();
+      if (!p || !alive()) return;
+      const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+      p.kill('SIGINT');
+      await exited;
+    },
     async ensureRunning() {
       if (stopped) return;
       const p = proc();

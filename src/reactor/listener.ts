@@ -56,7 +56,7 @@ export class ScheduleListener {
         paranoidChecking: opts.healthCheckMs ?? 30_000,
         retryLimit: Number.POSITIVE_INFINITY,
         retryTimeout: 0, // never give up: the daemon stays up while Postgres is away
-        retryInterval: (attempt: number) => Math.min(4_000, 250 * 2 ** Math.min(attempt, 7)) * (0.5 + Math.random() / 2),
+        retryInterval: (attempt: number) => Math.min(2_000, 250 * 2 ** Math.min(attempt, 7)) * (0.5 + Math.random() / 2),
         parse: (raw: string) => {
           try {
             return JSON.parse(raw);
@@ -81,8 +81,9 @@ export class ScheduleListener {
       handlers.onDisconnected(error);
     });
     this.subscriber.events.on('reconnect', () => {
-      if (this.connected) handlers.onDisconnected(new Error('LISTEN connection lost'));
+      const was = this.connected;
       this.connected = false;
+      if (was) handlers.onDisconnected(new Error('LISTEN connection lost'));
     });
     this.subscriber.events.on('connected', () => {
       this.connected = true;

@@ -75,10 +75,12 @@ export class PartitionOwnership extends EventEmitter {
       await client.end().catch(() => {});
       throw new Error('every membership slot is taken: more than 256 mana-ai daemons on one database');
     }
+    await client.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, JSON.stringify({ e: 'joined', slot })]);
+    // Published only now: a rebalance must not share the client with the
+    // queries above (one query at a time per connection).
     this.client = client;
     this.slot = slot;
     this.connected = true;
-    await client.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, JSON.stringify({ e: 'joined', slot })]);
     this.o.log.info({ slot }, 'joined the daemons sharing this database');
   }
 
@@ -99,7 +101,7 @@ export class PartitionOwnership extends EventEmitter {
   private async reconnect(): Promise<void> {
     if (this.reconnecting) return;
     this.reconnecting = true;
-    const cap = this.o.maxBackoffMs ?? 4_000;
+    const cap = this.o.maxBackoffMs ?? 2_000;
     try {
       for (let attempt = 1; !this.stopped; attempt++) {
         try {
@@ -196,7 +198,7 @@ export class PartitionOwnership extends EventEmitter {
         this.o.log.info({ peerSlot: next }, 'a peer daemon is gone; taking over its share');
         this.o.metrics.peersLost.inc();
         this.stopWatching();
-        await this.client?.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, JSON.stringify({ e: 'left', slot: next })]).catch(() => {});
+        await this.o.notifyViaPool(JSON.stringify({ e: 'left', slot: next })).catch(() => {});
         await this.rebalance('peer-left');
       } catch {
         // ended on purpose (re-targeted, stopped) or the database went away;
@@ -216,6 +218,7 @@ export class PartitionOwnership extends EventEmitter {
     if (this.stopped) return;
     this.stopped = true;
     this.stopWatching();
+    await this.running?.catch(() => {}); // one query at a time on the lock connection
     const client = this.client;
     this.client = null;
     this.connected = false;

@@ -114,12 +114,14 @@ export class Reactor extends EventEmitter {
         deps.metrics.listenerReconnects.inc();
         deps.metrics.listenerConnected.set(1);
         deps.log.info('LISTEN connection re-established; resyncing');
+        this.emit('listener', true);
         // Membership notifications may have been missed too.
         void this.ownership.rebalance('listener-reconnect').then(() => this.resync('reconnect'));
       },
       onDisconnected: (error) => {
         deps.metrics.listenerConnected.set(0);
         deps.log.warn({ err: error.message }, 'LISTEN connection lost; reconnecting');
+        this.emit('listener', false);
       },
       onInvalidPayload: () => deps.metrics.notificationsReceived.inc({ kind: 'invalid' }),
       onMembersChanged: () => void this.ownership.rebalance('member-notify'),
@@ -221,7 +223,7 @@ export class Reactor extends EventEmitter {
           this.emit('resynced', { reason, missions: rows.length });
           return;
         } catch (error) {
-          const delay = Math.min(4_000, 250 * 2 ** Math.min(attempt, 6));
+          const delay = Math.min(2_000, 250 * 2 ** Math.min(attempt, 6));
           this.deps.log.warn({ reason, attempt, err: (error as Error).message, retryInMs: delay }, 'schedule load failed; retrying');
           await new Promise((r) => setTimeout(r, delay));
         }
@@ -301,6 +303,8 @@ export class Reactor extends EventEmitter {
 
   private retryLater(sid: number, dueMs: number, atMs: number): void {
     if (this.stopping || this.wheel.has(sid)) return; // a newer schedule already replaced it
+    const part = this.partitionOf.get(sid);
+    if (part === undefined || !this.ownership.owns(part)) return; // moved away: its new owner loads it
     this.wheel.schedule(sid, atMs, { dueMs, version: this.versions.get(sid) ?? 0 });
   }
 
