@@ -74,8 +74,8 @@ export function buildMessages(mission: Mission, inputs: readonly ResolvedInput[]
 
   const parts: string[] = [];
   parts.push(`Heute: ${now.toISOString()}`);
-  parts.push(`Mission: ${FENCE_OPEN}\n${fenceSafe(mission.title)}\n${FENCE_CLOSE}`);
-  parts.push(`Ziel: ${FENCE_OPEN}\n${fenceSafe(mission.objective)}\n${FENCE_CLOSE}`);
+  parts.push(`Mission: ${FENCE_OPEN}\n${fenceSafe(mission.title.slice(0, 300))}\n${FENCE_CLOSE}`);
+  parts.push(`Ziel: ${FENCE_OPEN}\n${fenceSafe(mission.objective.slice(0, 2000))}\n${FENCE_CLOSE}`);
   if (mission.conceptMarkdown) parts.push(`Konzept: ${FENCE_OPEN}\n${fenceSafe(mission.conceptMarkdown.slice(0, 4000))}\n${FENCE_CLOSE}`);
   if (inputs.length) {
     parts.push('Verknüpfte Daten:');
