@@ -19,6 +19,19 @@ import type { Metrics } from '../metrics/metrics.js';
 
 export const MEMBERS_CHANNEL = 'mana_ai_members';
 
+/**
+ * A daemon whose host vanishes without closing its sockets (power loss, a
+ * cut network) would keep its session, and so its partitions, until the
+ * server's TCP keepalive gives up (two hours by default). These per-session
+ * settings make the server drop such a session, and release its locks,
+ * after about 25 s; the client side keeps alive too.
+ */
+const KEEPALIVE = {
+  keepAlive: true,
+  keepAliveInitialDelayMillis: 10_000,
+  options: '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3',
+} as const;
+
 export interface OwnershipChange {
   acquired: number[];
   released: number[];
@@ -64,7 +77,7 @@ export class PartitionOwnership extends EventEmitter {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.o.connectionString, application_name: 'mana-ai-partitions' });
+    const client = new pg.Client({ connectionString: this.o.connectionString, application_name: 'mana-ai-partitions', ...KEEPALIVE });
     client.on('error', () => {}); // 'end' follows and handles it
     client.on('end', () => {
       if (this.client === client) this.lost();
@@ -184,7 +197,7 @@ export class PartitionOwnership extends EventEmitter {
     if (this.watcher?.slot === next) return;
     this.stopWatching();
     if (next === null) return;
-    const client = new pg.Client({ connectionString: this.o.connectionString, application_name: 'mana-ai-watch' });
+    const client = new pg.Client({ connectionString: this.o.connectionString, application_name: 'mana-ai-watch', ...KEEPALIVE });
     const w = { client, slot: next };
     this.watcher = w;
     client.on('error', () => {});
