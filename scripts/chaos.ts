@@ -294,6 +294,10 @@ console.log(`chaos: ${N_DAEMONS} daemon(s), ${MINUTES} min, ${N_MISSIONS} missio
 for (const [ok, line] of results) console.log(`${ok ? 'ok  ' : 'FAIL'} ${line}`);
 console.log(`due lag, all ${lags.length} runs: p50 ${percentile(lags, 50).toFixed(0)} ms, p99 ${percentile(lags, 99).toFixed(0)} ms, max ${Math.max(...lags).toFixed(0)} ms`);
 console.log(`due lag, ${calm.length} runs with no chaos event between due and start: p50 ${percentile(calm, 50).toFixed(0)} ms, p99 ${percentile(calm, 99).toFixed(0)} ms`);
+const heldByGap = (r: (typeof runs)[number]) => r.prev !== null && r.due.getTime() - r.prev.getTime() < MIN_GAP_MS;
+const free = runs.filter((r) => !heldByGap(r)).map((r) => r.lag_ms);
+const calmFree = runs.filter((r) => !heldByGap(r) && !events.some((e) => e.at >= r.due.getTime() - 20_000 && e.at <= r.started.getTime())).map((r) => r.lag_ms);
+console.log(`due lag, ${free.length} runs not due within 60 s of their previous run: p50 ${percentile(free, 50).toFixed(0)} ms, p99 ${percentile(free, 99).toFixed(0)} ms; of those with no chaos event: ${calmFree.length} runs, p99 ${percentile(calmFree, 99).toFixed(0)} ms`);
 
 await pool.end();
 llm.close();
