@@ -12,13 +12,13 @@
 // Exits 1 if an invariant fails. Prints due-lag figures too.
 
 import { createServer } from 'node:http';
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { migrate } from '../src/db/migrate.js';
 import { spawnDaemon, type DaemonProcess } from '../test/harness/daemon-process.js';
 import { startEmbeddedPostgres } from './lib/embedded-pg.js';
 import { machine, percentile } from './lib/bench-db.js';
+import { mulberry32 } from './lib/prng.js';
+import { createSyncDatabase } from './lib/sync-database.js';
 
 const HELP = `usage: npm run chaos -- [--minutes M] [--daemons N] [--missions K] [--seed S]
 
@@ -43,32 +43,15 @@ if (values.help) {
 const MINUTES = Number(values.minutes);
 const N_DAEMONS = Number(values.daemons);
 const N_MISSIONS = Number(values.missions);
-let seed = Number(values.seed) >>> 0;
-const rand = () => {
-  seed = (seed + 0x6d2b79f5) >>> 0;
-  let t = seed;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
-const between = (a: number, b: number) => a + rand() * (b - a);
+const prng = mulberry32(Number(values.seed));
+const rand = prng.next;
+const between = prng.between;
 const t0 = Date.now();
 const say = (s: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}`);
 
 // --- database and LLM stand-in
 const server = await startEmbeddedPostgres();
-const admin = new pg.Client({ connectionString: server.url });
-await admin.connect();
-await admin.query('CREATE DATABASE chaos');
-await admin.end();
-const url = server.urlFor('chaos');
-{
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  await c.query(readFileSync(new URL('../test/fixtures/sync_changes.sql', import.meta.url), 'utf8'));
-  await c.end();
-}
-await migrate(url);
+const url = await createSyncDatabase(server.url, 'chaos');
 const pool = new pg.Pool({ connectionString: url, max: 4 });
 pool.on('error', () => {});
 const llm = createServer((req, res) => {

@@ -8,12 +8,12 @@ import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { Writable } from 'node:stream';
 import pg from 'pg';
-import { readFileSync } from 'node:fs';
 import { loadConfig } from '../src/config.js';
 import { startDaemon } from '../src/daemon.js';
 import { createLogger } from '../src/log.js';
 import type { RunEvent } from '../src/reactor/reactor.js';
 import { startEmbeddedPostgres } from './lib/embedded-pg.js';
+import { createSyncDatabase } from './lib/sync-database.js';
 
 const { values } = parseArgs({ options: { keep: { type: 'boolean', default: false }, help: { type: 'boolean', default: false }, 'exit-after': { type: 'string' } } });
 if (values.help) {
@@ -36,15 +36,8 @@ const local = (ms: number | null | undefined) =>
 
 say('starting an embedded PostgreSQL …');
 const server = await startEmbeddedPostgres();
-const admin = new pg.Client({ connectionString: server.url });
-await admin.connect();
-await admin.query('CREATE DATABASE mana_sync');
-await admin.end();
-const url = server.urlFor('mana_sync');
-const setup = new pg.Client({ connectionString: url });
-await setup.connect();
-await setup.query(readFileSync(new URL('../test/fixtures/sync_changes.sql', import.meta.url), 'utf8'));
-await setup.end();
+// The daemon applies the migrations itself at start, as in production.
+const url = await createSyncDatabase(server.url, 'mana_sync', { migrate: false });
 say(`PostgreSQL ready on port ${server.port} (data in ${server.dir}), database mana_sync with mana-sync's table`);
 
 let stub: ReturnType<typeof createServer> | null = null;

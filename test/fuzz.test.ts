@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import pg from 'pg';
+import { mulberry32 } from '../scripts/lib/prng.js';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { webappMission } from './harness/changes.js';
 import { startLlmServer, type LlmServer } from './harness/llm-server.js';
@@ -37,22 +38,7 @@ after(async () => {
   await db?.drop();
 });
 
-/** mulberry32: small, fast, reproducible */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
-  return { next, int, pick };
-}
-
-const r = rng(SEED);
+const r = mulberry32(SEED);
 // Characters Postgres accepts in text and jsonb (no NUL, no lone surrogates): mana-sync's own limits.
 const ALPHABET = ['a', 'Z', '0', ' ', '-', 'ä', 'ß', '漢', '字', '🚀', '👩‍👩‍👧', 'ش', 'ע', '\u200b', '\n', '"', '\\', "'", '{', '}', 'Ω'];
 const str = (max: number) => Array.from({ length: r.int(max) + 1 }, () => r.pick(ALPHABET)).join('');

@@ -5,11 +5,10 @@
 // stops the server.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, it } from 'node:test';
 import pg from 'pg';
-import { migrate } from '../src/db/migrate.js';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../scripts/lib/embedded-pg.js';
+import { createSyncDatabase } from '../scripts/lib/sync-database.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { startTestDaemon, until, type TestDaemon } from './harness/daemon.js';
@@ -23,16 +22,7 @@ let url: string;
 
 before(async () => {
   server = await startEmbeddedPostgres();
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
-  await admin.query('CREATE DATABASE outage');
-  await admin.end();
-  url = server.urlFor('outage');
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  await c.query(readFileSync(new URL('./fixtures/sync_changes.sql', import.meta.url), 'utf8'));
-  await c.end();
-  await migrate(url);
+  url = await createSyncDatabase(server.url, 'outage');
   pool = new pg.Pool({ connectionString: url, max: 2 });
   pool.on('error', () => {});
   llm = await startLlmServer();

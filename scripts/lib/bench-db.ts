@@ -1,13 +1,12 @@
 // A database for the benchmarks: BENCH_DATABASE_URL's server when set,
 // else an embedded PostgreSQL, with mana-sync's table and our migrations.
 
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, totalmem } from 'node:os';
 import pg from 'pg';
-import { migrate } from '../../src/db/migrate.js';
 import { createPool } from '../../src/db/pool.js';
 import { startEmbeddedPostgres } from './embedded-pg.js';
+import { createSyncDatabase } from './sync-database.js';
 
 export interface BenchDb {
   url: string;
@@ -21,18 +20,7 @@ export async function openBenchDatabase(): Promise<BenchDb> {
   const server = external ? null : await startEmbeddedPostgres();
   const serverUrl = external ?? server!.url;
   const name = `mana_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const u = new URL(serverUrl);
-  u.pathname = `/${name}`;
-  const url = u.toString();
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  await c.query(readFileSync(new URL('../../test/fixtures/sync_changes.sql', import.meta.url), 'utf8'));
-  await c.end();
-  await migrate(url);
+  const url = await createSyncDatabase(serverUrl, name);
   const pool = createPool({ connectionString: url, applicationName: 'mana-ai-bench', max: 8 });
   return {
     url,
