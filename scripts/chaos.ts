@@ -109,6 +109,13 @@ async function startSlot(i: number): Promise<void> {
     }
   }
 }
+// Interrupted: take the daemons and Postgres down with us, leave nothing behind.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    for (const d of slots) d?.kill('SIGKILL');
+    void server.stop().finally(() => process.exit(130));
+  });
+}
 await Promise.all(slots.map((_, i) => startSlot(i)));
 say(`${N_DAEMONS} daemon(s) up; ${machine()}`);
 

@@ -75,6 +75,28 @@ function releaseSignalHooks(): void {
   for (const e of ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit', 'exit']) if (hook.hookedEvents().includes(e)) hook.unhookEvent(e);
 }
 
+/**
+ * Scripts that do not handle signals themselves (benches, chaos) still must
+ * not leave a postgres or a directory behind on Ctrl-C: if nobody else
+ * listens for the signal, stop every server we started and exit as the
+ * signal would have. Tools that handle the signal (the demo, the test
+ * runner) keep full control.
+ */
+const live = new Set<() => void>();
+let signalsInstalled = false;
+function installSignalCleanup(): void {
+  if (signalsInstalled) return;
+  signalsInstalled = true;
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+    const onSignal = () => {
+      if (process.listenerCount(sig) > 1) return; // the tool handles it
+      for (const kill of live) kill();
+      process.exit(code);
+    };
+    process.on(sig, onSignal);
+  }
+}
+
 export async function startEmbeddedPostgres(opts: { log?: (line: string) => void; port?: number; dir?: string } = {}): Promise<EmbeddedServer> {
   makeBinariesReachable();
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'mana-ai-pg-'));
@@ -145,6 +167,8 @@ export async function startEmbeddedPostgres(opts: { log?: (line: string) => void
     cleanupDir();
   };
   process.once('exit', onExit);
+  live.add(onExit);
+  installSignalCleanup();
   const urlFor = (database: string) => `postgres://postgres:${password}@127.0.0.1:${port}/${database}`;
   let stopped = false;
   return {
@@ -181,6 +205,7 @@ export async function startEmbeddedPostgres(opts: { log?: (line: string) => void
       if (stopped) return;
       stopped = true;
       process.off('exit', onExit);
+      live.delete(onExit);
       await stopServer();
       cleanupDir();
     },
