@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import * as pgListen from 'pg-listen';
 import type { Options, Subscriber } from 'pg-listen';
+import { retryDelayMs } from './backoff.js';
 import { MEMBERS_CHANNEL } from './ownership.js';
 
 // pg-listen is CommonJS with `exports.default`; Node's ESM loader hands us
@@ -56,7 +57,7 @@ export class ScheduleListener {
         paranoidChecking: opts.healthCheckMs ?? 30_000,
         retryLimit: Number.POSITIVE_INFINITY,
         retryTimeout: 0, // never give up: the daemon stays up while Postgres is away
-        retryInterval: (attempt: number) => Math.min(2_000, 250 * 2 ** Math.min(attempt, 7)) * (0.5 + Math.random() / 2),
+        retryInterval: (attempt: number) => retryDelayMs(attempt, { jitter: true }),
         parse: (raw: string) => {
           try {
             return JSON.parse(raw);

@@ -12,8 +12,9 @@
 
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
+import { retryDelayMs } from './backoff.js';
 import { planRebalance } from './balance.js';
-import { MEMBER_NS, PARTITION_NS, PARTITIONS, readLocks, takeMemberSlot, tryLock, unlock, waitForLock } from '../db/sql/partition-locks.js';
+import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, readLocks, takeMemberSlot, tryLock, unlock, waitForLock } from '../db/sql/partition-locks.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 
@@ -43,8 +44,6 @@ export interface OwnershipOptions {
   metrics: Metrics;
   /** NOTIFY on another connection (the pool), used once this session is gone. */
   notifyViaPool(payload: string): Promise<void>;
-  /** Reconnect backoff cap; kept short so a returning database is used within seconds. */
-  maxBackoffMs?: number;
 }
 
 export class PartitionOwnership extends EventEmitter {
@@ -56,10 +55,14 @@ export class PartitionOwnership extends EventEmitter {
   private again = false;
   private stopped = false;
   private reconnecting = false;
-  connected = false;
 
   constructor(private readonly o: OwnershipOptions) {
     super();
+  }
+
+  /** The lock connection is up (it is published only once joined). */
+  get connected(): boolean {
+    return this.client !== null;
   }
 
   get owned(): ReadonlySet<number> {
@@ -86,21 +89,19 @@ export class PartitionOwnership extends EventEmitter {
     const slot = await takeMemberSlot(client);
     if (slot === null) {
       await client.end().catch(() => {});
-      throw new Error('every membership slot is taken: more than 256 mana-ai daemons on one database');
+      throw new Error(`every membership slot is taken: more than ${MAX_MEMBERS} mana-ai daemons on one database`);
     }
     await client.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, JSON.stringify({ e: 'joined', slot })]);
     // Published only now: a rebalance must not share the client with the
     // queries above (one query at a time per connection).
     this.client = client;
     this.slot = slot;
-    this.connected = true;
     this.o.log.info({ slot }, 'joined the daemons sharing this database');
   }
 
   /** Our session is gone, and every lock with it. */
   private lost(): void {
     if (this.stopped) return;
-    this.connected = false;
     this.client = null;
     this.stopWatching();
     const released = [...this.ownedSet];
@@ -114,7 +115,6 @@ export class PartitionOwnership extends EventEmitter {
   private async reconnect(): Promise<void> {
     if (this.reconnecting) return;
     this.reconnecting = true;
-    const cap = this.o.maxBackoffMs ?? 2_000;
     try {
       for (let attempt = 1; !this.stopped; attempt++) {
         try {
@@ -124,7 +124,7 @@ export class PartitionOwnership extends EventEmitter {
           await this.rebalance('reconnect');
           return;
         } catch (error) {
-          const delay = Math.min(cap, 250 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random() / 2);
+          const delay = retryDelayMs(attempt, { jitter: true });
           this.o.log.warn({ attempt, retryInMs: Math.round(delay), err: (error as Error).message }, 'partition connection failed; retrying');
           await new Promise((r) => setTimeout(r, delay));
         }
@@ -159,7 +159,7 @@ export class PartitionOwnership extends EventEmitter {
     const client = this.client;
     if (!client || this.slot === null || this.stopped) return;
     const view = await readLocks(client);
-    const plan = planRebalance({ partitions: PARTITIONS, members: view.members, mySlot: this.slot, owned: this.ownedSet, held: new Set(view.owners.keys()) });
+    const plan = planRebalance({ partitions: PARTITIONS, members: view.members, mySlot: this.slot, owned: this.ownedSet, held: view.held });
     const released: number[] = [];
     for (const p of plan.release) {
       await unlock(client, PARTITION_NS, p);
@@ -184,7 +184,6 @@ export class PartitionOwnership extends EventEmitter {
       );
       this.emit('changed', { acquired, released } satisfies OwnershipChange);
     }
-    this.emit('rebalanced', { owned: this.ownedSet.size, target: plan.target, members: view.members.length });
     if (released.length) await client.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, JSON.stringify({ e: 'released', slot: this.slot })]);
     this.watchNext(view.members);
   }
@@ -234,7 +233,6 @@ export class PartitionOwnership extends EventEmitter {
     await this.running?.catch(() => {}); // one query at a time on the lock connection
     const client = this.client;
     this.client = null;
-    this.connected = false;
     this.ownedSet.clear();
     this.o.metrics.partitionsOwned.set(0);
     if (client) {

@@ -25,6 +25,7 @@ import { planMission } from '../planner/plan-mission.js';
 import type { ResolverRegistry } from '../planner/resolvers/registry.js';
 import { failedIteration, iterationIdFor, type Iteration } from '../write-back/iteration.js';
 import { writeBack } from '../write-back/write-back.js';
+import { retryDelayMs } from './backoff.js';
 import { ScheduleListener, type SchedulePayload } from './listener.js';
 import { MEMBERS_CHANNEL, PartitionOwnership, type OwnershipChange } from './ownership.js';
 import { RunQueue } from './run-queue.js';
@@ -149,19 +150,21 @@ export class Reactor extends EventEmitter {
   private onOwnershipChanged(c: OwnershipChange): void {
     if (c.released.length) {
       const gone = new Set(c.released);
-      for (const [sid, part] of this.partitionOf) {
-        if (!gone.has(part)) continue;
-        this.wheel.cancel(sid);
-        this.versions.delete(sid);
-        this.partitionOf.delete(sid);
-      }
+      for (const [sid, part] of this.partitionOf) if (gone.has(part)) this.forget(sid);
       this.deps.metrics.missionsScheduled.set(this.wheel.size);
     }
     if (c.acquired.length && this.started && !this.stopping) void this.loadPartitions(c.acquired);
   }
 
+  /** Drops a mission from the schedule and everything known about it. */
+  private forget(sid: number): void {
+    this.wheel.cancel(sid);
+    this.versions.delete(sid);
+    this.partitionOf.delete(sid);
+  }
+
   /** Loads the missions of partitions just taken; whatever became due meanwhile fires at once. */
-  loadPartitions(partitions: readonly number[]): Promise<void> {
+  private loadPartitions(partitions: readonly number[]): Promise<void> {
     return this.load(`acquired ${partitions.length} partition(s)`, partitions, false);
   }
 
@@ -209,13 +212,7 @@ export class Reactor extends EventEmitter {
             this.arm(r.sid, r.dueMs, r.version);
           }
           if (full) {
-            for (const sid of [...this.wheel.keys()]) {
-              if (!seen.has(sid)) {
-                this.wheel.cancel(sid);
-                this.versions.delete(sid);
-                this.partitionOf.delete(sid);
-              }
-            }
+            for (const sid of [...this.wheel.keys()]) if (!seen.has(sid)) this.forget(sid);
           }
           this.deps.metrics.resyncs.inc({ reason: full ? reason : 'partitions-acquired' });
           this.deps.metrics.missionsScheduled.set(this.wheel.size);
@@ -223,7 +220,7 @@ export class Reactor extends EventEmitter {
           this.emit('resynced', { reason, missions: rows.length });
           return;
         } catch (error) {
-          const delay = Math.min(2_000, 250 * 2 ** Math.min(attempt, 6));
+          const delay = retryDelayMs(attempt);
           this.deps.log.warn({ reason, attempt, err: (error as Error).message, retryInMs: delay }, 'schedule load failed; retrying');
           await new Promise((r) => setTimeout(r, delay));
         }
@@ -247,13 +244,8 @@ export class Reactor extends EventEmitter {
     }
     this.deps.metrics.notificationsReceived.inc({ kind: p.d === null ? 'unschedule' : 'schedule' });
     if (known === undefined || p.v > known) this.versions.set(p.s, p.v);
-    if (p.d === null) {
-      this.wheel.cancel(p.s);
-      this.versions.delete(p.s);
-      this.partitionOf.delete(p.s);
-    } else {
-      this.arm(p.s, p.d, p.v);
-    }
+    if (p.d === null) this.forget(p.s);
+    else this.arm(p.s, p.d, p.v);
     this.deps.metrics.missionsScheduled.set(this.wheel.size);
     this.emit('scheduled', { sid: p.s, dueMs: p.d, version: p.v });
   }

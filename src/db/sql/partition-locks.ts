@@ -35,14 +35,14 @@ export async function takeMemberSlot(client: pg.ClientBase): Promise<number | nu
 export interface LockView {
   /** membership slots held, ascending */
   members: number[];
-  /** partition -> backend pid of its owner */
-  owners: Map<number, number>;
+  /** partitions some daemon (this one included) holds */
+  held: Set<number>;
 }
 
 /** Who holds what, as pg_locks shows it for this database. */
 export async function readLocks(client: pg.ClientBase): Promise<LockView> {
-  const { rows } = await client.query<{ ns: number; key: number; pid: number }>(
-    `SELECT classid::int8 AS ns, objid::int8 AS key, pid
+  const { rows } = await client.query<{ ns: number; key: number }>(
+    `SELECT classid::int8 AS ns, objid::int8 AS key
        FROM pg_locks
       WHERE locktype = 'advisory' AND granted AND objsubid = 2
         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -50,12 +50,12 @@ export async function readLocks(client: pg.ClientBase): Promise<LockView> {
     [PARTITION_NS, MEMBER_NS],
   );
   const members: number[] = [];
-  const owners = new Map<number, number>();
+  const held = new Set<number>();
   for (const r of rows) {
     if (Number(r.ns) === MEMBER_NS) members.push(Number(r.key));
-    else owners.set(Number(r.key), r.pid);
+    else held.add(Number(r.key));
   }
-  return { members: members.sort((a, b) => a - b), owners };
+  return { members: members.sort((a, b) => a - b), held };
 }
 
 /** Blocks until the lock is free (its holder's session ended or it let go), then returns holding it. */
