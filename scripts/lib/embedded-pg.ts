@@ -16,8 +16,6 @@ export interface EmbeddedServer {
   port: number;
   dir: string;
   urlFor(database: string): string;
-  /** Whether the postgres process is still running. */
-  alive(): boolean;
   /** Starts postgres again on the same data directory if it has exited (a terminal's Ctrl-C reaches it too). */
   ensureRunning(): Promise<void>;
   /** Stops postgres (fast shutdown) but keeps its data, to simulate an outage; `ensureRunning()` brings it back. */
@@ -176,7 +174,6 @@ export async function startEmbeddedPostgres(opts: { log?: (line: string) => void
     port,
     dir,
     urlFor,
-    alive,
     async pause() {
       const p = proc();
       if (!p || !alive()) return;

@@ -16,7 +16,6 @@ export interface UsableGrant {
   readonly key: webcrypto.CryptoKey;
   /** `<table>:<id>` entries the user allowed; nothing else is decrypted. */
   readonly recordIds: ReadonlySet<string>;
-  readonly tables: ReadonlySet<string>;
 }
 
 export type UnwrapResult = { ok: true; grant: UsableGrant } | { ok: false; reason: GrantSkipReason };
@@ -63,7 +62,7 @@ export async function unwrapGrant(
   try {
     if (mdk.byteLength !== 32) return { ok: false, reason: 'malformed' };
     const key = await webcrypto.subtle.importKey('raw', mdk, { name: 'AES-GCM' }, false, ['decrypt']);
-    return { ok: true, grant: { key, recordIds: new Set(g.derivation.recordIds), tables: new Set(g.derivation.tables) } };
+    return { ok: true, grant: { key, recordIds: new Set(g.derivation.recordIds) } };
   } finally {
     mdk.fill(0);
   }
