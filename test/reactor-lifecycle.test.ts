@@ -28,19 +28,26 @@ after(async () => {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-it('on shutdown, a run still waiting for the LLM after the grace period is given back and the next daemon plans it once', async () => {
+/** An LLM answer the test releases by hand; `asked` resolves when the daemon is waiting for it. */
+function holdLlm(summary: string): { asked: Promise<void>; release: () => void } {
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
-  let asked!: () => void;
-  const llmAsked = new Promise<void>((r) => (asked = r));
+  let ask!: () => void;
+  const asked = new Promise<void>((r) => (ask = r));
   llm.setScript(async () => {
-    asked();
-    await released; // holds the answer past the first daemon's grace period
-    return { content: planAnswer('nach Neustart') };
+    ask();
+    await released;
+    return { content: planAnswer(summary) };
   });
+  return { asked, release };
+}
+
+
+it('on shutdown, a run still waiting for the LLM after the grace period is given back and the next daemon plans it once', async () => {
+  const held = holdLlm('nach Neustart'); // holds the answer past the first daemon's grace period
   const first = await startTestDaemon(db.url, llm.url, { MANA_AI_SHUTDOWN_GRACE_MS: '300', MANA_AI_WORKER_ID: 'first' });
   await pushChange(db.pool, { userId: 'sd', recordId: 'slow', op: 'insert', data: webappMission({ id: 'slow', nextRunAt: iso(Date.now() + 100) }) });
-  await llmAsked;
+  await held.asked;
   await first.stop();
 
   const runs = await db.pool.query(`SELECT status, claimed_by, iteration_id FROM mana_ai.mission_runs WHERE mission_id = 'slow'`);
@@ -50,7 +57,7 @@ it('on shutdown, a run still waiting for the LLM after the grace period is given
   assert.ok(first.logs.some((l) => l.includes('gave back claims')), 'the give-back is logged');
 
   llm.setScript(() => ({ content: planAnswer('nach Neustart') }));
-  release();
+  held.release();
   const second = await startTestDaemon(db.url, llm.url, { MANA_AI_WORKER_ID: 'second' });
   try {
     const ev = await second.waitForRun((e) => e.missionId === 'slow');
@@ -66,20 +73,12 @@ it('on shutdown, a run still waiting for the LLM after the grace period is given
 });
 
 it('on shutdown, a run that finishes within the grace period is written back, not given back', async () => {
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  let asked!: () => void;
-  const llmAsked = new Promise<void>((r) => (asked = r));
-  llm.setScript(async () => {
-    asked();
-    await released;
-    return { content: planAnswer('in der Gnadenfrist') };
-  });
+  const held = holdLlm('in der Gnadenfrist');
   const d = await startTestDaemon(db.url, llm.url, { MANA_AI_SHUTDOWN_GRACE_MS: '20000' });
   await pushChange(db.pool, { userId: 'sd', recordId: 'graceful', op: 'insert', data: webappMission({ id: 'graceful', nextRunAt: iso(Date.now() + 100) }) });
-  await llmAsked;
+  await held.asked;
   const stopping = d.stop();
-  release();
+  held.release();
   await stopping;
   const ev = await d.waitForRun((e) => e.missionId === 'graceful');
   assert.equal(ev.outcome, 'planned');
