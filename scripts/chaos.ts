@@ -18,7 +18,7 @@ import { spawnDaemon, type DaemonProcess } from '../test/harness/daemon-process.
 import { startEmbeddedPostgres } from './lib/embedded-pg.js';
 import { machine, percentile } from './lib/bench-db.js';
 import { mulberry32 } from './lib/prng.js';
-import { createSyncDatabase } from './lib/sync-database.js';
+import { createRuntimeRole, createSyncDatabase } from './lib/sync-database.js';
 
 const HELP = `usage: npm run chaos -- [--minutes M] [--daemons N] [--missions K] [--seed S]
 
@@ -52,6 +52,8 @@ const say = (s: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0)
 // --- database and LLM stand-in
 const server = await startEmbeddedPostgres();
 const url = await createSyncDatabase(server.url, 'chaos');
+// The daemons run as the least-privileged runtime role, as in production.
+const daemonUrl = await createRuntimeRole(url);
 const pool = new pg.Pool({ connectionString: url, max: 4 });
 pool.on('error', () => {});
 const llm = createServer((req, res) => {
@@ -95,7 +97,7 @@ async function startSlot(i: number): Promise<void> {
       continue;
     }
     try {
-      const d = await spawnDaemon(`chaos-${i}`, url, llmUrl, env);
+      const d = await spawnDaemon(`chaos-${i}`, daemonUrl, llmUrl, env);
       slots[i] = d;
       trackAlive();
       void d.exited.then(() => {

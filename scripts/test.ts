@@ -72,8 +72,17 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 
 const concurrency = process.env['TEST_CONCURRENCY'] ?? '2';
-child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], {
+// Every test ends: one that hangs fails after TEST_TIMEOUT_MS (default 3 min)
+// instead of holding CI, and the whole run is cut after TEST_RUN_TIMEOUT_MS.
+const testTimeoutMs = process.env['TEST_TIMEOUT_MS'] ?? '180000';
+const runTimeoutMs = Number(process.env['TEST_RUN_TIMEOUT_MS'] ?? 20 * 60_000);
+child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, `--test-timeout=${testTimeoutMs}`, ...files], {
   env,
   stdio: 'inherit',
 });
+setTimeout(() => {
+  console.error(`test run still going after ${runTimeoutMs} ms: stopping it (TEST_RUN_TIMEOUT_MS)`);
+  child?.kill('SIGTERM');
+  void finish(1);
+}, runTimeoutMs).unref();
 child.on('exit', (code, signal) => void finish(code ?? (signal ? 1 : 0), true));

@@ -6,6 +6,10 @@
 
 import { hostname } from 'node:os';
 import * as v from 'valibot';
+import { worstCaseRequestMs } from './planner/llm-client.js';
+
+/** Reading inputs and writing back, on top of the LLM requests, at most. */
+export const RUN_OVERHEAD_MS = 60_000;
 
 const bool = (def: boolean) =>
   v.pipe(
@@ -68,7 +72,7 @@ const EnvSchema = v.object({
   MANA_AI_LLM_MAX_ATTEMPTS: int(4, 1, 10),
   MANA_AI_LLM_RETRY_BASE_MS: int(500, 1, 60_000),
   MANA_AI_CONCURRENCY: int(4, 1, 256),
-  MANA_AI_CLAIM_LEASE_MS: int(300_000, 1_000, 86_400_000),
+  MANA_AI_CLAIM_LEASE_MS: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.maxValue(86_400_000, 'must be at most 86400000'))),
   MANA_AI_MIN_RUN_GAP_MS: int(60_000, 0, 86_400_000),
   MANA_AI_TIMEZONE: v.optional(v.pipe(v.string(), v.check(isTimeZone, 'must be an IANA time zone such as Europe/Berlin'))),
   MANA_AI_SHUTDOWN_GRACE_MS: int(25_000, 0, 600_000),
@@ -96,7 +100,10 @@ export interface Config {
   llmMaxAttempts: number;
   llmRetryBaseMs: number;
   concurrency: number;
+  /** Last resort only: a live daemon's claim is never taken from it before this (sql/010). */
   claimLeaseMs: number;
+  /** The longest one run may legitimately take (LLM attempts, waits, inputs, write-back). */
+  worstCaseRunMs: number;
   minRunGapMs: number;
   timeZone: string;
   shutdownGraceMs: number;
@@ -126,6 +133,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration, nothing started:\n${lines.join('\n')}`);
   }
   const e = result.output;
+  // A claim lives as long as its daemon's session; the lease only ends the
+  // claim of a daemon that is alive but wedged, so it must outlast the
+  // slowest legitimate run (docs/reliability.md).
+  const worstCaseRunMs = worstCaseRequestMs({ maxAttempts: e.MANA_AI_LLM_MAX_ATTEMPTS, timeoutMs: e.MANA_AI_LLM_TIMEOUT_MS }) + RUN_OVERHEAD_MS;
+  const claimLeaseMs = e.MANA_AI_CLAIM_LEASE_MS ?? worstCaseRunMs + 120_000;
+  if (claimLeaseMs <= worstCaseRunMs) {
+    throw new ConfigError(
+      `invalid configuration, nothing started:\n  MANA_AI_CLAIM_LEASE_MS: must be longer than the worst case of one run, ${worstCaseRunMs} ms ` +
+        `(MANA_AI_LLM_MAX_ATTEMPTS × MANA_AI_LLM_TIMEOUT_MS + waits between attempts + ${RUN_OVERHEAD_MS} ms); leave it unset for ${worstCaseRunMs + 120_000} ms`,
+    );
+  }
   const tz = e.MANA_AI_TIMEZONE ?? (e.TZ && isTimeZone(e.TZ) ? e.TZ : 'Europe/Berlin');
   return {
     port: e.PORT,
@@ -144,7 +162,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     llmMaxAttempts: e.MANA_AI_LLM_MAX_ATTEMPTS,
     llmRetryBaseMs: e.MANA_AI_LLM_RETRY_BASE_MS,
     concurrency: e.MANA_AI_CONCURRENCY,
-    claimLeaseMs: e.MANA_AI_CLAIM_LEASE_MS,
+    claimLeaseMs,
+    worstCaseRunMs,
     minRunGapMs: e.MANA_AI_MIN_RUN_GAP_MS,
     timeZone: tz,
     shutdownGraceMs: e.MANA_AI_SHUTDOWN_GRACE_MS,

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { Config } from './config.js';
-import { migrate } from './db/migrate.js';
+import { migrate, pendingMigrations } from './db/migrate.js';
 import { createDb, createPool, type Db } from './db/pool.js';
 import { createHttpServer } from './http/server.js';
 import { auditRoutes } from './http/audit-routes.js';
@@ -31,6 +31,29 @@ export const VERSION: string = (() => {
   }
 })();
 
+/**
+ * The schema must be current before anything runs. Nothing pending: no
+ * DDL, no lock, so a least-privileged runtime role starts. Something
+ * pending: applied here if this role may (development, the demo), else the
+ * start stops and says who must run what.
+ */
+async function ensureSchema(databaseUrl: string, log: Logger): Promise<void> {
+  const pending = await pendingMigrations(databaseUrl);
+  if (pending !== null && pending.length === 0) {
+    log.info('schema up to date');
+    return;
+  }
+  try {
+    const migrated = await migrate(databaseUrl, { log: (m) => log.info(m) });
+    log.info({ applied: migrated.applied }, 'schema up to date');
+  } catch (error) {
+    throw new Error(
+      `${pending === null ? 'the mana_ai schema does not exist' : `migrations pending: ${pending.join(', ')}`}, and this role could not apply them ` +
+        `(${(error as Error).message}). Run \`npm run migrate -- --runtime-role <this role>\` as the schema owner, then start again.`,
+    );
+  }
+}
+
 export interface Daemon {
   config: Config;
   metrics: Metrics;
@@ -47,8 +70,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   if (config.tickIntervalMs !== undefined) {
     log.info({ TICK_INTERVAL_MS: config.tickIntervalMs }, 'TICK_INTERVAL_MS is ignored: runs are driven by NOTIFY and the timer wheel, not by polling');
   }
-  const migrated = await migrate(config.databaseUrl, { log: (m) => log.info(m) });
-  log.info({ applied: migrated.applied }, 'schema up to date');
+  await ensureSchema(config.databaseUrl, log);
 
   const metrics = createMetrics();
   const loop = monitorEventLoopDelay({ resolution: 10 });

@@ -29,7 +29,7 @@ before(async () => {
   db = await createTestDatabase();
   writer = new pg.Pool({ connectionString: db.writerUrl, max: 2 });
   llm = await startLlmServer();
-  daemon = await startTestDaemon(db.url, llm.url, { MANA_AI_LOG_LEVEL: 'info', MANA_AI_CONCURRENCY: '8' });
+  daemon = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_LOG_LEVEL: 'info', MANA_AI_CONCURRENCY: '8' });
 });
 after(async () => {
   await daemon?.stop();

@@ -26,7 +26,7 @@ let daemon: TestDaemon;
 /** Every daemon this file started, for the log check at the end. */
 const started: TestDaemon[] = [];
 const start = async (env: Record<string, string>) => {
-  const d = await startTestDaemon(db.url, llm.url, env);
+  const d = await startTestDaemon(db.daemonUrl, llm.url, env);
   started.push(d);
   return d;
 };

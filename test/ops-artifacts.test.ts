@@ -55,7 +55,7 @@ let exported: Set<string>;
 before(async () => {
   db = await createTestDatabase();
   llm = await startLlmServer();
-  daemon = await startTestDaemon(db.url, llm.url);
+  daemon = await startTestDaemon(db.daemonUrl, llm.url);
   const text = await fetch(`http://127.0.0.1:${daemon.port}/metrics`).then((r) => r.text());
   exported = new Set(['up']); // Prometheus's own series for every scrape target
   for (const line of text.split('\n')) {

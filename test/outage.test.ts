@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import pg from 'pg';
 import { startEmbeddedPostgres, type EmbeddedServer } from '../scripts/lib/embedded-pg.js';
-import { createSyncDatabase } from '../scripts/lib/sync-database.js';
+import { createRuntimeRole, createSyncDatabase } from '../scripts/lib/sync-database.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { startTestDaemon, until, type TestDaemon } from './harness/daemon.js';
@@ -26,7 +26,7 @@ before(async () => {
   pool = new pg.Pool({ connectionString: url, max: 2 });
   pool.on('error', () => {});
   llm = await startLlmServer();
-  daemon = await startTestDaemon(url, llm.url);
+  daemon = await startTestDaemon(await createRuntimeRole(url), llm.url);
 });
 after(async () => {
   await daemon?.stop();

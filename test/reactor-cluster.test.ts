@@ -24,8 +24,8 @@ after(async () => {
 const iso = (ms: number) => new Date(ms).toISOString();
 
 it('two daemons, 200 missions due in the same second: each planned exactly once', async () => {
-  const a = await startTestDaemon(db.url, llm.url, { MANA_AI_WORKER_ID: 'daemon-a' });
-  const b = await startTestDaemon(db.url, llm.url, { MANA_AI_WORKER_ID: 'daemon-b' });
+  const a = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_WORKER_ID: 'daemon-a' });
+  const b = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_WORKER_ID: 'daemon-b' });
   daemons.push(a, b);
   const due = Math.ceil((Date.now() + 2500) / 1000) * 1000;
   const c = await db.pool.connect();
@@ -60,7 +60,7 @@ it('two daemons, 200 missions due in the same second: each planned exactly once'
 });
 
 it('resyncs after its LISTEN connection is killed; a mission changed during the outage runs at its new time', async () => {
-  const d = await startTestDaemon(db.url, llm.url, { MANA_AI_WORKER_ID: 'daemon-l' });
+  const d = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_WORKER_ID: 'daemon-l' });
   daemons.push(d);
   const t = Date.now();
   await pushChange(db.pool, { userId: 'lu', recordId: 'lm', op: 'insert', data: webappMission({ id: 'lm', nextRunAt: iso(t + 3_600_000), updatedAt: iso(t - 1000) }) });

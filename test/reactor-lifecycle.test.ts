@@ -45,7 +45,7 @@ function holdLlm(summary: string): { asked: Promise<void>; release: () => void }
 
 it('on shutdown, a run still waiting for the LLM after the grace period is given back and the next daemon plans it once', async () => {
   const held = holdLlm('nach Neustart'); // holds the answer past the first daemon's grace period
-  const first = await startTestDaemon(db.url, llm.url, { MANA_AI_SHUTDOWN_GRACE_MS: '300', MANA_AI_WORKER_ID: 'first' });
+  const first = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_SHUTDOWN_GRACE_MS: '300', MANA_AI_WORKER_ID: 'first' });
   await pushChange(db.pool, { userId: 'sd', recordId: 'slow', op: 'insert', data: webappMission({ id: 'slow', nextRunAt: iso(Date.now() + 100) }) });
   await held.asked;
   await first.stop();
@@ -58,7 +58,7 @@ it('on shutdown, a run still waiting for the LLM after the grace period is given
 
   llm.setScript(() => ({ content: planAnswer('nach Neustart') }));
   held.release();
-  const second = await startTestDaemon(db.url, llm.url, { MANA_AI_WORKER_ID: 'second' });
+  const second = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_WORKER_ID: 'second' });
   try {
     const ev = await second.waitForRun((e) => e.missionId === 'slow');
     assert.equal(ev.outcome, 'planned');
@@ -74,7 +74,7 @@ it('on shutdown, a run still waiting for the LLM after the grace period is given
 
 it('on shutdown, a run that finishes within the grace period is written back, not given back', async () => {
   const held = holdLlm('in der Gnadenfrist');
-  const d = await startTestDaemon(db.url, llm.url, { MANA_AI_SHUTDOWN_GRACE_MS: '20000' });
+  const d = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_SHUTDOWN_GRACE_MS: '20000' });
   await pushChange(db.pool, { userId: 'sd', recordId: 'graceful', op: 'insert', data: webappMission({ id: 'graceful', nextRunAt: iso(Date.now() + 100) }) });
   await held.asked;
   const stopping = d.stop();
@@ -99,7 +99,7 @@ it('honours Retry-After on a 429 and plans once; logs carry no key and no user c
     assert.equal(req.headers['authorization'], `Bearer ${SERVICE_KEY}`);
     return n === 1 ? { status: 429, headers: { 'retry-after': '1' }, content: 'slow down' } : { content: planAnswer('nach 429') };
   });
-  const d = await startTestDaemon(db.url, llm.url, { MANA_AI_LLM_RETRY_BASE_MS: '5' });
+  const d = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_LLM_RETRY_BASE_MS: '5' });
   try {
     await pushChange(db.pool, {
       userId: 'lg', recordId: 'rl', op: 'insert',

@@ -17,7 +17,7 @@ import { spawnDaemon, type DaemonProcess } from './harness/daemon-process.js';
 let db: TestDb;
 let llm: LlmServer;
 const started: DaemonProcess[] = [];
-const LEASE = { MANA_AI_CLAIM_LEASE_MS: '1500' };
+
 
 before(async () => {
   db = await createTestDatabase();
@@ -31,7 +31,7 @@ after(async () => {
 });
 
 const spawn = async (name: string) => {
-  const d = await spawnDaemon(name, db.url, llm.url, LEASE);
+  const d = await spawnDaemon(name, db.daemonUrl, llm.url);
   started.push(d);
   return d;
 };
@@ -102,7 +102,7 @@ it('killed right after the write-back committed: no second iteration for that du
   assert.equal(tick.status, 200);
   assert.equal(((await tick.json()) as { counts: { due: number } }).counts.due, 0, 'nothing is due: the committed write-back moved nextRunAt');
   const { rows: [snap] } = await db.pool.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = 'post'`);
-  const claim = await db.pool.query(`SELECT outcome FROM mana_ai.claim_run($1, to_timestamp($2 / 1000.0), 'probe', interval '1 minute', interval '0')`, [snap.sid, due]);
+  const claim = await db.pool.query(`SELECT outcome FROM mana_ai.claim_run($1, to_timestamp($2 / 1000.0), 'probe', interval '1 minute', interval '0', NULL, NULL)`, [snap.sid, due]);
   assert.notEqual(claim.rows[0].outcome, 'claimed', 'the old due time cannot be claimed again');
   assert.equal((await runnerRows('post')).length, 1, 'one iteration');
   const runs = await db.pool.query(`SELECT status FROM mana_ai.mission_runs WHERE mission_id = 'post'`);

@@ -78,7 +78,7 @@ async function assertOncePerMission(prefix: string, n: number): Promise<void> {
 }
 
 it('three daemons share 64 partitions; one SIGKILLed, two take over and run what became due; a fourth joins; nothing runs twice', async () => {
-  daemons.push(...(await Promise.all(['d1', 'd2', 'd3'].map((n) => spawnDaemon(n, db.url, llm.url)))));
+  daemons.push(...(await Promise.all(['d1', 'd2', 'd3'].map((n) => spawnDaemon(n, db.daemonUrl, llm.url)))));
   await whenever(async () => JSON.stringify(await shares()) === '[21,21,22]');
 
   // Freeze d2 (its locks stay held, it cannot run anything), make 90 missions
@@ -104,7 +104,7 @@ it('three daemons share 64 partitions; one SIGKILLed, two take over and run what
   assert.ok(daemons.some((d) => d.lines.some((l) => l.msg === 'a peer daemon is gone; taking over its share')), 'the ring watcher noticed');
 
   // A fourth daemon joins while more missions fall due.
-  const d4 = await spawnDaemon('d4', db.url, llm.url);
+  const d4 = await spawnDaemon('d4', db.daemonUrl, llm.url);
   daemons.push(d4);
   const more = await insertMissions('b', 90, Date.now() + 200);
   await whenever(async () => JSON.stringify(await shares()) === '[21,21,22]');

@@ -31,3 +31,28 @@ export async function createSyncDatabase(serverUrl: string, name: string, opts: 
   if (opts.migrate !== false) await migrate(url);
   return url;
 }
+
+/**
+ * Creates (if missing) a least-privileged login role for the daemon, grants
+ * it the runtime rights (sql/011, `npm run migrate -- --runtime-role`) on
+ * the database at `databaseUrl`, and returns that database's URL as the role.
+ */
+export async function createRuntimeRole(databaseUrl: string, role = { name: 'mana_ai_runtime', password: 'runtime-pw' }): Promise<string> {
+  if (!/^[a-z_][a-z0-9_]*$/.test(role.name)) throw new Error(`role name "${role.name}" must be a plain lower-case identifier`);
+  const c = new pg.Client({ connectionString: databaseUrl });
+  await c.connect();
+  try {
+    await c.query(`
+      DO $$ BEGIN
+        CREATE ROLE ${role.name} LOGIN PASSWORD '${role.password.replace(/'/g, "''")}' NOSUPERUSER NOBYPASSRLS;
+      EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+      END $$`);
+  } finally {
+    await c.end();
+  }
+  await migrate(databaseUrl, { runtimeRole: role.name });
+  const u = new URL(databaseUrl);
+  u.username = role.name;
+  u.password = role.password;
+  return u.toString();
+}

@@ -3,13 +3,27 @@
 import { migrate } from '../db/migrate.js';
 
 if (process.argv.includes('--help')) {
-  console.log(`usage: npm run migrate
+  console.log(`usage: npm run migrate [-- --runtime-role NAME]
 
 Applies the numbered files in sql/ that SYNC_DATABASE_URL's database has not
 seen yet, each in its own transaction, under an advisory lock (safe from
 several hosts at once). An applied file that was edited since stops with a
-message naming it. The daemon does the same at every start.`);
+message naming it. Run it as the role that owns the mana_ai schema.
+
+--runtime-role NAME   grant the existing role NAME exactly what the daemon
+                      needs at run time (docs/ops.md, "Least privilege"), and
+                      remember it: later migrations re-apply its grants.
+                      Run the daemon as NAME.
+
+The daemon applies pending migrations at start only when its role may; as
+a runtime role it refuses to start until they are applied.`);
   process.exit(0);
+}
+const roleAt = process.argv.indexOf('--runtime-role');
+const runtimeRole = roleAt >= 0 ? process.argv[roleAt + 1] : undefined;
+if (roleAt >= 0 && (!runtimeRole || runtimeRole.startsWith('--'))) {
+  console.error('--runtime-role needs the name of an existing role, e.g. --runtime-role mana_ai_runtime');
+  process.exit(2);
 }
 const url = process.env['SYNC_DATABASE_URL'];
 if (!url) {
@@ -17,8 +31,8 @@ if (!url) {
   process.exit(2);
 }
 try {
-  const result = await migrate(url, { log: (m) => console.log(m) });
-  console.log(`migrations: ${result.applied.length} applied, ${result.alreadyApplied} already there`);
+  const result = await migrate(url, { log: (m) => console.log(m), ...(runtimeRole ? { runtimeRole } : {}) });
+  console.log(`migrations: ${result.applied.length} applied, ${result.alreadyApplied} already there${result.granted.length ? `; runtime rights granted to ${result.granted.join(', ')}` : ''}`);
 } catch (error) {
   console.error((error as Error).message);
   process.exit(1);

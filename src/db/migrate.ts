@@ -41,9 +41,34 @@ export function loadMigrations(dir = SQL_DIR): Migration[] {
 export interface MigrateResult {
   applied: string[];
   alreadyApplied: number;
+  /** runtime roles whose grants were (re)applied (sql/011) */
+  granted: string[];
 }
 
-export async function migrate(connectionString: string, opts: { dir?: string; log?: (msg: string) => void } = {}): Promise<MigrateResult> {
+/**
+ * Migrations this build ships that the database has not applied, read-only
+ * (no lock, no DDL): what the daemon checks at start, so its runtime role
+ * needs no right to change the schema. Null when the schema is missing.
+ */
+export async function pendingMigrations(connectionString: string, dir?: string): Promise<string[] | null> {
+  const migrations = loadMigrations(dir);
+  const client = new pg.Client({ connectionString, application_name: 'mana-ai-migrate' });
+  await client.connect();
+  try {
+    const exists = await client.query(`SELECT to_regclass('mana_ai.schema_migrations') IS NOT NULL AS ok`);
+    if (!exists.rows[0].ok) return null;
+    const { rows } = await client.query<{ version: number; checksum: string }>('SELECT version, checksum FROM mana_ai.schema_migrations');
+    const applied = new Map(rows.map((r) => [r.version, r.checksum]));
+    return migrations.filter((m) => applied.get(m.version) !== m.checksum).map((m) => m.name);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+export async function migrate(
+  connectionString: string,
+  opts: { dir?: string; log?: (msg: string) => void; runtimeRole?: string } = {},
+): Promise<MigrateResult> {
   const migrations = loadMigrations(opts.dir);
   const client = new pg.Client({ connectionString, application_name: 'mana-ai-migrate' });
   await client.connect();
@@ -95,7 +120,26 @@ export async function migrate(connectionString: string, opts: { dir?: string; lo
         applied.push(m.name);
         opts.log?.(`applied ${m.name}`);
       }
-      return { applied, alreadyApplied: rows.length };
+      // Grants follow the schema: a role named now, and every role named
+      // before whenever a migration was applied (a new table must not leave
+      // the daemon without its rights).
+      const granted: string[] = [];
+      const roles = new Set<string>(opts.runtimeRole ? [opts.runtimeRole] : []);
+      if (applied.length > 0) {
+        const known = await client.query<{ role_name: string }>(`SELECT role_name FROM mana_ai.runtime_roles`).catch(() => ({ rows: [] }));
+        for (const r of known.rows) roles.add(r.role_name);
+      }
+      for (const role of roles) {
+        try {
+          await client.query('SELECT mana_ai.grant_runtime_role($1)', [role]);
+        } catch (error) {
+          const e = error as Error & { hint?: string };
+          throw new MigrationError(`granting the runtime role ${role} failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+        }
+        granted.push(role);
+        opts.log?.(`granted the runtime rights to ${role}`);
+      }
+      return { applied, alreadyApplied: rows.length, granted };
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => {});
     }

@@ -29,11 +29,14 @@ export interface Metrics {
   llmRetries: Counter<'reason'>;
   missionsSkipped: Counter<'reason'>;
   snapshotErrors: Counter;
+  snapshotRepairs: Counter<'outcome'>;
+  unownedChecks: Counter<'result'>;
   partitionsOwned: Gauge;
   members: Gauge;
   rebalances: Counter<'reason'>;
   ownershipReconnects: Counter;
   peersLost: Counter;
+  watchReconnects: Counter;
   eventLoopDelay: Gauge<'quantile'>;
 }
 
@@ -75,11 +78,14 @@ export function createMetrics(): Metrics {
     claims: new Counter({ name: 'mana_ai_claims_total', help: 'Claim attempts by outcome', labelNames: ['outcome'], ...r }),
     llmRetries: new Counter({ name: 'mana_ai_llm_retries_total', help: 'mana-llm requests retried', labelNames: ['reason'], ...r }),
     snapshotErrors: new Counter({ name: 'mana_ai_snapshot_errors_total', help: 'Mission changes the trigger could not fold (rows in mana_ai.snapshot_errors), as notified while this daemon listened', ...r }),
+    snapshotRepairs: new Counter({ name: 'mana_ai_snapshot_repairs_total', help: 'Snapshots rebuilt after a transient fold error, by outcome', labelNames: ['outcome'], ...r }),
+    unownedChecks: new Counter({ name: 'mana_ai_ownership_checks_total', help: 'Listener connection checks, by whether every partition had an owner', labelNames: ['result'], ...r }),
     partitionsOwned: new Gauge({ name: 'mana_ai_partitions_owned', help: 'Partitions of the missions this daemon schedules (of 64)', ...r }),
     members: new Gauge({ name: 'mana_ai_members', help: 'Daemons sharing the database, as seen at the last rebalance', ...r }),
     rebalances: new Counter({ name: 'mana_ai_rebalances_total', help: 'Partition rebalances by cause', labelNames: ['reason'], ...r }),
     ownershipReconnects: new Counter({ name: 'mana_ai_ownership_reconnects_total', help: 'Partition-lock connection re-established', ...r }),
     peersLost: new Counter({ name: 'mana_ai_peers_lost_total', help: 'Peer daemons noticed gone by the watcher', ...r }),
+    watchReconnects: new Counter({ name: 'mana_ai_watch_reconnects_total', help: 'Watch connections (on a peer daemon) lost and re-established', ...r }),
     missionsSkipped: new Counter({ name: 'mana_ai_missions_skipped_total', help: 'Due missions the runner could not read', labelNames: ['reason'], ...r }),
     eventLoopDelay: new Gauge({ name: 'mana_ai_event_loop_delay_seconds', help: 'Event-loop delay over the last scrape interval', labelNames: ['quantile'], ...r }),
   };

@@ -3,7 +3,11 @@
 // zone database and daylight-saving changes (a 02:30 that does not exist on
 // the spring-forward day runs at 03:00; an autumn 02:30 runs once).
 // Interval is wall-clock minutes from the instant, as the webapp computes it.
-// Returns null for "never": manual cadence, a cron that never matches.
+// Returns null for "never": manual cadence, a cron that never matches, and
+// any next run that is not a finite time or lies past 9999-12-31 (an
+// interval of 1e12 minutes; such an instant has no ISO-8601 form a client
+// or the trigger could read, and a run whose write-back cannot be written
+// must never happen).
 
 import { Cron } from 'croner';
 import * as v from 'valibot';
@@ -42,7 +46,15 @@ function compileCron(expression: string, timeZone: string): Cron | null {
   }
 }
 
+/** The last instant with a four-digit ISO-8601 year: 9999-12-31T23:59:59.999Z. */
+export const LAST_REPRESENTABLE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 export function nextRunAfter(cadence: Cadence, fromMs: number, timeZone: string): number | null {
+  const next = nextRunUnchecked(cadence, fromMs, timeZone);
+  return next !== null && Number.isFinite(next) && next <= LAST_REPRESENTABLE_MS ? next : null;
+}
+
+function nextRunUnchecked(cadence: Cadence, fromMs: number, timeZone: string): number | null {
   switch (cadence.kind) {
     case 'manual':
       return null;

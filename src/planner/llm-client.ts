@@ -18,6 +18,14 @@ export interface LlmClientOptions {
   onRequest?: (seconds: number, outcome: string) => void;
 }
 
+/** Longest wait between two attempts, whatever Retry-After says. */
+export const MAX_RETRY_DELAY_MS = 60_000;
+
+/** Longest one planning request can take: every attempt to its deadline, every wait at its cap. */
+export function worstCaseRequestMs(o: { maxAttempts: number; timeoutMs: number }): number {
+  return o.maxAttempts * o.timeoutMs + (o.maxAttempts - 1) * MAX_RETRY_DELAY_MS;
+}
+
 export class LlmError extends Error {
   override name = 'LlmError';
   constructor(readonly reason: 'unreachable' | 'timeout' | 'rate-limited' | 'server-error' | 'bad-response' | 'client-error' | 'aborted', message: string) {
@@ -80,7 +88,7 @@ export class LlmClient {
       const retryable = ['unreachable', 'timeout', 'rate-limited', 'server-error'].includes(lastError.reason);
       if (!retryable || attempt === this.opts.maxAttempts) break;
       const backoff = Math.random() * this.opts.retryBaseMs * 2 ** (attempt - 1);
-      const delay = Math.min(60_000, hintMs ?? backoff);
+      const delay = Math.min(MAX_RETRY_DELAY_MS, hintMs ?? backoff);
       this.opts.onRetry?.(lastError.reason, attempt, delay);
       await sleep(delay, combined);
     }
@@ -90,6 +98,10 @@ export class LlmClient {
   private async once(messages: ChatMessage[], signal: AbortSignal): Promise<string> {
     const started = performance.now();
     let outcome = 'ok';
+    // One deadline for the whole attempt (connect, headers and body), so the
+    // worst case of a run is known and the claim's lease can exceed it.
+    const deadline = AbortSignal.timeout(this.opts.timeoutMs);
+    const attemptSignal = AbortSignal.any([signal, deadline]);
     try {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (this.opts.serviceKey) headers['authorization'] = `Bearer ${this.opts.serviceKey}`;
@@ -98,7 +110,7 @@ export class LlmClient {
         path: this.path,
         headers,
         body: JSON.stringify({ model: this.opts.model, temperature: this.opts.temperature, messages }),
-        signal,
+        signal: attemptSignal,
       });
       const text = await res.body.text();
       if (res.statusCode === 429) {
@@ -131,6 +143,7 @@ export class LlmClient {
         throw new LlmError('aborted', 'request aborted');
       }
       const timeout =
+        deadline.aborted ||
         error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError || error instanceof undiciErrors.ConnectTimeoutError;
       outcome = timeout ? 'timeout' : 'unreachable';
       throw new LlmError(timeout ? 'timeout' : 'unreachable', `mana-llm ${outcome}: ${(error as Error).message}`);

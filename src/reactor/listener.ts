@@ -1,23 +1,24 @@
-// The LISTEN connection (pg-listen). It reconnects by itself with backoff
-// and re-LISTENs; each re-established connection is reported so the
-// reactor can resync, since notifications sent while it was down are lost.
-// Its only query while idle is pg-listen's periodic connection check.
+// The LISTEN connection. It reconnects by itself with backoff and LISTENs
+// again; each re-established connection is reported so the reactor can
+// resync, since notifications sent while it was down are lost.
+//
+// Its only query while idle is the connection check every 30 s, and that
+// check carries a question worth asking: how many of the 64 partitions have
+// no owner (a peer died while nobody watched it, a rebalance failed)? The
+// answer goes to the reactor, which rebalances when it is not zero. This is
+// why the listener is our own code on pg.Client rather than pg-listen:
+// pg-listen's check runs a fixed query on a connection it does not expose
+// (docs/dependencies.md).
 
-import type pg from 'pg';
-import * as pgListen from 'pg-listen';
-import type { Options, Subscriber } from 'pg-listen';
+import pg from 'pg';
+import { countUnownedPartitions } from '../db/sql/partition-locks.js';
 import { retryDelayMs } from './backoff.js';
-import { MEMBERS_CHANNEL } from './ownership.js';
-
-// pg-listen is CommonJS with `exports.default`; Node's ESM loader hands us
-// module.exports, tsx may hand us the function. Accept both.
-type CreateSubscriber = (config: pg.ClientConfig, options: Options) => Subscriber;
-const mod = pgListen as unknown as { default: CreateSubscriber | { default: CreateSubscriber } };
-const createSubscriber: CreateSubscriber = typeof mod.default === 'function' ? mod.default : mod.default.default;
+import { KEEPALIVE, MEMBERS_CHANNEL } from './ownership.js';
 
 export const CHANNEL = 'mana_ai_missions';
-/** The trigger's fold errors (sql/007): payload { id } of a mana_ai.snapshot_errors row. */
+/** The trigger's fold errors (sql/009): payload { id, p, t } of a mana_ai.snapshot_errors row. */
 export const ERRORS_CHANNEL = 'mana_ai_snapshot_errors';
+const CHANNELS = [CHANNEL, ERRORS_CHANNEL, MEMBERS_CHANNEL] as const;
 
 export interface SchedulePayload {
   s: number;
@@ -28,14 +29,24 @@ export interface SchedulePayload {
   r?: number;
 }
 
+export interface SnapshotErrorPayload {
+  id: number | null;
+  /** the mission's partition; null when the row had no user */
+  p: number | null;
+  /** a transient failure: the snapshot must be repaired */
+  t: boolean;
+}
+
 export interface ListenerHandlers {
   onNotification(payload: SchedulePayload): void;
   onReconnected(): void;
   onDisconnected(error: Error): void;
   onInvalidPayload(raw: unknown): void;
-  onSnapshotError(errorId: number | null): void;
+  onSnapshotError(payload: SnapshotErrorPayload): void;
   /** A daemon joined, left or released partitions (ownership.ts). */
   onMembersChanged(): void;
+  /** The connection check's answer: partitions nobody holds right now. */
+  onCheck(unownedPartitions: number): void;
 }
 
 function isPayload(x: unknown): x is SchedulePayload {
@@ -44,66 +55,127 @@ function isPayload(x: unknown): x is SchedulePayload {
   return Number.isSafeInteger(o['s']) && Number.isSafeInteger(o['v']) && Number.isSafeInteger(o['p']) && (o['d'] === null || Number.isFinite(o['d']));
 }
 
+function parse(raw: string | undefined): unknown {
+  try {
+    return raw === undefined ? undefined : JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+export function parseSnapshotError(raw: unknown): SnapshotErrorPayload {
+  const o = typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : {};
+  const int = (v: unknown) => (Number.isSafeInteger(v) ? (v as number) : null);
+  return { id: int(o['id']), p: int(o['p']), t: o['t'] === true };
+}
+
 export class ScheduleListener {
-  private readonly subscriber: Subscriber;
-  private connectedOnce = false;
+  private client: pg.Client | null = null;
+  private checkTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private reconnecting = false;
   connected = false;
   lastNotificationAt: Date | null = null;
 
-  constructor(connectionString: string, private readonly handlers: ListenerHandlers, opts: { healthCheckMs?: number } = {}) {
-    this.subscriber = createSubscriber(
-      { connectionString, application_name: 'mana-ai-listener' },
-      {
-        paranoidChecking: opts.healthCheckMs ?? 30_000,
-        retryLimit: Number.POSITIVE_INFINITY,
-        retryTimeout: 0, // never give up: the daemon stays up while Postgres is away
-        retryInterval: (attempt: number) => retryDelayMs(attempt, { jitter: true }),
-        parse: (raw: string) => {
-          try {
-            return JSON.parse(raw);
-          } catch {
-            return raw;
-          }
-        },
-      },
-    );
-    this.subscriber.notifications.on(CHANNEL, (payload: unknown) => {
-      this.lastNotificationAt = new Date();
-      if (isPayload(payload)) handlers.onNotification(payload);
-      else handlers.onInvalidPayload(payload);
-    });
-    this.subscriber.notifications.on(ERRORS_CHANNEL, (payload: unknown) => {
-      const id = typeof payload === 'object' && payload !== null ? (payload as Record<string, unknown>)['id'] : null;
-      handlers.onSnapshotError(Number.isSafeInteger(id) ? (id as number) : null);
-    });
-    this.subscriber.notifications.on(MEMBERS_CHANNEL, () => handlers.onMembersChanged());
-    this.subscriber.events.on('error', (error) => {
-      this.connected = false;
-      handlers.onDisconnected(error);
-    });
-    this.subscriber.events.on('reconnect', () => {
-      const was = this.connected;
-      this.connected = false;
-      if (was) handlers.onDisconnected(new Error('LISTEN connection lost'));
-    });
-    this.subscriber.events.on('connected', () => {
-      this.connected = true;
-      if (this.connectedOnce) handlers.onReconnected();
-      this.connectedOnce = true;
-    });
-  }
+  constructor(
+    private readonly connectionString: string,
+    private readonly handlers: ListenerHandlers,
+    private readonly opts: { checkMs?: number } = {},
+  ) {}
 
   async start(): Promise<void> {
-    await this.subscriber.connect();
-    await this.subscriber.listenTo(CHANNEL);
-    await this.subscriber.listenTo(ERRORS_CHANNEL);
-    await this.subscriber.listenTo(MEMBERS_CHANNEL);
+    await this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.connectionString, application_name: 'mana-ai-listener', ...KEEPALIVE });
+    client.on('error', () => {}); // 'end' follows and handles it
+    client.on('end', () => {
+      if (this.client === client) this.lost(new Error('LISTEN connection lost'));
+    });
+    client.on('notification', (n) => this.dispatch(n.channel, parse(n.payload)));
+    await client.connect();
+    try {
+      // One after another: a connection runs one query at a time.
+      for (const channel of CHANNELS) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw error;
+    }
+    this.client = client;
     this.connected = true;
-    this.connectedOnce = true;
+    this.scheduleCheck();
+  }
+
+  private dispatch(channel: string, payload: unknown): void {
+    if (channel === CHANNEL) {
+      this.lastNotificationAt = new Date();
+      if (isPayload(payload)) this.handlers.onNotification(payload);
+      else this.handlers.onInvalidPayload(payload);
+    } else if (channel === ERRORS_CHANNEL) {
+      this.handlers.onSnapshotError(parseSnapshotError(payload));
+    } else if (channel === MEMBERS_CHANNEL) {
+      this.handlers.onMembersChanged();
+    }
+  }
+
+  private scheduleCheck(): void {
+    this.checkTimer = setTimeout(() => void this.check(), this.opts.checkMs ?? 30_000);
+    this.checkTimer.unref();
+  }
+
+  /** The connection check (a dead connection is found here at the latest) and the ownership question. */
+  async check(): Promise<void> {
+    const client = this.client;
+    if (!client || this.closed) return;
+    try {
+      const unowned = await countUnownedPartitions(client);
+      if (this.client === client) this.scheduleCheck();
+      this.handlers.onCheck(unowned);
+    } catch (error) {
+      if (this.client === client) {
+        client.end().catch(() => {});
+        this.lost(error as Error);
+      }
+    }
+  }
+
+  /** Marks the connection lost (before anyone is told) and reconnects. */
+  private lost(error: Error): void {
+    if (this.closed) return;
+    this.client = null;
+    if (this.checkTimer) clearTimeout(this.checkTimer);
+    const was = this.connected;
+    this.connected = false;
+    if (was) this.handlers.onDisconnected(error);
+    void this.reconnect();
+  }
+
+  private async reconnect(): Promise<void> {
+    if (this.reconnecting) return;
+    this.reconnecting = true;
+    try {
+      for (let attempt = 1; !this.closed; attempt++) {
+        try {
+          await this.connect();
+          if (this.closed) return;
+          this.handlers.onReconnected();
+          return;
+        } catch {
+          await new Promise((r) => setTimeout(r, retryDelayMs(attempt, { jitter: true })));
+        }
+      }
+    } finally {
+      this.reconnecting = false;
+    }
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.connected = false;
-    await this.subscriber.close().catch(() => {});
+    if (this.checkTimer) clearTimeout(this.checkTimer);
+    const client = this.client;
+    this.client = null;
+    await client?.end().catch(() => {});
   }
 }

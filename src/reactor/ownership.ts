@@ -17,6 +17,7 @@ import { planRebalance } from './balance.js';
 import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, readLocks, takeMemberSlot, tryLock, unlock, waitForLock } from '../db/sql/partition-locks.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { ClaimWitness } from '../db/sql/claim-run.js';
 
 export const MEMBERS_CHANNEL = 'mana_ai_members';
 
@@ -27,7 +28,7 @@ export const MEMBERS_CHANNEL = 'mana_ai_members';
  * settings make the server drop such a session, and release its locks,
  * after about 25 s; the client side keeps alive too.
  */
-const KEEPALIVE = {
+export const KEEPALIVE = {
   keepAlive: true,
   keepAliveInitialDelayMillis: 10_000,
   options: '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3',
@@ -50,6 +51,8 @@ export class PartitionOwnership extends EventEmitter {
   private client: pg.Client | null = null;
   private watcher: { client: pg.Client; slot: number } | null = null;
   private slot: number | null = null;
+  /** backend pid of the lock connection: with the slot, the witness of our claims */
+  private pid: number | null = null;
   private readonly ownedSet = new Set<number>();
   private running: Promise<void> | null = null;
   private again = false;
@@ -69,6 +72,11 @@ export class PartitionOwnership extends EventEmitter {
     return this.ownedSet;
   }
 
+  /** What our claims name as their daemon's session (sql/010); null while the lock connection is down. */
+  get witness(): ClaimWitness | null {
+    return this.client !== null && this.slot !== null && this.pid !== null ? { slot: this.slot, pid: this.pid } : null;
+  }
+
   owns(partition: number): boolean {
     return this.ownedSet.has(partition);
   }
@@ -86,6 +94,7 @@ export class PartitionOwnership extends EventEmitter {
       if (this.client === client) this.lost();
     });
     await client.connect();
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     const slot = await takeMemberSlot(client);
     if (slot === null) {
       await client.end().catch(() => {});
@@ -96,6 +105,7 @@ export class PartitionOwnership extends EventEmitter {
     // queries above (one query at a time per connection).
     this.client = client;
     this.slot = slot;
+    this.pid = rows[0]!.pid;
     this.o.log.info({ slot }, 'joined the daemons sharing this database');
   }
 
@@ -122,6 +132,7 @@ export class PartitionOwnership extends EventEmitter {
           this.o.metrics.ownershipReconnects.inc();
           this.o.log.info({ attempt }, 'partition connection re-established');
           await this.rebalance('reconnect');
+          this.emit('reconnected');
           return;
         } catch (error) {
           const delay = retryDelayMs(attempt, { jitter: true });
@@ -204,18 +215,28 @@ export class PartitionOwnership extends EventEmitter {
       try {
         await client.connect();
         await waitForLock(client, MEMBER_NS, next);
-        // Granted: the peer's session has ended (crash or shutdown).
-        await unlock(client, MEMBER_NS, next);
+      } catch (error) {
+        // Ended on purpose (re-targeted, stopped): nothing to do. Otherwise
+        // the watch connection itself died (network, pg_terminate_backend):
+        // watch again, or a later death of that peer would go unnoticed.
         if (this.watcher !== w || this.stopped) return;
-        this.o.log.info({ peerSlot: next }, 'a peer daemon is gone; taking over its share');
-        this.o.metrics.peersLost.inc();
-        this.stopWatching();
-        await this.o.notifyViaPool(JSON.stringify({ e: 'left', slot: next })).catch(() => {});
-        await this.rebalance('peer-left');
-      } catch {
-        // ended on purpose (re-targeted, stopped) or the database went away;
-        // the reconnect path rebalances and re-targets.
+        this.watcher = null;
+        void client.end().catch(() => {});
+        this.o.metrics.watchReconnects.inc();
+        const delay = retryDelayMs(1, { jitter: true });
+        this.o.log.warn({ peerSlot: next, err: (error as Error).message, retryInMs: Math.round(delay) }, 'watch connection lost; watching again');
+        setTimeout(() => void this.rebalance('watch-lost'), delay).unref();
+        return;
       }
+      // Granted: the peer's session has ended (crash or shutdown).
+      await unlock(client, MEMBER_NS, next).catch(() => {});
+      if (this.watcher !== w || this.stopped) return;
+      this.o.log.info({ peerSlot: next }, 'a peer daemon is gone; taking over its share');
+      this.o.metrics.peersLost.inc();
+      this.stopWatching();
+      await this.o.notifyViaPool(JSON.stringify({ e: 'left', slot: next })).catch(() => {});
+      await this.rebalance('peer-left');
+      this.emit('peer-lost', next);
     })();
   }
 

@@ -13,41 +13,25 @@ import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Db } from '../db/pool.js';
-import { claimRun } from '../db/sql/claim-run.js';
-import { finishRun, releaseRuns } from '../db/sql/finish-run.js';
+import { adoptClaims, claimRun } from '../db/sql/claim-run.js';
+import { releaseRuns } from '../db/sql/finish-run.js';
 import { loadDueNow, loadSchedule } from '../db/sql/load-schedule.js';
+import { pendingSnapshotErrors, repairSnapshotError, type RepairOutcome } from '../db/sql/snapshot-repair.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { nextRunAfter } from '../mission/cadence.js';
-import { readMission } from '../mission/mission.js';
 import { LlmError, type LlmClient } from '../planner/llm-client.js';
-import { planMission } from '../planner/plan-mission.js';
 import type { ResolverRegistry } from '../planner/resolvers/registry.js';
-import { failedIteration, iterationIdFor, type Iteration } from '../write-back/iteration.js';
-import { writeBack } from '../write-back/write-back.js';
+import { executeRun, ShutdownError, type RunOutcome } from '../run/execute-run.js';
 import { retryDelayMs } from './backoff.js';
-import { ScheduleListener, type SchedulePayload } from './listener.js';
+import { ScheduleListener, type SchedulePayload, type SnapshotErrorPayload } from './listener.js';
 import { MEMBERS_CHANNEL, PartitionOwnership, type OwnershipChange } from './ownership.js';
 import { RunQueue } from './run-queue.js';
 import { TimerWheel, type WheelClock } from './timer-wheel.js';
 
-/** A run that crashed its daemon this often is written as failed, not retried. */
-export const MAX_ATTEMPTS = 3;
+export { MAX_ATTEMPTS, type RunEvent, type RunOutcome } from '../run/execute-run.js';
 
-export type RunOutcome =
-  | 'planned' | 'failed' | 'skipped' | 'moved' | 'finished' | 'held' | 'throttled'
-  | 'lost-claim' | 'mission-gone' | 'error' | 'shutdown';
-
-export interface RunEvent {
-  sid: number;
-  dueMs: number;
-  outcome: RunOutcome;
-  userId?: string;
-  missionId?: string;
-  iteration?: Iteration;
-  nextRunAtMs?: number | null;
-  title?: string;
-}
+/** Pending transient fold errors repaired per partition load (the rest at the next load or notification). */
+const REPAIR_BATCH = 1_000;
 
 export interface ReactorDeps {
   pool: pg.Pool;
@@ -77,6 +61,8 @@ export class Reactor extends EventEmitter {
   private readonly queue = new RunQueue();
   private readonly inFlight = new Set<string>();
   private readonly claimed = new Map<number, string>(); // runId -> key
+  /** runs a live peer holds: sid -> due; tried again when a peer dies */
+  private readonly held = new Map<number, number>();
   private readonly waiters = new Map<string, Deferred[]>();
   private readonly listener: ScheduleListener;
   readonly ownership: PartitionOwnership;
@@ -109,6 +95,8 @@ export class Reactor extends EventEmitter {
       },
     });
     this.ownership.on('changed', (c: OwnershipChange) => this.onOwnershipChanged(c));
+    this.ownership.on('peer-lost', () => this.onPeerLost());
+    this.ownership.on('reconnected', () => void this.onOwnershipReconnected());
     this.listener = new ScheduleListener(deps.config.databaseUrl, {
       onNotification: (p) => this.onNotification(p),
       onReconnected: () => {
@@ -126,10 +114,13 @@ export class Reactor extends EventEmitter {
       },
       onInvalidPayload: () => deps.metrics.notificationsReceived.inc({ kind: 'invalid' }),
       onMembersChanged: () => void this.ownership.rebalance('member-notify'),
-      onSnapshotError: (errorId) => {
-        deps.metrics.snapshotErrors.inc();
-        deps.log.warn({ snapshotErrorId: errorId }, 'the trigger could not fold a mission change (the insert committed); see mana_ai.snapshot_errors');
-        this.emit('snapshot-error', errorId);
+      onSnapshotError: (e) => this.onSnapshotError(e),
+      onCheck: (unowned) => {
+        deps.metrics.unownedChecks.inc({ result: unowned > 0 ? 'unowned' : 'all-owned' });
+        if (unowned > 0 && !this.stopping && this.ownership.connected) {
+          deps.log.warn({ unowned }, 'partitions without an owner; rebalancing');
+          void this.ownership.rebalance('unowned-partitions');
+        }
       },
     });
   }
@@ -200,6 +191,10 @@ export class Reactor extends EventEmitter {
       for (let attempt = 1; !this.stopping; attempt++) {
         try {
           const wanted = partitions ?? [...this.ownership.owned];
+          // Fold errors that happened while nobody owned these partitions
+          // are repaired first, so the schedule loaded below is current.
+          const pending = await pendingSnapshotErrors(this.deps.pool, { partitions: wanted, limit: REPAIR_BATCH });
+          if (pending.length) await this.repair(pending, 'pending');
           const rows = wanted.length ? await loadSchedule(this.deps.pool, { partitions: wanted }) : [];
           const seen = new Set<number>();
           for (const r of rows) {
@@ -309,27 +304,36 @@ export class Reactor extends EventEmitter {
     const startedAtMs = Date.now();
     try {
       const claim = await claimRun(this.deps.pool, {
-        sid, dueMs, workerId: config.workerId, leaseMs: config.claimLeaseMs, minGapMs: config.minRunGapMs,
+        sid, dueMs, workerId: config.workerId, leaseMs: config.claimLeaseMs, minGapMs: config.minRunGapMs, witness: this.ownership.witness,
       });
       metrics.claims.inc({ outcome: claim.outcome });
       if (claim.outcome === 'claimed') {
+        this.held.delete(sid);
         this.claimed.set(claim.runId, key);
         try {
-          outcome = await this.execute(sid, dueMs, startedAtMs, claim);
+          outcome = await executeRun(this.deps, { sid, dueMs, startedAtMs, claim }, this.abort.signal, {
+            started: (e) => this.emit('run-started', e),
+            finished: (e) => this.emit('run-finished', e),
+          });
         } finally {
           this.claimed.delete(claim.runId);
         }
       } else {
         outcome = claim.outcome;
+        // A run held by a live peer is retried when a peer dies (onPeerLost)
+        // and, as the last resort, when its lease ends.
+        if (claim.outcome === 'held') this.held.set(sid, dueMs);
         if (claim.outcome === 'held' || claim.outcome === 'throttled') this.retryLater(sid, dueMs, claim.retryAtMs);
       }
     } catch (error) {
-      if (this.stopping || (error instanceof LlmError && error.reason === 'aborted')) {
+      if (this.stopping || error instanceof ShutdownError || (error instanceof LlmError && error.reason === 'aborted')) {
         outcome = 'shutdown';
       } else {
+        // Only the claim itself can fail here (executeRun ends every run it
+        // was handed): nothing was claimed, so trying again is safe.
         outcome = 'error';
         metrics.missionErrors.inc({ reason: 'internal' });
-        log.error({ sid, dueAt: new Date(dueMs).toISOString(), err: (error as Error).message }, 'run failed; retrying later');
+        log.error({ sid, dueAt: new Date(dueMs).toISOString(), err: (error as Error).message }, 'claim failed; retrying later');
         this.retryLater(sid, dueMs, Date.now() + 5_000 + Math.random() * 5_000);
       }
     } finally {
@@ -342,74 +346,89 @@ export class Reactor extends EventEmitter {
     }
   }
 
-  private async execute(
-    sid: number,
-    dueMs: number,
-    startedAtMs: number,
-    claim: { runId: number; attempts: number; userId: string; missionId: string; record: Record<string, unknown> },
-  ): Promise<RunOutcome> {
-    const { config, metrics } = this.deps;
-    const log = this.deps.log.child({ userId: claim.userId, missionId: claim.missionId });
-    const startedAt = new Date(startedAtMs);
-    const lagMs = Math.max(0, startedAtMs - dueMs);
-    metrics.dueLag.observe(lagMs / 1000);
-    const title = typeof claim.record['title'] === 'string' ? claim.record['title'] : '';
-    this.emit('run-started', { sid, dueMs, startedAtMs, lagMs, userId: claim.userId, missionId: claim.missionId, title });
-    log.info({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, lagMs, claimMs: Date.now() - startedAtMs }, 'run started');
-
-    const read = readMission(claim.record);
-    if (!read.ok) {
-      await finishRun(this.deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, status: 'skipped', error: read.reason });
-      metrics.missionsSkipped.inc({ reason: read.reason });
-      log.warn({ reason: read.reason }, 'mission record unreadable; skipped for this due time');
-      this.emit('run-finished', { sid, dueMs, outcome: 'skipped', userId: claim.userId, missionId: claim.missionId, title } satisfies RunEvent);
-      return 'skipped';
+  /** A peer daemon is gone: the runs it held may be ours to take now (claim_run checks its session). */
+  private onPeerLost(): void {
+    if (this.stopping || this.held.size === 0) return;
+    const held = [...this.held];
+    this.held.clear();
+    for (const [sid, dueMs] of held) {
+      const part = this.partitionOf.get(sid);
+      if (part === undefined || !this.ownership.owns(part)) continue;
+      if (this.wheel.has(sid) && this.wheel.get(sid)?.dueMs !== dueMs) continue; // rescheduled since
+      this.wheel.cancel(sid);
+      void this.enqueue(sid, dueMs);
     }
-    const mission = read.mission;
-    const iterationId = iterationIdFor(claim.userId, claim.missionId, dueMs);
-    let iteration: Iteration;
-    let failure: string | null = null;
-    if (claim.attempts > MAX_ATTEMPTS) {
-      iteration = failedIteration(iterationId, startedAt.toISOString(), new Date().toISOString(), 'too-many-attempts');
-      failure = 'too-many-attempts';
-    } else {
-      ({ iteration, failure } = await planMission(
-        { db: this.deps.db, llm: this.deps.llm, resolvers: this.deps.resolvers, metrics, log, privateKey: this.deps.privateKey },
-        { userId: claim.userId, missionId: claim.missionId, iterationId, startedAt },
-        mission,
-        this.abort.signal,
-      ));
-    }
-    const nowMs = Date.now();
-    const nextRunAtMs = nextRunAfter(mission.cadence, nowMs, config.timeZone);
-    const written = await writeBack(this.deps.db, {
-      runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid,
-      userId: claim.userId, missionId: claim.missionId, iteration, nextRunAtMs, nowMs,
-    });
-    let outcome: RunOutcome;
-    if (written === 'written') {
-      metrics.plansWrittenBack.inc();
-      outcome = failure ? 'failed' : 'planned';
-      if (failure) metrics.missionErrors.inc({ reason: failure.split(':')[0]! });
-      log.info(
-        { outcome, steps: iteration.plan.length, nextRunAt: nextRunAtMs === null ? null : new Date(nextRunAtMs).toISOString(), failure },
-        'run written back',
-      );
-    } else {
-      outcome = written;
-      log.warn({ outcome: written }, 'run not written back');
-    }
-    this.emit('run-finished', { sid, dueMs, outcome, userId: claim.userId, missionId: claim.missionId, iteration, nextRunAtMs, title } satisfies RunEvent);
-    return outcome;
   }
 
-  /** POST /internal/tick: runs every mission due now; resolves with counts. */
-  async tick(): Promise<Record<string, number>> {
-    const due = await loadDueNow(this.deps.pool);
-    const outcomes = await Promise.all(due.map((r) => this.enqueue(r.sid, r.dueMs)));
-    const counts: Record<string, number> = { due: due.length };
-    for (const o of outcomes) counts[o] = (counts[o] ?? 0) + 1;
-    return counts;
+  /** Our lock connection is back under a new session: our runs in flight name it as their witness again. */
+  private async onOwnershipReconnected(): Promise<void> {
+    const witness = this.ownership.witness;
+    const runIds = [...this.claimed.keys()];
+    if (!witness || runIds.length === 0) return;
+    try {
+      const kept = await adoptClaims(this.deps.pool, { runIds, workerId: this.deps.config.workerId, witness });
+      this.deps.log.info({ inFlight: runIds.length, kept: kept.length }, 'runs in flight now vouched for by the new lock session');
+    } catch (error) {
+      this.deps.log.warn({ err: (error as Error).message }, 'could not move the runs in flight to the new lock session; a peer may take them over');
+    }
+  }
+
+  /**
+   * The trigger recorded a fold error. A transient one (deadlock, lock
+   * timeout, …) left the snapshot behind the log: the owner of the
+   * mission's partition rebuilds it at once. Errors for bad data need no
+   * repair (the rebuild would skip the row as the trigger did).
+   */
+  private onSnapshotError(e: SnapshotErrorPayload): void {
+    this.deps.metrics.snapshotErrors.inc();
+    this.deps.log.warn(
+      { snapshotErrorId: e.id, transient: e.t },
+      'the trigger could not fold a mission change (the insert committed); see mana_ai.snapshot_errors',
+    );
+    this.emit('snapshot-error', e.id);
+    if (e.t && e.id !== null && e.p !== null && this.ownership.owns(e.p) && !this.stopping) void this.repair([e.id], 'notified');
+  }
+
+  /** Repairs the given errors one by one, retrying each a few times while the database is away. */
+  private async repair(ids: readonly number[], source: 'notified' | 'pending'): Promise<void> {
+    const { metrics, log } = this.deps;
+    for (const id of ids) {
+      let outcome: RepairOutcome | 'error' = 'error';
+      for (let attempt = 1; attempt <= 5 && !this.stopping; attempt++) {
+        try {
+          outcome = await repairSnapshotError(this.deps.pool, id);
+          break;
+        } catch (error) {
+          outcome = 'error';
+          log.warn({ snapshotErrorId: id, attempt, err: (error as Error).message }, 'snapshot repair failed; retrying');
+          await new Promise((r) => setTimeout(r, retryDelayMs(attempt, { jitter: true })));
+        }
+      }
+      metrics.snapshotRepairs.inc({ outcome });
+      if (outcome === 'repaired') log.info({ snapshotErrorId: id, source }, 'snapshot repaired from the mission\'s rows after a transient fold error');
+      else if (outcome !== 'not-pending') log.error({ snapshotErrorId: id, outcome }, 'snapshot could not be repaired; run npm run backfill for this mission (docs/ops.md)');
+      this.emit('snapshot-repaired', { id, outcome });
+    }
+  }
+
+  /**
+   * POST /internal/tick: queues every mission of this daemon's partitions
+   * that is due now and answers at once (the runs go through the same claim
+   * as the wheel's, so a tick can never double a run).
+   */
+  async tick(): Promise<{ due: number; queued: number; partitions: number }> {
+    const owned = [...this.ownership.owned];
+    const due = owned.length ? await loadDueNow(this.deps.pool, { partitions: owned }) : [];
+    let queued = 0;
+    for (const r of due) {
+      const key = RunQueue.key(r.sid, r.dueMs);
+      if (this.inFlight.has(key) || this.queue.has(r.sid, r.dueMs)) continue;
+      this.partitionOf.set(r.sid, r.partition);
+      this.wheel.cancel(r.sid);
+      void this.enqueue(r.sid, r.dueMs);
+      queued += 1;
+    }
+    return { due: due.length, queued, partitions: owned.length };
   }
 
   /** Stops taking runs, lets runs in flight finish for `graceMs`, gives back the rest. */

@@ -1,14 +1,22 @@
 // Writes a finished run back, atomically: in one transaction scoped to the
-// mission's user, the run is marked finished (only if this daemon still
-// holds the claim) and the sync_changes row of CONTRACT.md section 5 is
-// inserted (new iteration appended, updatedAt, nextRunAt). Both commit or
-// neither does. The trigger then updates the snapshot and its NOTIFY
-// reschedules the mission: there is no second code path.
+// mission's user, the snapshot row is locked first (the same lock, in the
+// same order, as the trigger's: sql/008), the run is marked finished (only
+// if this daemon still holds the claim) and the sync_changes row of
+// CONTRACT.md section 5 is inserted. Both commit or neither does. The
+// trigger then updates the snapshot and its NOTIFY reschedules the mission:
+// there is no second code path.
+//
+// It never overrides what the user did while the run was in flight: the
+// iteration is appended to the snapshot as it stands under the lock, and
+// nextRunAt is written only when the snapshot still holds the due time this
+// run was for (and the mission is still active); a moved, paused or
+// finished mission keeps the user's schedule and state.
 
 import { sql } from 'kysely';
 import type { Db } from '../db/pool.js';
 import { withUserScope } from '../db/scoped.js';
 import { insertChange } from '../db/sql/insert-change.js';
+import { lockSnapshotForWriteBack } from '../db/sql/lock-snapshot.js';
 import type { Iteration } from './iteration.js';
 
 export const RUNNER_CLIENT_ID = 'mana-ai-runner';
@@ -21,24 +29,24 @@ export interface WriteBackInput {
   sid: number;
   userId: string;
   missionId: string;
+  /** the due time this run was claimed for */
+  dueMs: number;
   iteration: Iteration;
-  nextRunAtMs: number | null;
+  /** The next run after `nowMs` for the record as it stands under the lock (its cadence may have changed during the run); null = none. */
+  nextRunAt(record: Record<string, unknown>, nowMs: number): number | null;
   nowMs: number;
 }
 
-export type WriteBackOutcome = 'written' | 'lost-claim' | 'mission-gone';
+export type WriteBackOutcome =
+  | { outcome: 'written'; nextRunAtMs: number | null; scheduleKept: boolean }
+  | { outcome: 'lost-claim' | 'mission-gone' };
 
 class LostClaim extends Error {}
 
 export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOutcome> {
   try {
     return await withUserScope(db, w.userId, async (trx) => {
-      const snap = await trx
-        .selectFrom('mana_ai.mission_snapshots')
-        .select(['record', 'deleted'])
-        .where('sid', '=', w.sid)
-        .forUpdate()
-        .executeTakeFirst();
+      const snap = await lockSnapshotForWriteBack(trx, w.sid);
       const gone = !snap || snap.deleted;
       const finished = await sql<{ run_id: number }>`
         UPDATE mana_ai.mission_runs
@@ -49,14 +57,15 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
          WHERE run_id = ${w.runId} AND claimed_by = ${w.workerId} AND attempts = ${w.attempts} AND status = 'running'
          RETURNING run_id`.execute(trx);
       if (finished.rows.length !== 1) throw new LostClaim();
-      if (gone) return 'mission-gone' as const;
+      if (gone) return { outcome: 'mission-gone' as const };
       const now = new Date(w.nowMs).toISOString();
       const previous = Array.isArray(snap.record['iterations']) ? snap.record['iterations'] : [];
-      const data = {
-        iterations: [...previous, w.iteration],
-        updatedAt: now,
-        nextRunAt: w.nextRunAtMs === null ? null : new Date(w.nextRunAtMs).toISOString(),
-      };
+      // The user's schedule stands if they moved, paused or finished the
+      // mission while this run was in flight.
+      const stillDue = snap.state === 'active' && snap.nextRunAtMs === w.dueMs;
+      const nextRunAtMs = stillDue ? w.nextRunAt(snap.record, w.nowMs) : null;
+      const data: Record<string, unknown> = { iterations: [...previous, w.iteration], updatedAt: now };
+      if (stillDue) data['nextRunAt'] = nextRunAtMs === null ? null : new Date(nextRunAtMs).toISOString();
       const fieldTimestamps = Object.fromEntries(Object.keys(data).map((k) => [k, now]));
       await insertChange(trx, {
         appId: 'ai',
@@ -69,10 +78,10 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
         clientId: RUNNER_CLIENT_ID,
         actor: RUNNER_ACTOR,
       });
-      return 'written' as const;
+      return { outcome: 'written' as const, nextRunAtMs: stillDue ? nextRunAtMs : (snap.nextRunAtMs ?? null), scheduleKept: !stillDue };
     });
   } catch (error) {
-    if (error instanceof LostClaim) return 'lost-claim';
+    if (error instanceof LostClaim) return { outcome: 'lost-claim' };
     throw error;
   }
 }

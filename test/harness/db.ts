@@ -14,6 +14,9 @@ import { createPool } from '../../src/db/pool.js';
 const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'sync_changes.sql');
 export const WRITER_ROLE = 'mana_sync_writer';
 export const WRITER_PASSWORD = 'writer-pw';
+/** The daemon's role in tests, as in production: no superuser, no BYPASSRLS, no DDL (sql/011). */
+export const RUNTIME_ROLE = 'mana_ai_runtime';
+export const RUNTIME_PASSWORD = 'runtime-pw';
 
 export function serverUrl(): string {
   const url = process.env['MANA_AI_TEST_SERVER_URL'];
@@ -44,8 +47,10 @@ async function ensureRole(admin: pg.Client, role: string, password: string): Pro
 
 export interface TestDb {
   name: string;
-  /** Superuser URL of this database (the daemon's connection in tests). */
+  /** Superuser URL of this database: migrations and assertions only. */
   url: string;
+  /** URL as the least-privileged runtime role: what every test daemon connects with. */
+  daemonUrl: string;
   /** URL as mana-sync's role: may only select and insert sync_changes. */
   writerUrl: string;
   /** Superuser pool on this database for assertions. */
@@ -61,6 +66,7 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
   try {
     await admin.query(`CREATE DATABASE ${name}`);
     await ensureRole(admin, WRITER_ROLE, WRITER_PASSWORD);
+    await ensureRole(admin, RUNTIME_ROLE, RUNTIME_PASSWORD);
   } finally {
     await admin.end();
   }
@@ -74,11 +80,12 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
   } finally {
     await setup.end();
   }
-  if (opts.migrate !== false) await migrate(url);
+  if (opts.migrate !== false) await migrate(url, { runtimeRole: RUNTIME_ROLE });
   const pool = createPool({ connectionString: url, applicationName: 'mana-ai-test', max: 5 });
   return {
     name,
     url,
+    daemonUrl: withDatabase(base, name, { name: RUNTIME_ROLE, password: RUNTIME_PASSWORD }),
     writerUrl: withDatabase(base, name, { name: WRITER_ROLE, password: WRITER_PASSWORD }),
     pool,
     async drop() {

@@ -1,6 +1,8 @@
-// Claims (mission, due time) through mana_ai.claim_run (sql/004): the
+// Claims (mission, due time) through mana_ai.claim_run (sql/010): the
 // unique key of mission_runs makes the run happen once across daemons and
-// crashes; the function re-checks the snapshot in the same statement.
+// crashes; the function re-checks the snapshot in the same statement. The
+// claim names its daemon's membership session (the witness): while that
+// session lives nobody takes the run; once it is gone a peer may, at once.
 
 import type pg from 'pg';
 
@@ -9,11 +11,23 @@ export type ClaimResult =
   | { outcome: 'moved' | 'finished' }
   | { outcome: 'held' | 'throttled'; retryAtMs: number };
 
-export async function claimRun(pool: pg.Pool, q: { sid: number; dueMs: number; workerId: string; leaseMs: number; minGapMs: number }): Promise<ClaimResult> {
+export type Claimed = Extract<ClaimResult, { outcome: 'claimed' }>;
+
+/** The session that vouches for a claim: membership slot and the backend pid holding its lock. */
+export interface ClaimWitness {
+  slot: number;
+  pid: number;
+}
+
+export async function claimRun(
+  pool: pg.Pool,
+  q: { sid: number; dueMs: number; workerId: string; leaseMs: number; minGapMs: number; witness: ClaimWitness | null },
+): Promise<ClaimResult> {
   const { rows } = await pool.query(
     `SELECT outcome, run_id, attempts, retry_at, user_id, mission_id, record, version
-       FROM mana_ai.claim_run($1, $2::timestamptz, $3, make_interval(secs => $4::float8 / 1000), make_interval(secs => $5::float8 / 1000))`,
-    [q.sid, new Date(q.dueMs).toISOString(), q.workerId, q.leaseMs, q.minGapMs],
+       FROM mana_ai.claim_run($1, $2::timestamptz, $3, make_interval(secs => $4::float8 / 1000),
+                              make_interval(secs => $5::float8 / 1000), $6::int, $7::int)`,
+    [q.sid, new Date(q.dueMs).toISOString(), q.workerId, q.leaseMs, q.minGapMs, q.witness?.slot ?? null, q.witness?.pid ?? null],
   );
   const r = rows[0];
   switch (r.outcome) {
@@ -25,4 +39,14 @@ export async function claimRun(pool: pg.Pool, q: { sid: number; dueMs: number; w
     default:
       return { outcome: r.outcome };
   }
+}
+
+/** After the lock connection came back: moves the witness of our runs in flight to the new session; returns the runs still ours. */
+export async function adoptClaims(pool: pg.Pool, q: { runIds: number[]; workerId: string; witness: ClaimWitness }): Promise<number[]> {
+  if (q.runIds.length === 0) return [];
+  const { rows } = await pool.query<{ run_id: number }>(
+    'SELECT run_id FROM mana_ai.adopt_claims($1::bigint[], $2, $3, $4) AS run_id',
+    [q.runIds, q.workerId, q.witness.slot, q.witness.pid],
+  );
+  return rows.map((r) => Number(r.run_id));
 }

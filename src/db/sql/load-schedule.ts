@@ -32,13 +32,14 @@ export async function loadSchedule(pool: pg.Pool, opts: { pageSize?: number; par
   }
 }
 
-/** Missions due now (for POST /internal/tick). */
-export async function loadDueNow(pool: pg.Pool): Promise<ScheduleRow[]> {
+/** Missions of these partitions due now (for POST /internal/tick). */
+export async function loadDueNow(pool: pg.Pool, q: { partitions: readonly number[] }): Promise<ScheduleRow[]> {
   const { rows } = await pool.query<[number, number, number, number]>({
     text: `SELECT sid, version, partition, mana_ai.schedulable_due_ms(state, deleted, next_run_at)
              FROM mana_ai.mission_snapshots
-            WHERE state = 'active' AND NOT deleted AND next_run_at <= now()
+            WHERE state = 'active' AND NOT deleted AND next_run_at <= now() AND partition = ANY($1::int[])
             ORDER BY next_run_at`,
+    values: [[...q.partitions]],
     rowMode: 'array',
   });
   return rows.map((r) => ({ sid: r[0], version: r[1], partition: r[2], dueMs: r[3] }));

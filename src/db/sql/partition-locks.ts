@@ -62,3 +62,15 @@ export async function readLocks(client: pg.ClientBase): Promise<LockView> {
 export async function waitForLock(client: pg.ClientBase, ns: number, key: number): Promise<void> {
   await client.query('SELECT pg_advisory_lock($1::int4, $2::int4)', [ns, key]);
 }
+
+/** Partitions no daemon holds right now (0 when every one has an owner). The listener's connection check asks this. */
+export async function countUnownedPartitions(client: pg.ClientBase): Promise<number> {
+  const { rows } = await client.query<{ unowned: number }>(
+    `SELECT $1::int - count(DISTINCT objid)::int AS unowned
+       FROM pg_locks
+      WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::int8 = $2::int8
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [PARTITIONS, PARTITION_NS],
+  );
+  return rows[0]!.unowned;
+}

@@ -1,22 +1,23 @@
-// Reads one record of any app by folding its rows with the merge rule, in
-// the caller's user-scoped transaction (row-level security applies).
+// Reads one record of any app by folding all of its rows in SQL with the
+// trigger's own fold (mana_ai.fold_record, sql/008), in the caller's
+// user-scoped transaction (row-level security applies). However many rows
+// the record has, the newest value wins and only the record crosses the
+// wire.
 
-import { foldRows, type MergedRecord } from '../../merge/merge.js';
+import { sql } from 'kysely';
+import type { JsonObject } from '../../merge/merge.js';
 import type { ScopedTx } from '../scoped.js';
 
-export async function readRecord(trx: ScopedTx, q: { userId: string; appId: string; tableName: string; recordId: string }): Promise<MergedRecord | null> {
-  const rows = await trx
-    .selectFrom('sync_changes')
-    .select(['op', 'data', 'field_timestamps', 'created_at'])
-    .where('user_id', '=', q.userId)
-    .where('app_id', '=', q.appId)
-    .where('table_name', '=', q.tableName)
-    .where('record_id', '=', q.recordId)
-    .orderBy('created_at')
-    .orderBy('id')
-    .limit(5000)
-    .execute();
-  return foldRows(
-    rows.map((r) => ({ op: r.op, recordId: q.recordId, data: r.data, fieldTimestamps: r.field_timestamps, createdAt: r.created_at.toISOString() })),
-  );
+export interface FoldedRecord {
+  record: JsonObject;
+  fieldTimestamps: Record<string, string>;
+  rows: number;
+}
+
+export async function readRecord(trx: ScopedTx, q: { userId: string; appId: string; tableName: string; recordId: string }): Promise<FoldedRecord | null> {
+  const { rows } = await sql<{ record: JsonObject | null; field_ts: Record<string, string> | null; rows_folded: number }>`
+    SELECT record, field_ts, rows_folded FROM mana_ai.fold_record(${q.userId}, ${q.appId}, ${q.tableName}, ${q.recordId})`.execute(trx);
+  const r = rows[0];
+  if (!r || r.record === null) return null;
+  return { record: r.record, fieldTimestamps: r.field_ts ?? {}, rows: r.rows_folded };
 }

@@ -1,0 +1,161 @@
+// Executes one claimed run: read the mission, plan it (inputs, prompt, LLM,
+// parser), write the iteration back. Deciding *when* a mission runs is the
+// reactor's job; this module only carries out a run it was handed.
+//
+// Its promise: every run ends. Whatever goes wrong after the claim (a value
+// that cannot be represented, a resolver or grant that throws, a write-back
+// that fails for another reason than a lost claim) ends the run as
+// `failed`, with the reason in mana_ai.mission_runs, and frees the claim;
+// the same (mission, due time) is never handed to the LLM again. Only a
+// shutdown leaves a run open, and stop() gives those claims back.
+
+import type { webcrypto } from 'node:crypto';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import type { Db } from '../db/pool.js';
+import type { Claimed } from '../db/sql/claim-run.js';
+import { finishRun } from '../db/sql/finish-run.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { nextRunAfter, parseCadence } from '../mission/cadence.js';
+import { readMission } from '../mission/mission.js';
+import { LlmError, type LlmClient } from '../planner/llm-client.js';
+import { planMission } from '../planner/plan-mission.js';
+import type { ResolverRegistry } from '../planner/resolvers/registry.js';
+import { retryDelayMs } from '../reactor/backoff.js';
+import { failedIteration, iterationIdFor, type Iteration } from '../write-back/iteration.js';
+import { writeBack } from '../write-back/write-back.js';
+
+/** A run whose daemon died this often is written as failed, not planned again. */
+export const MAX_ATTEMPTS = 3;
+
+export type RunOutcome =
+  | 'planned' | 'failed' | 'skipped' | 'moved' | 'finished' | 'held' | 'throttled'
+  | 'lost-claim' | 'mission-gone' | 'error' | 'shutdown';
+
+export interface RunEvent {
+  sid: number;
+  dueMs: number;
+  outcome: RunOutcome;
+  userId?: string;
+  missionId?: string;
+  iteration?: Iteration;
+  nextRunAtMs?: number | null;
+  title?: string;
+  /** why a run ended as failed without a write-back */
+  error?: string;
+}
+
+export interface RunDeps {
+  pool: pg.Pool;
+  db: Db;
+  config: Pick<Config, 'workerId' | 'timeZone'>;
+  log: Logger;
+  metrics: Metrics;
+  llm: LlmClient;
+  resolvers: ResolverRegistry;
+  privateKey: webcrypto.CryptoKey | null;
+}
+
+export interface RunHooks {
+  started(e: { sid: number; dueMs: number; startedAtMs: number; lagMs: number; userId: string; missionId: string; title: string }): void;
+  finished(e: RunEvent): void;
+}
+
+export class ShutdownError extends Error {
+  override name = 'ShutdownError';
+}
+
+export async function executeRun(
+  deps: RunDeps,
+  run: { sid: number; dueMs: number; startedAtMs: number; claim: Claimed },
+  signal: AbortSignal,
+  hooks: RunHooks,
+): Promise<RunOutcome> {
+  const { sid, dueMs, startedAtMs, claim } = run;
+  const { config, metrics } = deps;
+  const log = deps.log.child({ userId: claim.userId, missionId: claim.missionId });
+  const lagMs = Math.max(0, startedAtMs - dueMs);
+  metrics.dueLag.observe(lagMs / 1000);
+  const title = typeof claim.record['title'] === 'string' ? claim.record['title'] : '';
+  const base = { sid, dueMs, userId: claim.userId, missionId: claim.missionId, title };
+  hooks.started({ sid, dueMs, startedAtMs, lagMs, userId: claim.userId, missionId: claim.missionId, title });
+  log.info({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, lagMs, claimMs: Date.now() - startedAtMs }, 'run started');
+
+  try {
+    const read = readMission(claim.record);
+    if (!read.ok) {
+      await finishRun(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, status: 'skipped', error: read.reason });
+      metrics.missionsSkipped.inc({ reason: read.reason });
+      log.warn({ reason: read.reason }, 'mission record unreadable; skipped for this due time');
+      hooks.finished({ ...base, outcome: 'skipped' });
+      return 'skipped';
+    }
+    const mission = read.mission;
+    const iterationId = iterationIdFor(claim.userId, claim.missionId, dueMs);
+    const startedAt = new Date(startedAtMs);
+    let iteration: Iteration;
+    let failure: string | null = null;
+    if (claim.attempts > MAX_ATTEMPTS) {
+      iteration = failedIteration(iterationId, startedAt.toISOString(), new Date().toISOString(), 'too-many-attempts');
+      failure = 'too-many-attempts';
+    } else {
+      ({ iteration, failure } = await planMission(
+        { db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, privateKey: deps.privateKey },
+        { userId: claim.userId, missionId: claim.missionId, iterationId, startedAt },
+        mission,
+        signal,
+      ));
+    }
+    if (signal.aborted) throw new ShutdownError('shutting down');
+    const written = await writeBack(deps.db, {
+      runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,
+      userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(),
+      // The cadence as it stands under the write-back's lock: the user may have changed it during the run.
+      nextRunAt: (record, nowMs) => {
+        const cadence = parseCadence(record['cadence']);
+        return cadence ? nextRunAfter(cadence, nowMs, config.timeZone) : null;
+      },
+    });
+    if (written.outcome !== 'written') {
+      log.warn({ outcome: written.outcome }, 'run not written back');
+      hooks.finished({ ...base, outcome: written.outcome, iteration });
+      return written.outcome;
+    }
+    metrics.plansWrittenBack.inc();
+    const outcome: RunOutcome = failure ? 'failed' : 'planned';
+    if (failure) metrics.missionErrors.inc({ reason: failure.split(':')[0]! });
+    log.info(
+      {
+        outcome, steps: iteration.plan.length, failure, scheduleKept: written.scheduleKept,
+        nextRunAt: written.nextRunAtMs === null ? null : new Date(written.nextRunAtMs).toISOString(),
+      },
+      written.scheduleKept ? 'run written back; the user changed the schedule during the run, so it stands' : 'run written back',
+    );
+    hooks.finished({ ...base, outcome, iteration, nextRunAtMs: written.nextRunAtMs });
+    return outcome;
+  } catch (error) {
+    if (signal.aborted || error instanceof ShutdownError || (error instanceof LlmError && error.reason === 'aborted')) throw error;
+    // Anything else ends this run for good: a failed run is never claimed again.
+    const reason = `run-error: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`.slice(0, 500);
+    metrics.missionErrors.inc({ reason: 'run-error' });
+    log.error({ dueAt: new Date(dueMs).toISOString(), err: reason }, 'run failed; ended as failed, this due time is not planned again');
+    const ended = await endFailed(deps, claim, reason, signal);
+    if (!ended) log.error({ runId: claim.runId }, 'could not record the failed run; its claim ends with this daemon or its lease');
+    hooks.finished({ ...base, outcome: 'failed', error: reason });
+    return 'failed';
+  }
+}
+
+/** Records a failed run, retrying while the database is away (a few seconds), unless shutting down. */
+async function endFailed(deps: RunDeps, claim: Claimed, reason: string, signal: AbortSignal): Promise<boolean> {
+  for (let attempt = 1; attempt <= 6 && !signal.aborted; attempt++) {
+    try {
+      await finishRun(deps.pool, { runId: claim.runId, workerId: deps.config.workerId, attempts: claim.attempts, status: 'failed', error: reason });
+      return true;
+    } catch {
+      await new Promise((r) => setTimeout(r, retryDelayMs(attempt, { jitter: true })));
+    }
+  }
+  return false;
+}
