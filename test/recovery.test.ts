@@ -1,8 +1,9 @@
 // Crash recovery with real processes: a daemon SIGKILLed after the LLM
 // answered but before its write-back committed leads to exactly one
-// iteration for that due time (the next daemon re-runs the claim once its
-// lease ran out); one killed after the write-back committed leads to no
-// second one.
+// iteration for that due time (the next daemon re-runs the claim at once:
+// the claim's witness, the killed daemon's session, is gone; the default
+// lease is not waited for); one killed after the write-back committed leads
+// to no second one.
 
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
@@ -13,6 +14,7 @@ import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { SERVICE_KEY } from './harness/daemon.js';
 import { spawnDaemon, type DaemonProcess } from './harness/daemon-process.js';
+import { eventually } from './harness/wait.js';
 
 let db: TestDb;
 let llm: LlmServer;
@@ -35,15 +37,6 @@ const spawn = async (name: string) => {
   started.push(d);
   return d;
 };
-
-/** Awaits a database condition that no event announces (a backend waiting on a lock). */
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`never: ${what}`);
-}
 
 const runnerRows = async (id: string) =>
   (await db.pool.query(`SELECT data FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = $1`, [id])).rows;
@@ -83,7 +76,7 @@ it('killed after the LLM answered, before the write-back committed: the next dae
   assert.equal(rows.length, 1, 'exactly one iteration');
   assert.equal(rows[0].data.iterations.at(-1).id, iterationIdFor('u-mid', 'mid', due));
   const run = await db.pool.query(`SELECT status, attempts, claimed_by FROM mana_ai.mission_runs WHERE mission_id = 'mid'`);
-  assert.deepEqual(run.rows, [{ status: 'done', attempts: 2, claimed_by: 'second' }], 'the same run, claimed again after its lease ran out');
+  assert.deepEqual(run.rows, [{ status: 'done', attempts: 2, claimed_by: 'second' }], 'the same run, claimed again because its daemon’s session is gone');
   second.kill('SIGTERM');
   assert.equal(await second.exited, 0);
 });

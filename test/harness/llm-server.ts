@@ -61,3 +61,25 @@ export async function startLlmServer(script: LlmScript = () => ({ content: planA
       }),
   };
 }
+
+/**
+ * Holds the answer to every request `match` selects until `release()`
+ * (others get a plan at once): forces a run to stay in flight while a test
+ * acts. `asked` resolves on the first held request.
+ */
+export function holdAnswers(llm: LlmServer, match: (req: LlmRequest) => boolean, summary = 'gehalten'): { asked: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let ask!: () => void;
+  const asked = new Promise<void>((r) => (ask = r));
+  llm.setScript(async (req) => {
+    if (!match(req)) return { content: planAnswer() };
+    ask();
+    await released;
+    return { content: planAnswer(summary) };
+  });
+  return { asked, release };
+}
+
+/** True when the request's prompt is about the mission with this title (the prompt shows it on its own line). */
+export const promptMentions = (req: LlmRequest, title: string) => req.body.messages.some((m) => m.content.includes(title));
