@@ -77,6 +77,7 @@ const EnvSchema = v.object({
   MANA_AI_TIMEZONE: v.optional(v.pipe(v.string(), v.check(isTimeZone, 'must be an IANA time zone such as Europe/Berlin'))),
   MANA_AI_SHUTDOWN_GRACE_MS: int(25_000, 0, 600_000),
   MANA_AI_WHEEL_RESOLUTION_MS: int(10, 1, 1000),
+  MANA_AI_LISTENER_CHECK_MS: int(30_000, 100, 3_600_000),
   MANA_AI_WORKER_ID: v.optional(v.pipe(v.string(), v.minLength(1))),
   MANA_AI_LOG_LEVEL: v.optional(v.picklist(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), 'info'),
   MANA_AI_DB_POOL_SIZE: int(10, 2, 200),
@@ -108,6 +109,8 @@ export interface Config {
   timeZone: string;
   shutdownGraceMs: number;
   wheelResolutionMs: number;
+  /** LISTEN connection check, which also asks whether every partition has an owner. */
+  listenerCheckMs: number;
   workerId: string;
   logLevel: string;
   dbPoolSize: number;
@@ -168,6 +171,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     timeZone: tz,
     shutdownGraceMs: e.MANA_AI_SHUTDOWN_GRACE_MS,
     wheelResolutionMs: e.MANA_AI_WHEEL_RESOLUTION_MS,
+    listenerCheckMs: e.MANA_AI_LISTENER_CHECK_MS,
     workerId: e.MANA_AI_WORKER_ID ?? `${hostname()}-${process.pid}`,
     logLevel: e.MANA_AI_LOG_LEVEL,
     dbPoolSize: e.MANA_AI_DB_POOL_SIZE,

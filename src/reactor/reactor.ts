@@ -122,7 +122,7 @@ export class Reactor extends EventEmitter {
           void this.ownership.rebalance('unowned-partitions');
         }
       },
-    });
+    }, { checkMs: deps.config.listenerCheckMs });
   }
 
   /**

@@ -1,0 +1,114 @@
+// Claims live as long as their daemon (issue 11): forced with real
+// sessions standing in for daemons (a membership slot lock is all a daemon's
+// session vouches with). Plus the ownership safety net (partitions whose
+// holder vanished without anybody watching are found by the listener's
+// check) and POST /internal/tick (only owned partitions, answers at once).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { MEMBER_NS, PARTITION_NS, PARTITIONS } from '../src/db/sql/partition-locks.js';
+import { createTestDatabase, type TestDb } from './harness/db.js';
+import { pushChange, webappMission } from './harness/changes.js';
+import { holdAnswers, startLlmServer, type LlmServer } from './harness/llm-server.js';
+import { SERVICE_KEY, startTestDaemon, until, type TestDaemon } from './harness/daemon.js';
+
+let db: TestDb;
+let llm: LlmServer;
+const daemons: TestDaemon[] = [];
+before(async () => {
+  db = await createTestDatabase();
+  llm = await startLlmServer();
+});
+after(async () => {
+  for (const d of daemons) await d.stop();
+  await llm?.close();
+  await db?.drop();
+});
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A session that holds a membership slot, as a daemon's lock connection does. */
+async function fakeDaemon(slot: number): Promise<{ client: pg.Client; pid: number }> {
+  const client = new pg.Client({ connectionString: db.daemonUrl });
+  await client.connect();
+  await client.query('SELECT pg_advisory_lock($1::int4, $2::int4)', [MEMBER_NS, slot]);
+  const { rows } = await client.query('SELECT pg_backend_pid() AS pid');
+  return { client, pid: rows[0].pid };
+}
+
+async function claim(sid: number, due: number, worker: string, o: { lease: string; slot: number | null; pid: number | null }) {
+  const { rows } = await db.pool.query(
+    `SELECT outcome, attempts FROM mana_ai.claim_run($1, to_timestamp($2 / 1000.0), $3, $4::interval, interval '0', $5, $6)`,
+    [sid, due, worker, o.lease, o.slot, o.pid],
+  );
+  return rows[0] as { outcome: string; attempts: number | null };
+}
+
+describe('claim witness', () => {
+  it('a live daemon keeps its claim past any lease it has not outlived; a dead one loses it at once; an expired lease is the last resort', async () => {
+    // A mission due in the past, written while no daemon runs (nobody claims it but us).
+    const due = Date.parse('2026-01-05T09:00:00.000Z');
+    await pushChange(db.pool, { userId: 'uc', recordId: 'claimed', op: 'insert', data: webappMission({ id: 'claimed', nextRunAt: iso(due) }) });
+    const { rows: [{ sid }] } = await db.pool.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = 'claimed'`);
+
+    const a = await fakeDaemon(200);
+    const b = await fakeDaemon(201);
+    try {
+      assert.deepEqual(await claim(sid, due, 'a', { lease: '1 hour', slot: 200, pid: a.pid }), { outcome: 'claimed', attempts: 1 });
+      assert.equal((await claim(sid, due, 'b', { lease: '1 hour', slot: 201, pid: b.pid })).outcome, 'held', 'a is alive: held');
+      await a.client.end(); // a dies: its session and its slot lock are gone
+      assert.deepEqual(await claim(sid, due, 'b', { lease: '1 hour', slot: 201, pid: b.pid }), { outcome: 'claimed', attempts: 2 }, 'taken over at once, long before the lease');
+      // b is alive but wedged: only its lease ends its claim.
+      await db.pool.query(`UPDATE mana_ai.mission_runs SET lease_until = now() - interval '1 second' WHERE mission_id = 'claimed'`);
+      assert.deepEqual(await claim(sid, due, 'c', { lease: '1 hour', slot: null, pid: null }), { outcome: 'claimed', attempts: 3 }, 'expired lease: taken although b lives');
+      // A claim without a witness (the lock connection was down) ends only with its lease.
+      assert.equal((await claim(sid, due, 'd', { lease: '1 hour', slot: 201, pid: b.pid })).outcome, 'held');
+    } finally {
+      await a.client.end().catch(() => {});
+      await b.client.end();
+    }
+  });
+});
+
+describe('ownership and tick', () => {
+  it('partitions whose holder vanished while nobody watched are taken at the listener’s next check', async () => {
+    // A stand-in peer that holds partitions without a membership slot:
+    // nobody watches it, so only the check can notice when it vanishes.
+    const ghost = new pg.Client({ connectionString: db.daemonUrl });
+    await ghost.connect();
+    for (let p = 0; p < 8; p++) await ghost.query('SELECT pg_advisory_lock($1::int4, $2::int4)', [PARTITION_NS, p]);
+    const d = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_WORKER_ID: 'checker', MANA_AI_LISTENER_CHECK_MS: '500' });
+    daemons.push(d);
+    assert.equal(d.reactor!.ownership.owned.size, PARTITIONS - 8, 'the ghost’s partitions are held');
+    await ghost.end(); // vanishes without a word
+    await until(d.reactor!.ownership, 'changed', () => d.reactor!.ownership.owned.size === PARTITIONS);
+    assert.ok(d.logs.some((l) => l.includes('partitions without an owner; rebalancing')));
+    const metrics = await d.metrics.registry.getSingleMetricAsString('mana_ai_ownership_checks_total');
+    assert.match(metrics, /result="unowned",service="mana-ai"\} [1-9]/);
+  });
+
+  it('POST /internal/tick counts only the due missions of the partitions this daemon owns, and answers while their runs are still in flight', async () => {
+    // The first test's mission is still due (its run held by a claim without witness): out of the way.
+    await pushChange(db.pool, { userId: 'uc', recordId: 'claimed', op: 'update', data: { state: 'paused' }, fieldTimestamps: { state: iso(Date.now()) } });
+    const held = holdAnswers(llm, () => true);
+    const second = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_WORKER_ID: 'second' });
+    daemons.push(second);
+    const [first] = daemons;
+    await until([first!.reactor!.ownership, second.reactor!.ownership], 'changed', () => first!.reactor!.ownership.owned.size + second.reactor!.ownership.owned.size === PARTITIONS && second.reactor!.ownership.owned.size > 0);
+    const t0 = Date.now();
+    for (let i = 0; i < 30; i++) await pushChange(db.pool, { userId: `tick-${i}`, recordId: `tm-${i}`, op: 'insert', data: webappMission({ id: `tm-${i}`, nextRunAt: iso(t0 + 100) }) });
+    await held.asked;
+    const dueIn = async (d: TestDaemon) =>
+      Number((await db.pool.query(`SELECT count(*) FROM mana_ai.mission_snapshots WHERE state = 'active' AND NOT deleted AND next_run_at <= now() AND partition = ANY($1::int[])`, [[...d.reactor!.ownership.owned]])).rows[0].count);
+    for (const d of [first!, second]) {
+      const res = await fetch(`http://127.0.0.1:${d.port}/internal/tick`, { method: 'POST', headers: { 'x-service-key': SERVICE_KEY } });
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { counts: { due: number; queued: number; partitions: number } };
+      assert.equal(body.counts.partitions, d.reactor!.ownership.owned.size);
+      assert.equal(body.counts.due, await dueIn(d), 'only its own partitions');
+      assert.equal(body.counts.queued, 0, 'each due mission is already queued or in flight: a tick never doubles a run');
+    }
+    held.release();
+  });
+});
