@@ -79,7 +79,8 @@ const note = (what: string) => {
 const aliveSpans: [number, number][] = [];
 let aliveSince: number | null = null;
 
-const env = { MANA_AI_CLAIM_LEASE_MS: '10000', MANA_AI_LOG_LEVEL: 'info' };
+// No short lease: a killed daemon's claims are taken over through its session (sql/010).
+const env = { MANA_AI_LOG_LEVEL: 'info' };
 const slots: (DaemonProcess | null)[] = Array.from({ length: N_DAEMONS }, () => null);
 let pgDown = false;
 const trackAlive = () => {
