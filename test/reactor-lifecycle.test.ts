@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline';
 import { after, before, it } from 'node:test';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
-import { planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
+import { holdAnswers, planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { SERVICE_KEY, startTestDaemon } from './harness/daemon.js';
 
 let db: TestDb;
@@ -29,22 +29,10 @@ after(async () => {
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** An LLM answer the test releases by hand; `asked` resolves when the daemon is waiting for it. */
-function holdLlm(summary: string): { asked: Promise<void>; release: () => void } {
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  let ask!: () => void;
-  const asked = new Promise<void>((r) => (ask = r));
-  llm.setScript(async () => {
-    ask();
-    await released;
-    return { content: planAnswer(summary) };
-  });
-  return { asked, release };
-}
 
 
 it('on shutdown, a run still waiting for the LLM after the grace period is given back and the next daemon plans it once', async () => {
-  const held = holdLlm('nach Neustart'); // holds the answer past the first daemon's grace period
+  const held = holdAnswers(llm, () => true, 'nach Neustart'); // holds the answer past the first daemon's grace period
   const first = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_SHUTDOWN_GRACE_MS: '300', MANA_AI_WORKER_ID: 'first' });
   await pushChange(db.pool, { userId: 'sd', recordId: 'slow', op: 'insert', data: webappMission({ id: 'slow', nextRunAt: iso(Date.now() + 100) }) });
   await held.asked;
@@ -73,7 +61,7 @@ it('on shutdown, a run still waiting for the LLM after the grace period is given
 });
 
 it('on shutdown, a run that finishes within the grace period is written back, not given back', async () => {
-  const held = holdLlm('in der Gnadenfrist');
+  const held = holdAnswers(llm, () => true, 'in der Gnadenfrist');
   const d = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_SHUTDOWN_GRACE_MS: '20000' });
   await pushChange(db.pool, { userId: 'sd', recordId: 'graceful', op: 'insert', data: webappMission({ id: 'graceful', nextRunAt: iso(Date.now() + 100) }) });
   await held.asked;
