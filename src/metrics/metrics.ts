@@ -38,6 +38,13 @@ export interface Metrics {
   peersLost: Counter;
   watchReconnects: Counter;
   eventLoopDelay: Gauge<'quantile'>;
+  agentDecisions: Counter<'decision'>;
+  tokensUsed: Counter;
+  tokensEstimated: Counter;
+  /** Set by the reactor: its agents waiting for budget, read at scrape time. */
+  budgetBlockedSource: { current: (() => { agents: number; maxSeconds: number }) | null };
+  budgetBlockedAgents: Gauge;
+  budgetBlockedMaxSeconds: Gauge;
 }
 
 export function createMetrics(): Metrics {
@@ -45,7 +52,27 @@ export function createMetrics(): Metrics {
   registry.setDefaultLabels({ service: 'mana-ai' });
   collectDefaultMetrics({ register: registry, prefix: 'mana_ai_' });
   const r = { registers: [registry] };
+  const budgetBlockedSource: Metrics['budgetBlockedSource'] = { current: null };
   return {
+    agentDecisions: new Counter({
+      name: 'mana_ai_agent_decisions_total', labelNames: ['decision'], ...r,
+      help: 'Gate decisions for due missions of an agent: ran, skipped-paused, skipped-archived, skipped-concurrency, skipped-budget (no per-agent label)',
+    }),
+    tokensUsed: new Counter({ name: 'mana_ai_tokens_used_total', help: 'LLM tokens charged to runs (written to mana_ai.token_usage), reported or estimated', ...r }),
+    tokensEstimated: new Counter({ name: 'mana_ai_tokens_estimated_total', help: 'Part of mana_ai_tokens_used_total that was estimated because the answer had no usage.total_tokens', ...r }),
+    budgetBlockedSource,
+    budgetBlockedAgents: new Gauge({
+      name: 'mana_ai_agents_budget_blocked', help: 'Agents of this daemon whose due missions wait for budget', ...r,
+      collect() {
+        this.set(budgetBlockedSource.current?.().agents ?? 0);
+      },
+    }),
+    budgetBlockedMaxSeconds: new Gauge({
+      name: 'mana_ai_agent_budget_blocked_max_seconds', help: 'Longest time an agent of this daemon has had due missions waiting for budget', ...r,
+      collect() {
+        this.set(budgetBlockedSource.current?.().maxSeconds ?? 0);
+      },
+    }),
     registry,
     plansProduced: new Counter({ name: 'mana_ai_plans_produced_total', help: 'Plans the LLM produced that passed validation', ...r }),
     plansWrittenBack: new Counter({ name: 'mana_ai_plans_written_back_total', help: 'Iterations written back to sync_changes', ...r }),

@@ -26,6 +26,19 @@ export function worstCaseRequestMs(o: { maxAttempts: number; timeoutMs: number }
   return o.maxAttempts * o.timeoutMs + (o.maxAttempts - 1) * MAX_RETRY_DELAY_MS;
 }
 
+/** One answer: its text, and `usage.total_tokens` when the server reported it (OpenAI format). */
+export interface LlmAnswer {
+  content: string;
+  totalTokens: number | null;
+}
+
+/** usage.total_tokens when it is a whole, non-negative number that fits the usage table; else null. */
+export function reportedTotalTokens(body: unknown): number | null {
+  const usage = typeof body === 'object' && body !== null ? (body as { usage?: unknown }).usage : undefined;
+  const total = typeof usage === 'object' && usage !== null ? (usage as { total_tokens?: unknown }).total_tokens : undefined;
+  return typeof total === 'number' && Number.isSafeInteger(total) && total >= 0 && total <= 2_147_483_647 ? total : null;
+}
+
 export class LlmError extends Error {
   override name = 'LlmError';
   constructor(readonly reason: 'unreachable' | 'timeout' | 'rate-limited' | 'server-error' | 'bad-response' | 'client-error' | 'aborted', message: string) {
@@ -73,8 +86,8 @@ export class LlmClient {
     });
   }
 
-  /** One answer text, after retries; throws LlmError. */
-  async complete(messages: ChatMessage[], signal?: AbortSignal): Promise<string> {
+  /** One answer, after retries; throws LlmError. */
+  async complete(messages: ChatMessage[], signal?: AbortSignal): Promise<LlmAnswer> {
     const combined = signal ? AbortSignal.any([signal, this.shutdown.signal]) : this.shutdown.signal;
     let lastError: LlmError = new LlmError('unreachable', 'no attempt made');
     for (let attempt = 1; attempt <= this.opts.maxAttempts; attempt++) {
@@ -95,7 +108,7 @@ export class LlmClient {
     throw lastError;
   }
 
-  private async once(messages: ChatMessage[], signal: AbortSignal): Promise<string> {
+  private async once(messages: ChatMessage[], signal: AbortSignal): Promise<LlmAnswer> {
     const started = performance.now();
     let outcome = 'ok';
     // One deadline for the whole attempt (connect, headers and body), so the
@@ -126,8 +139,10 @@ export class LlmClient {
         throw new LlmError('client-error', `mana-llm answered ${res.statusCode}`);
       }
       let content: unknown;
+      let body: unknown;
       try {
-        content = (JSON.parse(text) as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
+        body = JSON.parse(text);
+        content = (body as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
       } catch {
         content = undefined;
       }
@@ -135,7 +150,7 @@ export class LlmClient {
         outcome = 'bad-response';
         throw new LlmError('bad-response', 'mana-llm answer has no choices[0].message.content string');
       }
-      return content;
+      return { content, totalTokens: reportedTotalTokens(body) };
     } catch (error) {
       if (error instanceof LlmError) throw error;
       if (signal.aborted) {

@@ -52,7 +52,12 @@ const StepSchema = v.object({
   rationale: v.pipe(v.string(), v.trim(), v.minLength(1)),
 });
 
-export function parsePlan(answer: string, allowList: ReadonlySet<string>): ParsedPlan {
+/**
+ * `denied`: tools the agent's policy denies (section 10); a plan naming one
+ * is rejected with its own reason, so operators can tell a model ignoring
+ * the policy from one inventing tools.
+ */
+export function parsePlan(answer: string, allowList: ReadonlySet<string>, denied: ReadonlySet<string> = new Set()): ParsedPlan {
   if (typeof answer !== 'string') return { ok: false, reason: 'no-json-object' };
   const json = extractJsonObject(answer);
   if (json === null) return { ok: false, reason: 'no-json-object' };
@@ -71,6 +76,7 @@ export function parsePlan(answer: string, allowList: ReadonlySet<string>): Parse
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, reason: 'step-not-an-object' };
     const toolName = (raw as Record<string, unknown>)['toolName'];
     if (typeof toolName !== 'string' || toolName.length === 0) return { ok: false, reason: 'tool-name-missing' };
+    if (denied.has(toolName)) return { ok: false, reason: 'tool-denied-by-agent-policy' };
     if (!allowList.has(toolName)) return { ok: false, reason: 'tool-not-allowed' };
     const r = v.safeParse(StepSchema, raw);
     if (!r.success) return { ok: false, reason: 'rationale-empty' };

@@ -18,7 +18,9 @@ import { KEEPALIVE, MEMBERS_CHANNEL } from './ownership.js';
 export const CHANNEL = 'mana_ai_missions';
 /** The trigger's fold errors (sql/009): payload { id, p, t } of a mana_ai.snapshot_errors row. */
 export const ERRORS_CHANNEL = 'mana_ai_snapshot_errors';
-const CHANNELS = [CHANNEL, ERRORS_CHANNEL, MEMBERS_CHANNEL] as const;
+/** Agents whose gate fields or policy changed (sql/012): payload AgentPayload. */
+export const AGENTS_CHANNEL = 'mana_ai_agents';
+const CHANNELS = [CHANNEL, ERRORS_CHANNEL, MEMBERS_CHANNEL, AGENTS_CHANNEL] as const;
 
 export interface SchedulePayload {
   s: number;
@@ -27,6 +29,18 @@ export interface SchedulePayload {
   d: number | null;
   /** set when a claim was given back: re-arm even at the same version */
   r?: number;
+  /** the mission's agent ref (sql/012), null or absent = none */
+  g?: number | null;
+}
+
+/** An agent's gate fields: ref, version, partition, gate state, max concurrent runs, budget (null = none). */
+export interface AgentPayload {
+  g: number;
+  v: number;
+  p: number;
+  s: 'active' | 'paused' | 'archived' | 'deleted' | 'absent';
+  c: number;
+  b: number | null;
 }
 
 export interface SnapshotErrorPayload {
@@ -43,6 +57,7 @@ export interface ListenerHandlers {
   onDisconnected(error: Error): void;
   onInvalidPayload(raw: unknown): void;
   onSnapshotError(payload: SnapshotErrorPayload): void;
+  onAgentChanged(payload: AgentPayload): void;
   /** A daemon joined, left or released partitions (ownership.ts). */
   onMembersChanged(): void;
   /** The connection check's answer: partitions nobody holds right now. */
@@ -52,7 +67,17 @@ export interface ListenerHandlers {
 function isPayload(x: unknown): x is SchedulePayload {
   if (typeof x !== 'object' || x === null) return false;
   const o = x as Record<string, unknown>;
-  return Number.isSafeInteger(o['s']) && Number.isSafeInteger(o['v']) && Number.isSafeInteger(o['p']) && (o['d'] === null || Number.isFinite(o['d']));
+  return Number.isSafeInteger(o['s']) && Number.isSafeInteger(o['v']) && Number.isSafeInteger(o['p']) && (o['d'] === null || Number.isFinite(o['d'])) &&
+    (o['g'] === undefined || o['g'] === null || Number.isSafeInteger(o['g']));
+}
+
+const GATES = new Set(['active', 'paused', 'archived', 'deleted', 'absent']);
+
+export function isAgentPayload(x: unknown): x is AgentPayload {
+  if (typeof x !== 'object' || x === null) return false;
+  const o = x as Record<string, unknown>;
+  return Number.isSafeInteger(o['g']) && Number.isSafeInteger(o['v']) && Number.isSafeInteger(o['p']) &&
+    typeof o['s'] === 'string' && GATES.has(o['s']) && Number.isSafeInteger(o['c']) && (o['b'] === null || Number.isSafeInteger(o['b']));
 }
 
 function parse(raw: string | undefined): unknown {
@@ -114,6 +139,9 @@ export class ScheduleListener {
       else this.handlers.onInvalidPayload(payload);
     } else if (channel === ERRORS_CHANNEL) {
       this.handlers.onSnapshotError(parseSnapshotError(payload));
+    } else if (channel === AGENTS_CHANNEL) {
+      if (isAgentPayload(payload)) this.handlers.onAgentChanged(payload);
+      else this.handlers.onInvalidPayload(payload);
     } else if (channel === MEMBERS_CHANNEL) {
       this.handlers.onMembersChanged();
     }

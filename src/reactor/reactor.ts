@@ -3,6 +3,10 @@
 // queues the run in due order, runs at most `concurrency` at once, claims
 // each in Postgres and hands it to the planner and the write-back.
 //
+// A mission of an agent passes the agent's gates first (agent-gates.ts):
+// a paused agent, a full set of runs or a used-up budget hold it back in
+// memory, without a query, until the agent lets it run.
+//
 // It never polls: while nothing is due it makes no query at all (the
 // listener's connection check aside). It never rolls a schedule back: a
 // notification older than what it knows for a mission is ignored, and the
@@ -13,7 +17,8 @@ import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Db } from '../db/pool.js';
-import { adoptClaims, claimRun } from '../db/sql/claim-run.js';
+import { adoptClaims, claimRun, type ClaimAgent } from '../db/sql/claim-run.js';
+import { loadAgents } from '../db/sql/load-agents.js';
 import { releaseRuns } from '../db/sql/finish-run.js';
 import { loadDueNow, loadSchedule } from '../db/sql/load-schedule.js';
 import { pendingSnapshotErrors, repairSnapshotError, type RepairOutcome } from '../db/sql/snapshot-repair.js';
@@ -22,8 +27,9 @@ import type { Metrics } from '../metrics/metrics.js';
 import { LlmError, type LlmClient } from '../planner/llm-client.js';
 import type { ResolverRegistry } from '../planner/resolvers/registry.js';
 import { executeRun, ShutdownError, type RunOutcome } from '../run/execute-run.js';
+import { AgentGates, type AgentDecision } from './agent-gates.js';
 import { retryDelayMs } from './backoff.js';
-import { ScheduleListener, type SchedulePayload, type SnapshotErrorPayload } from './listener.js';
+import { ScheduleListener, type AgentPayload, type SchedulePayload, type SnapshotErrorPayload } from './listener.js';
 import { MEMBERS_CHANNEL, PartitionOwnership, type OwnershipChange } from './ownership.js';
 import { RunQueue } from './run-queue.js';
 import { TimerWheel, type WheelClock } from './timer-wheel.js';
@@ -32,6 +38,20 @@ export { MAX_ATTEMPTS, type RunEvent, type RunOutcome } from '../run/execute-run
 
 /** Pending transient fold errors repaired per partition load (the rest at the next load or notification). */
 const REPAIR_BATCH = 1_000;
+
+/**
+ * An agent's runs are all in this daemon's partition, so its slots are
+ * counted here; a claim that still finds them taken saw a peer's run (a
+ * partition handover) and is tried again after this long.
+ */
+const PEER_BUSY_RETRY_MS = 2_000;
+
+/** The decision metric's label for a gate the claim reported. */
+const GATE_DECISION: Record<string, AgentDecision> = {
+  'agent-paused': 'skipped-paused',
+  'agent-archived': 'skipped-archived',
+  'agent-deleted': 'skipped-archived',
+};
 
 export interface ReactorDeps {
   pool: pg.Pool;
@@ -68,6 +88,11 @@ export class Reactor extends EventEmitter {
   readonly ownership: PartitionOwnership;
   /** sid -> partition, for dropping a partition's missions when it moves away */
   private readonly partitionOf = new Map<number, number>();
+  /** sid -> agent ref, for missions that name an agent */
+  private readonly agentOf = new Map<number, number>();
+  readonly gates: AgentGates;
+  /** run key -> agent ref, for runs counted against their agent's slots */
+  private readonly countedRef = new Map<string, number>();
   /** loads run one after another, so a partial load never races a full one */
   private loads: Promise<void> = Promise.resolve();
   private started = false;
@@ -82,10 +107,17 @@ export class Reactor extends EventEmitter {
       onFire: (sid, _fireAt, value) => {
         this.deps.metrics.missionsScheduled.set(this.wheel.size);
         this.emit('fired', sid, value.dueMs);
-        void this.enqueue(sid, value.dueMs);
+        this.admitDue(sid, value.dueMs);
       },
       onClockStep: (delta) => deps.log.warn({ deltaMs: Math.round(delta) }, 'wall clock stepped; schedule re-anchored'),
     });
+    this.gates = new AgentGates({
+      now: () => Date.now(),
+      onRelease: (missions) => {
+        for (const m of missions) this.admitDue(m.sid, m.dueMs);
+      },
+    });
+    deps.metrics.budgetBlockedSource.current = () => this.gates.budgetBlocked();
     this.ownership = new PartitionOwnership({
       connectionString: deps.config.databaseUrl,
       log: deps.log,
@@ -115,6 +147,7 @@ export class Reactor extends EventEmitter {
       onInvalidPayload: () => deps.metrics.notificationsReceived.inc({ kind: 'invalid' }),
       onMembersChanged: () => void this.ownership.rebalance('member-notify'),
       onSnapshotError: (e) => this.onSnapshotError(e),
+      onAgentChanged: (a) => this.onAgentChanged(a),
       onCheck: (unowned) => {
         deps.metrics.unownedChecks.inc({ result: unowned > 0 ? 'unowned' : 'all-owned' });
         if (unowned > 0 && !this.stopping && this.ownership.connected) {
@@ -142,6 +175,7 @@ export class Reactor extends EventEmitter {
     if (c.released.length) {
       const gone = new Set(c.released);
       for (const [sid, part] of this.partitionOf) if (gone.has(part)) this.forget(sid);
+      this.gates.dropPartitions(gone);
       this.deps.metrics.missionsScheduled.set(this.wheel.size);
     }
     if (c.acquired.length && this.started && !this.stopping) void this.loadPartitions(c.acquired);
@@ -152,6 +186,8 @@ export class Reactor extends EventEmitter {
     this.wheel.cancel(sid);
     this.versions.delete(sid);
     this.partitionOf.delete(sid);
+    this.agentOf.delete(sid);
+    this.gates.unpark(sid);
   }
 
   /** Loads the missions of partitions just taken; whatever became due meanwhile fires at once. */
@@ -195,12 +231,19 @@ export class Reactor extends EventEmitter {
           // are repaired first, so the schedule loaded below is current.
           const pending = await pendingSnapshotErrors(this.deps.pool, { partitions: wanted, limit: REPAIR_BATCH });
           if (pending.length) await this.repair(pending, 'pending');
+          // Agents before missions: a mission armed below may fire at once.
+          const agents = await loadAgents(this.deps.pool, { partitions: wanted });
+          for (const a of agents) {
+            if (this.ownership.owns(a.partition)) this.gates.update(a.ref, a.partition, a);
+          }
           const rows = wanted.length ? await loadSchedule(this.deps.pool, { partitions: wanted }) : [];
           const seen = new Set<number>();
           for (const r of rows) {
             if (!this.ownership.owns(r.partition)) continue;
             seen.add(r.sid);
             this.partitionOf.set(r.sid, r.partition);
+            if (r.agentRef === null) this.agentOf.delete(r.sid);
+            else this.agentOf.set(r.sid, r.agentRef);
             const known = this.versions.get(r.sid);
             if (known !== undefined && known > r.version) continue; // a newer notification already arrived
             this.versions.set(r.sid, r.version);
@@ -211,7 +254,7 @@ export class Reactor extends EventEmitter {
           }
           this.deps.metrics.resyncs.inc({ reason: full ? reason : 'partitions-acquired' });
           this.deps.metrics.missionsScheduled.set(this.wheel.size);
-          this.deps.log.info({ reason, missions: rows.length, partitions: wanted.length, ms: Math.round(performance.now() - started) }, 'schedule loaded');
+          this.deps.log.info({ reason, missions: rows.length, agents: agents.length, partitions: wanted.length, ms: Math.round(performance.now() - started) }, 'schedule loaded');
           this.emit('resynced', { reason, missions: rows.length });
           return;
         } catch (error) {
@@ -239,13 +282,49 @@ export class Reactor extends EventEmitter {
     }
     this.deps.metrics.notificationsReceived.inc({ kind: p.d === null ? 'unschedule' : 'schedule' });
     if (known === undefined || p.v > known) this.versions.set(p.s, p.v);
+    if (typeof p.g === 'number') this.agentOf.set(p.s, p.g);
+    else this.agentOf.delete(p.s);
     if (p.d === null) this.forget(p.s);
     else this.arm(p.s, p.d, p.v);
     this.deps.metrics.missionsScheduled.set(this.wheel.size);
     this.emit('scheduled', { sid: p.s, dueMs: p.d, version: p.v });
   }
 
+  /** An agent's gate fields changed (sql/012): its waiting missions may run now. */
+  private onAgentChanged(a: AgentPayload): void {
+    if (this.stopping) return;
+    if (!this.ownership.owns(a.p)) {
+      this.deps.metrics.notificationsReceived.inc({ kind: 'other-partition' });
+      return;
+    }
+    this.deps.metrics.notificationsReceived.inc({ kind: 'agent' });
+    this.gates.update(a.g, a.p, { version: a.v, gate: a.s, maxConcurrent: a.c, budget: a.b });
+    this.emit('agent', a);
+  }
+
+  /**
+   * A mission is due: past its agent's gates (in memory) to the queue, or
+   * held back by its agent until the agent lets it run.
+   */
+  private admitDue(sid: number, dueMs: number): void {
+    if (this.stopping) return;
+    const key = RunQueue.key(sid, dueMs);
+    if (this.inFlight.has(key) || this.queue.has(sid, dueMs)) return;
+    const ref = this.agentOf.get(sid);
+    if (ref !== undefined) {
+      const decision = this.gates.admit(ref, sid, dueMs);
+      if (decision === 'ran') this.countedRef.set(key, ref);
+      else if (decision !== 'unknown') {
+        this.deps.metrics.agentDecisions.inc({ decision });
+        this.emit('agent-held', { sid, dueMs, decision });
+        return;
+      }
+    }
+    void this.enqueue(sid, dueMs);
+  }
+
   private arm(sid: number, dueMs: number, version: number): void {
+    this.gates.unpark(sid);
     const key = RunQueue.key(sid, dueMs);
     if (this.inFlight.has(key) || this.queue.has(sid, dueMs)) {
       this.wheel.cancel(sid); // that due time is being handled
@@ -307,9 +386,20 @@ export class Reactor extends EventEmitter {
         sid, dueMs, workerId: config.workerId, leaseMs: config.claimLeaseMs, minGapMs: config.minRunGapMs, witness: this.ownership.witness,
       });
       metrics.claims.inc({ outcome: claim.outcome });
+      const part = this.partitionOf.get(sid);
       if (claim.outcome === 'claimed') {
         this.held.delete(sid);
         this.claimed.set(claim.runId, key);
+        if (claim.agent && part !== undefined) {
+          const ref = claim.agent.ref;
+          if (!this.countedRef.has(key)) {
+            this.gates.update(ref, part, claim.agent);
+            if (this.gates.adopt(ref)) this.countedRef.set(key, ref);
+          }
+          this.gates.update(ref, part, claim.agent);
+          this.gates.ran(ref);
+          metrics.agentDecisions.inc({ decision: 'ran' });
+        }
         try {
           outcome = await executeRun(this.deps, { sid, dueMs, startedAtMs, claim }, this.abort.signal, {
             started: (e) => this.emit('run-started', e),
@@ -324,6 +414,7 @@ export class Reactor extends EventEmitter {
         // and, as the last resort, when its lease ends.
         if (claim.outcome === 'held') this.held.set(sid, dueMs);
         if (claim.outcome === 'held' || claim.outcome === 'throttled') this.retryLater(sid, dueMs, claim.retryAtMs);
+        if ('agent' in claim && claim.agent) this.onAgentGate(sid, dueMs, key, part, claim.outcome, claim.agent, 'retryAtMs' in claim ? claim.retryAtMs : null);
       }
     } catch (error) {
       if (this.stopping || error instanceof ShutdownError || (error instanceof LlmError && error.reason === 'aborted')) {
@@ -338,11 +429,51 @@ export class Reactor extends EventEmitter {
       }
     } finally {
       this.inFlight.delete(key);
+      const ref = this.countedRef.get(key);
+      if (ref !== undefined) {
+        this.countedRef.delete(key);
+        this.gates.ended(ref); // may admit a mission of the same agent that waited for this slot
+      }
       metrics.runsInFlight.set(this.inFlight.size);
       metrics.runs.inc({ outcome });
       this.settle(key, outcome);
       this.pump();
       if (this.inFlight.size === 0 && this.queue.size === 0) this.emit('idle');
+    }
+  }
+
+  /**
+   * The claim said no because of the mission's agent: the mission waits in
+   * memory (paused and the like: until the agent changes; budget: until the
+   * computed time or a new budget; busy: until a run of ours ends), so no
+   * query is made for it meanwhile.
+   */
+  private onAgentGate(sid: number, dueMs: number, key: string, part: number | undefined, outcome: string, agent: ClaimAgent, retryAtMs: number | null): void {
+    if (part === undefined || !this.ownership.owns(part) || this.stopping) return;
+    const { metrics, log } = this.deps;
+    const ref = agent.ref;
+    if (outcome === 'over-budget') {
+      metrics.agentDecisions.inc({ decision: 'skipped-budget' });
+      this.gates.update(ref, part, agent);
+      this.gates.blockBudget(ref, sid, dueMs, retryAtMs);
+      log.info(
+        { sid, used: agent.used, budget: agent.budget, waitsUntil: retryAtMs === null ? null : new Date(retryAtMs).toISOString() },
+        retryAtMs === null ? 'agent has no budget left; its missions wait until the budget is raised' : 'agent budget used up; its missions wait until the window frees enough',
+      );
+      this.emit('budget-wait', { sid, dueMs, untilMs: retryAtMs, used: agent.used ?? null, budget: agent.budget });
+    } else if (outcome === 'agent-busy') {
+      metrics.agentDecisions.inc({ decision: 'skipped-concurrency' });
+      this.gates.update(ref, part, agent);
+      const ours = (this.gates.fields(ref)?.admitted ?? 0) - (this.countedRef.get(key) === ref ? 1 : 0);
+      if (ours >= agent.maxConcurrent) this.gates.hold(ref, sid, dueMs);
+      else this.retryLater(sid, dueMs, Date.now() + Math.min(PEER_BUSY_RETRY_MS, Math.max(0, (retryAtMs ?? Infinity) - Date.now())));
+      this.emit('agent-held', { sid, dueMs, decision: 'skipped-concurrency' });
+    } else if (outcome in GATE_DECISION) {
+      const decision = GATE_DECISION[outcome]!;
+      metrics.agentDecisions.inc({ decision });
+      this.gates.update(ref, part, agent);
+      this.gates.hold(ref, sid, dueMs);
+      this.emit('agent-held', { sid, dueMs, decision });
     }
   }
 
@@ -356,7 +487,7 @@ export class Reactor extends EventEmitter {
       if (part === undefined || !this.ownership.owns(part)) continue;
       if (this.wheel.has(sid) && this.wheel.get(sid)?.dueMs !== dueMs) continue; // rescheduled since
       this.wheel.cancel(sid);
-      void this.enqueue(sid, dueMs);
+      this.admitDue(sid, dueMs);
     }
   }
 
@@ -424,9 +555,11 @@ export class Reactor extends EventEmitter {
       const key = RunQueue.key(r.sid, r.dueMs);
       if (this.inFlight.has(key) || this.queue.has(r.sid, r.dueMs)) continue;
       this.partitionOf.set(r.sid, r.partition);
+      if (r.agentRef === null) this.agentOf.delete(r.sid);
+      else this.agentOf.set(r.sid, r.agentRef);
       this.wheel.cancel(r.sid);
-      void this.enqueue(r.sid, r.dueMs);
-      queued += 1;
+      this.admitDue(r.sid, r.dueMs);
+      if (this.queue.has(r.sid, r.dueMs) || this.inFlight.has(key)) queued += 1;
     }
     return { due: due.length, queued, partitions: owned.length };
   }
@@ -436,6 +569,7 @@ export class Reactor extends EventEmitter {
     if (this.stopping) return;
     this.stopping = true;
     this.wheel.close();
+    this.gates.close();
     for (const r of this.drainQueue()) this.settle(RunQueue.key(r.sid, r.dueMs), 'shutdown');
     // Partitions go first, so the other daemons schedule them while our
     // runs in flight finish (the claims keep those from running twice).

@@ -18,6 +18,7 @@ import { finishRun } from '../db/sql/finish-run.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { nextRunAfter, parseCadence } from '../mission/cadence.js';
+import { readAgent, type Agent } from '../agent/agent.js';
 import { readMission } from '../mission/mission.js';
 import { LlmError, type LlmClient } from '../planner/llm-client.js';
 import { planMission } from '../planner/plan-mission.js';
@@ -31,6 +32,7 @@ export const MAX_ATTEMPTS = 3;
 
 export type RunOutcome =
   | 'planned' | 'failed' | 'skipped' | 'moved' | 'finished' | 'held' | 'throttled'
+  | 'agent-paused' | 'agent-archived' | 'agent-deleted' | 'agent-busy' | 'over-budget'
   | 'lost-claim' | 'mission-gone' | 'error' | 'shutdown';
 
 export interface RunEvent {
@@ -44,6 +46,10 @@ export interface RunEvent {
   title?: string;
   /** why a run ended as failed without a write-back */
   error?: string;
+  /** the agent the run ran under */
+  agentId?: string;
+  /** tokens charged to the run (mana_ai.token_usage) */
+  tokens?: { used: number; estimated: boolean } | null;
 }
 
 export interface RunDeps {
@@ -78,7 +84,9 @@ export async function executeRun(
   const lagMs = Math.max(0, startedAtMs - dueMs);
   metrics.dueLag.observe(lagMs / 1000);
   const title = typeof claim.record['title'] === 'string' ? claim.record['title'] : '';
-  const base = { sid, dueMs, userId: claim.userId, missionId: claim.missionId, title };
+  // The agent as the claim read it: its policy and prompt hold for this run.
+  const agent: Agent | null = claim.agent?.id !== undefined && claim.agent.record ? readAgent(claim.agent.id, claim.agent.record) : null;
+  const base = { sid, dueMs, userId: claim.userId, missionId: claim.missionId, title, ...(agent ? { agentId: agent.id } : {}) };
   hooks.started({ sid, dueMs, startedAtMs, lagMs, userId: claim.userId, missionId: claim.missionId, title });
   log.info({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, lagMs, claimMs: Date.now() - startedAtMs }, 'run started');
 
@@ -96,14 +104,16 @@ export async function executeRun(
     const startedAt = new Date(startedAtMs);
     let iteration: Iteration;
     let failure: string | null = null;
+    let usage: { tokens: number; estimated: boolean } | null = null;
     if (claim.attempts > MAX_ATTEMPTS) {
       iteration = failedIteration(iterationId, startedAt.toISOString(), new Date().toISOString(), 'too-many-attempts');
       failure = 'too-many-attempts';
     } else {
-      ({ iteration, failure } = await planMission(
+      ({ iteration, failure, usage } = await planMission(
         { db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, privateKey: deps.privateKey },
         { userId: claim.userId, missionId: claim.missionId, iterationId, startedAt },
         mission,
+        agent,
         signal,
       ));
     }
@@ -111,6 +121,8 @@ export async function executeRun(
     const written = await writeBack(deps.db, {
       runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,
       userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(),
+      agent: agent ? { id: agent.id, nameAtClaim: agent.name, rationale: mission.objective } : null,
+      usage: usage ? { ...usage, agentId: agent?.id ?? null } : null,
       // The cadence as it stands under the write-back's lock: the user may have changed it during the run.
       nextRunAt: (record, nowMs) => {
         const cadence = parseCadence(record['cadence']);
@@ -123,6 +135,15 @@ export async function executeRun(
       return written.outcome;
     }
     metrics.plansWrittenBack.inc();
+    if (usage) {
+      metrics.tokensUsed.inc(usage.tokens);
+      if (usage.estimated) metrics.tokensEstimated.inc(usage.tokens);
+    }
+    const budget = claim.agent?.budget ?? null;
+    const overshoot = budget !== null && usage ? (claim.agent?.used ?? 0) + usage.tokens - budget : 0;
+    if (overshoot > 0) {
+      log.info({ agentId: agent?.id, budget, overshoot }, 'this run took the agent over its daily budget; its next runs wait (the plan is written, as upstream does)');
+    }
     const outcome: RunOutcome = failure ? 'failed' : 'planned';
     if (failure) metrics.missionErrors.inc({ reason: failure.split(':')[0]! });
     log.info(
@@ -132,7 +153,7 @@ export async function executeRun(
       },
       written.scheduleKept ? 'run written back; the user changed the schedule during the run, so it stands' : 'run written back',
     );
-    hooks.finished({ ...base, outcome, iteration, nextRunAtMs: written.nextRunAtMs });
+    hooks.finished({ ...base, outcome, iteration, nextRunAtMs: written.nextRunAtMs, tokens: usage ? { used: usage.tokens, estimated: usage.estimated } : null });
     return outcome;
   } catch (error) {
     if (signal.aborted || error instanceof ShutdownError || (error instanceof LlmError && error.reason === 'aborted')) throw error;

@@ -11,11 +11,17 @@
 // nextRunAt is written only when the snapshot still holds the due time this
 // run was for (and the mission is still active); a moved, paused or
 // finished mission keeps the user's schedule and state.
+//
+// Under an agent, the row's actor is the agent (CONTRACT.md section 10),
+// named as it is called at write time; the run's tokens are charged to
+// mana_ai.token_usage in the same transaction.
 
 import { sql } from 'kysely';
 import type { Db } from '../db/pool.js';
 import { withUserScope } from '../db/scoped.js';
+import { agentActor } from '../agent/agent.js';
 import { insertChange } from '../db/sql/insert-change.js';
+import { agentNameNow, insertTokenUsage } from '../db/sql/insert-token-usage.js';
 import { lockSnapshotForWriteBack } from '../db/sql/lock-snapshot.js';
 import type { Iteration } from './iteration.js';
 
@@ -35,6 +41,10 @@ export interface WriteBackInput {
   /** The next run after `nowMs` for the record as it stands under the lock (its cadence may have changed during the run); null = none. */
   nextRunAt(record: Record<string, unknown>, nowMs: number): number | null;
   nowMs: number;
+  /** the agent the run ran under; null = the system actor of section 5 */
+  agent: { id: string; nameAtClaim: string; rationale: string } | null;
+  /** tokens the run's answer cost; null = no answer (nothing to charge) */
+  usage: { tokens: number; estimated: boolean; agentId: string | null } | null;
 }
 
 export type WriteBackOutcome =
@@ -57,6 +67,10 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
          WHERE run_id = ${w.runId} AND claimed_by = ${w.workerId} AND attempts = ${w.attempts} AND status = 'running'
          RETURNING run_id`.execute(trx);
       if (finished.rows.length !== 1) throw new LostClaim();
+      // Tokens were spent whether or not the mission still exists.
+      if (w.usage) {
+        await insertTokenUsage(trx, { userId: w.userId, agentId: w.usage.agentId, missionId: w.missionId, tokens: w.usage.tokens, estimated: w.usage.estimated, runId: w.runId });
+      }
       if (gone) return { outcome: 'mission-gone' as const };
       const now = new Date(w.nowMs).toISOString();
       const previous = Array.isArray(snap.record['iterations']) ? snap.record['iterations'] : [];
@@ -76,7 +90,15 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
         data,
         fieldTimestamps,
         clientId: RUNNER_CLIENT_ID,
-        actor: RUNNER_ACTOR,
+        actor: w.agent
+          ? agentActor({
+              agentId: w.agent.id,
+              displayName: (await agentNameNow(trx, { userId: w.userId, agentId: w.agent.id })) ?? w.agent.nameAtClaim,
+              missionId: w.missionId,
+              iterationId: w.iteration.id,
+              rationale: w.agent.rationale,
+            })
+          : RUNNER_ACTOR,
       });
       return { outcome: 'written' as const, nextRunAtMs: stillDue ? nextRunAtMs : (snap.nextRunAtMs ?? null), scheduleKept: !stillDue };
     });

@@ -14,6 +14,8 @@ export interface LlmReply {
   raw?: string;
   headers?: Record<string, string>;
   delayMs?: number;
+  /** OpenAI usage block to report (absent = none, the runner then estimates) */
+  usage?: { total_tokens: unknown; prompt_tokens?: number; completion_tokens?: number };
 }
 
 export type LlmScript = (req: LlmRequest, n: number) => LlmReply | Promise<LlmReply>;
@@ -40,7 +42,7 @@ export async function startLlmServer(script: LlmScript = () => ({ content: planA
       requests.push(r);
       const reply = await current(r, requests.length);
       if (reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
-      const payload = reply.raw ?? JSON.stringify({ choices: [{ message: { role: 'assistant', content: reply.content ?? '' } }] });
+      const payload = reply.raw ?? JSON.stringify({ choices: [{ message: { role: 'assistant', content: reply.content ?? '' } }], ...(reply.usage ? { usage: reply.usage } : {}) });
       res.writeHead(reply.status ?? 200, { 'content-type': 'application/json', ...reply.headers });
       res.end(payload);
     });

@@ -1,15 +1,32 @@
-// Claims (mission, due time) through mana_ai.claim_run (sql/010): the
+// Claims (mission, due time) through mana_ai.claim_run (sql/012): the
 // unique key of mission_runs makes the run happen once across daemons and
-// crashes; the function re-checks the snapshot in the same statement. The
-// claim names its daemon's membership session (the witness): while that
+// crashes; the function re-checks the snapshot and the mission's agent
+// (state, runs in flight, tokens of the last 24 h) in the same statement.
+// The claim names its daemon's membership session (the witness): while that
 // session lives nobody takes the run; once it is gone a peer may, at once.
 
 import type pg from 'pg';
 
+/** What the claim saw of the mission's agent: its gate fields, and on `claimed` the record the run plans with. */
+export interface ClaimAgent {
+  ref: number;
+  version: number;
+  gate: 'active' | 'paused' | 'archived' | 'deleted';
+  maxConcurrent: number;
+  budget: number | null;
+  /** tokens of the last 24 h, when the agent has a budget */
+  used?: number;
+  id?: string;
+  record?: Record<string, unknown>;
+}
+
 export type ClaimResult =
-  | { outcome: 'claimed'; runId: number; attempts: number; userId: string; missionId: string; record: Record<string, unknown>; version: number }
-  | { outcome: 'moved' | 'finished' }
-  | { outcome: 'held' | 'throttled'; retryAtMs: number };
+  | { outcome: 'claimed'; runId: number; attempts: number; userId: string; missionId: string; record: Record<string, unknown>; version: number; agent: ClaimAgent | null }
+  | { outcome: 'moved' | 'finished' | 'agent-paused' | 'agent-archived' | 'agent-deleted'; agent?: ClaimAgent | null }
+  | { outcome: 'held' | 'throttled'; retryAtMs: number }
+  | { outcome: 'agent-busy'; retryAtMs: number | null; agent: ClaimAgent }
+  /** retryAtMs null: not before the budget changes */
+  | { outcome: 'over-budget'; retryAtMs: number | null; agent: ClaimAgent };
 
 export type Claimed = Extract<ClaimResult, { outcome: 'claimed' }>;
 
@@ -24,20 +41,25 @@ export async function claimRun(
   q: { sid: number; dueMs: number; workerId: string; leaseMs: number; minGapMs: number; witness: ClaimWitness | null },
 ): Promise<ClaimResult> {
   const { rows } = await pool.query(
-    `SELECT outcome, run_id, attempts, retry_at, user_id, mission_id, record, version
+    `SELECT outcome, run_id, attempts, retry_at, user_id, mission_id, record, version, agent
        FROM mana_ai.claim_run($1, $2::timestamptz, $3, make_interval(secs => $4::float8 / 1000),
                               make_interval(secs => $5::float8 / 1000), $6::int, $7::int)`,
     [q.sid, new Date(q.dueMs).toISOString(), q.workerId, q.leaseMs, q.minGapMs, q.witness?.slot ?? null, q.witness?.pid ?? null],
   );
   const r = rows[0];
+  const agent = (r.agent ?? null) as ClaimAgent | null;
+  const retryAtMs = r.retry_at === null ? null : (r.retry_at as Date).getTime();
   switch (r.outcome) {
     case 'claimed':
-      return { outcome: 'claimed', runId: r.run_id, attempts: r.attempts, userId: r.user_id, missionId: r.mission_id, record: r.record, version: r.version };
+      return { outcome: 'claimed', runId: r.run_id, attempts: r.attempts, userId: r.user_id, missionId: r.mission_id, record: r.record, version: r.version, agent };
     case 'held':
     case 'throttled':
-      return { outcome: r.outcome, retryAtMs: (r.retry_at as Date).getTime() };
+      return { outcome: r.outcome, retryAtMs: retryAtMs! };
+    case 'agent-busy':
+    case 'over-budget':
+      return { outcome: r.outcome, retryAtMs, agent: agent! };
     default:
-      return { outcome: r.outcome };
+      return { outcome: r.outcome, agent };
   }
 }
 

@@ -1,0 +1,88 @@
+// An Agent record (CONTRACT.md section 10) as the planner needs it: who it
+// is, what it is told, and which tools its policy lets it propose. Pure.
+//
+// It never hands out an encrypted value: `systemPrompt` and `memory` that
+// start with `enc:1:` are dropped here, so no caller can put them in a
+// prompt or a log line by mistake. The gate fields (state, concurrency,
+// budget) are derived in SQL (sql/012, agent_gate_of), where the claim
+// checks them; they are not read here.
+
+import type { ToolSpec } from '../planner/tools.js';
+
+export type ToolDecision = 'auto' | 'propose' | 'deny';
+
+export interface AgentPolicy {
+  tools: Readonly<Record<string, unknown>>;
+  defaultsByModule: Readonly<Record<string, unknown>>;
+  defaultForAi: unknown;
+}
+
+export interface Agent {
+  id: string;
+  name: string;
+  role: string;
+  /** plaintext only; null when absent or encrypted */
+  systemPrompt: string | null;
+  /** plaintext only; null when absent or encrypted */
+  memory: string | null;
+  policy: AgentPolicy;
+  /** true when systemPrompt or memory was withheld because it is encrypted */
+  withheldEncrypted: boolean;
+}
+
+const ENCRYPTED_PREFIX = 'enc:1:';
+
+export function isEncryptedValue(value: unknown): boolean {
+  return typeof value === 'string' && value.startsWith(ENCRYPTED_PREFIX);
+}
+
+const str = (x: unknown) => (typeof x === 'string' ? x : '');
+const obj = (x: unknown): Record<string, unknown> =>
+  typeof x === 'object' && x !== null && !Array.isArray(x) ? (x as Record<string, unknown>) : {};
+
+function plaintext(x: unknown): string | null {
+  if (typeof x !== 'string' || x.trim() === '' || isEncryptedValue(x)) return null;
+  return x;
+}
+
+export function readAgent(agentId: string, record: Record<string, unknown>): Agent {
+  const policy = obj(record['policy']);
+  return {
+    id: agentId,
+    name: str(record['name']),
+    role: str(record['role']),
+    systemPrompt: plaintext(record['systemPrompt']),
+    memory: plaintext(record['memory']),
+    policy: { tools: obj(policy['tools']), defaultsByModule: obj(policy['defaultsByModule']), defaultForAi: policy['defaultForAi'] },
+    withheldEncrypted: isEncryptedValue(record['systemPrompt']) || isEncryptedValue(record['memory']),
+  };
+}
+
+/**
+ * The contract's lookup: `policy.tools[name] ?? policy.defaultsByModule[module] ?? policy.defaultForAi`.
+ * `??` skips only null and undefined, as in the webapp; a value that is not
+ * one of the three decisions is returned as it is and counts as "not deny".
+ */
+export function toolDecision(policy: AgentPolicy, tool: Pick<ToolSpec, 'name' | 'module'>): unknown {
+  return policy.tools[tool.name] ?? policy.defaultsByModule[tool.module] ?? policy.defaultForAi;
+}
+
+/** The tools offered to the planner: every tool whose decision is not `deny`. */
+export function allowedTools(policy: AgentPolicy, tools: readonly ToolSpec[]): { allowed: ToolSpec[]; denied: ToolSpec[] } {
+  const allowed: ToolSpec[] = [];
+  const denied: ToolSpec[] = [];
+  for (const t of tools) (toolDecision(policy, t) === 'deny' ? denied : allowed).push(t);
+  return { allowed, denied };
+}
+
+/** The write-back actor of a run under an agent (section 10), keys in the contract's order. */
+export function agentActor(a: { agentId: string; displayName: string; missionId: string; iterationId: string; rationale: string }) {
+  return {
+    kind: 'ai' as const,
+    principalId: a.agentId,
+    displayName: a.displayName,
+    missionId: a.missionId,
+    iterationId: a.iterationId,
+    rationale: a.rationale,
+  };
+}
