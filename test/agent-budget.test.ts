@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
-import { startTestDaemon, type TestDaemon } from './harness/daemon.js';
+import { SERVICE_KEY, startTestDaemon, type TestDaemon } from './harness/daemon.js';
 import { eventually } from './harness/wait.js';
 
 let db: TestDb;
@@ -105,6 +105,14 @@ describe('token budgets', () => {
     const decisions = await daemon.metrics.registry.getSingleMetricAsString('mana_ai_agent_decisions_total');
     assert.match(decisions, /decision="skipped-budget"[^}]*\} [1-9]/);
     assert.match(decisions, /decision="ran"[^}]*\} 3/);
+    // Operators see the agent next to its missions.
+    const res = (await fetch(`http://127.0.0.1:${daemon.port}/internal/missions/u-b`, { headers: { 'x-service-key': SERVICE_KEY } }).then((r) => r.json())) as {
+      agents: { agent_id: string; budget: number; used_24h: number; name: string }[];
+      missions: { mission_id: string; agent_id: string }[];
+    };
+    assert.deepEqual(res.agents.map((a) => [a.agent_id, a.name, a.budget]), [['ag-b', 'Agent ag-b', 1000]]);
+    assert.ok(res.agents[0]!.used_24h >= 1200);
+    assert.ok(res.missions.every((m) => m.agent_id === 'ag-b') && res.missions.length === 3);
   });
 
   it('raising the budget lets the waiting mission run at once', async () => {

@@ -88,3 +88,22 @@ it('builds snapshots for rows written before the trigger, resumably, while devic
   assert.equal(versionsAfter.rows[0].v, versions.rows[0].v);
   assert.deepStrictEqual(await snapshots(), expected);
 });
+
+it('covers agents too: a lost agent snapshot comes back from its rows', async () => {
+  const now = '2026-03-01T00:00:00.000Z';
+  await pushChange(db.pool, {
+    userId: 'bf-agent-user', recordId: 'bf-agent', appId: 'ai', tableName: 'agents', op: 'insert',
+    data: { id: 'bf-agent', createdAt: now, updatedAt: now, name: 'Vorher', role: 'r', state: 'active', maxConcurrentMissions: 2, maxTokensPerDay: 900 },
+  });
+  await pushChange(db.pool, {
+    userId: 'bf-agent-user', recordId: 'bf-agent', appId: 'ai', tableName: 'agents', op: 'update',
+    data: { name: 'Nachher', state: 'paused' }, fieldTimestamps: { name: '2026-03-02T00:00:00.000Z', state: '2026-03-02T00:00:00.000Z' },
+  });
+  const snap = async () => (await db.pool.query(`SELECT record, field_ts, gate, max_concurrent, max_tokens_per_day FROM mana_ai.agent_snapshots WHERE agent_id = 'bf-agent'`)).rows[0];
+  const byTrigger = await snap();
+  assert.equal(byTrigger.gate, 'paused');
+  await db.pool.query(`DELETE FROM mana_ai.agent_snapshots WHERE agent_id = 'bf-agent'`);
+  await resetBackfill(db.pool);
+  for (let i = 0; i < 1000; i++) if ((await backfillBatch(db.pool, 50)).finished) break;
+  assert.deepEqual(await snap(), byTrigger);
+});

@@ -9,15 +9,16 @@ import { backfillBatch, backfillProgress, countMissionRows, resetBackfill } from
 
 const HELP = `usage: npm run backfill -- [--batch N] [--restart] [--quiet]
 
-Replays every mission's rows of sync_changes (app ai, table aiMissions) in
-log order into mana_ai.mission_snapshots, in batches of N missions (default
+Replays every agent's and mission's rows of sync_changes (app ai, tables
+agents and aiMissions) in log order into mana_ai.agent_snapshots and
+mana_ai.mission_snapshots, in batches of N records (default
 200), each in its own short transaction. Safe while devices keep writing:
 the trigger and the backfill take the same per-mission lock.
 
 Needs SYNC_DATABASE_URL with a role that can read every user's rows (a
 superuser or a BYPASSRLS role); applies pending migrations first.
 
-  --batch N    missions per transaction (default 200)
+  --batch N    records per transaction (default 200)
   --restart    forget the stored cursor and start from the beginning
   --quiet      no progress bar, one summary line at the end
   --help       this text`;
@@ -88,7 +89,7 @@ try {
     }
   }
   if (!values.quiet) process.stderr.write('\n');
-  console.log(`backfill finished: ${missions} missions, ${done - startDone} rows in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  console.log(`backfill finished: ${missions} agents and missions, ${done - startDone} rows in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 } finally {
   await pool.end();
 }

@@ -5,6 +5,7 @@
 
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { inspectAgents, type AgentRow } from '../db/sql/inspect-agents.js';
 import { inspectSchedule, type ScheduleRow } from '../db/sql/inspect-schedule.js';
 
 const HELP = `usage: npm run inspect -- [--user ID] [--json] [--limit N] [--url URL]
@@ -12,10 +13,12 @@ const HELP = `usage: npm run inspect -- [--user ID] [--json] [--limit N] [--url 
 Prints every mission's schedule from mana_ai.mission_schedule: user,
 mission, title, state, cadence, next run (and how overdue), iterations,
 the last run's status, due time and error, and the trigger's fold errors
-for that mission.
+for that mission; then every agent from mana_ai.agent_budget: state,
+concurrency, daily budget, tokens used in the last 24 h, runs in flight,
+and when it may run next (blocked agents first).
 
   --user ID    only this user's missions
-  --json       one JSON document ({ missions: [...] }) instead of a table
+  --json       one JSON document ({ missions: [...], agents: [...] }) instead of tables
   --limit N    at most N missions (default 500), soonest next run first
   --url URL    database URL (default: SYNC_DATABASE_URL)
   --help       this text`;
@@ -47,8 +50,9 @@ if (!Number.isInteger(limit) || limit < 1) {
 const pool = new pg.Pool({ connectionString: url, max: 1, application_name: 'mana-ai-inspect' });
 try {
   const rows = await inspectSchedule(pool, { userId: values.user, limit });
-  if (values.json) console.log(JSON.stringify({ missions: rows }, null, 2));
-  else console.log(renderTable(rows));
+  const agents = await inspectAgents(pool, { userId: values.user, limit });
+  if (values.json) console.log(JSON.stringify({ missions: rows, agents }, null, 2));
+  else console.log(`${renderTable(rows)}\n\n${renderAgents(agents)}`);
 } catch (error) {
   const e = error as Error & { code?: string };
   console.error(e.code === '42P01' ? 'mana_ai.mission_schedule does not exist: run `npm run migrate` (or start the daemon) first.' : `inspect failed: ${e.message}`);
@@ -78,4 +82,25 @@ function renderTable(rows: ScheduleRow[]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line), `${rows.length} mission(s)`].join('\n');
+}
+
+function renderAgents(rows: AgentRow[]): string {
+  if (rows.length === 0) return 'no agents';
+  const cut = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+  const head = ['user', 'agent', 'name', 'state', 'max', 'budget', 'used 24h', 'in flight', 'missions', 'may run (UTC)'];
+  const body = rows.map((r) => [
+    cut(r.userId, 16),
+    cut(r.agentId, 24),
+    cut(r.name ?? '', 20),
+    r.state,
+    String(r.maxConcurrent),
+    r.budget === null ? '-' : String(r.budget),
+    `${r.used24h}${r.overshoot ? ` (+${r.overshoot})` : ''}`,
+    String(r.runsInFlight),
+    String(r.missions),
+    r.mayRunAt ? r.mayRunAt.replace('T', ' ').slice(0, 19) : 'when the user changes it',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line), `${rows.length} agent(s)`].join('\n');
 }

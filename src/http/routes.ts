@@ -6,6 +6,7 @@ import type pg from 'pg';
 import type { Metrics } from '../metrics/metrics.js';
 import type { Reactor } from '../reactor/reactor.js';
 import { HttpError, type Route } from './server.js';
+import { readUserMissions } from '../db/sql/read-user-missions.js';
 
 export interface RouteDeps {
   version: string;
@@ -55,18 +56,8 @@ export function coreRoutes(d: RouteDeps): Route[] {
     {
       method: 'GET', pattern: '/internal/missions/:userId', auth: 'service-key',
       handle: async ({ params }) => {
-        const { rows: missions } = await d.pool.query(
-          `SELECT mission_id, title, state, deleted, cadence_kind, next_run_at, iteration_count, last_iteration_status,
-                  last_run_status, last_run_due_at, last_run_error, version
-             FROM mana_ai.mission_schedule WHERE user_id = $1 ORDER BY mission_id LIMIT 1000`,
-          [params['userId']],
-        );
-        const { rows: runs } = await d.pool.query(
-          `SELECT mission_id, due_at, status, attempts, iteration_id, error, started_at, finished_at
-             FROM mana_ai.mission_runs WHERE user_id = $1 ORDER BY due_at DESC LIMIT 100`,
-          [params['userId']],
-        );
-        return { status: 200, body: { userId: params['userId'], missions, runs } };
+        const { missions, runs, agents } = await readUserMissions(d.pool, params['userId']!);
+        return { status: 200, body: { userId: params['userId'], missions, runs, agents } };
       },
     },
   ];

@@ -1,11 +1,13 @@
-// One batch of the snapshot backfill: the next `batchSize` missions after
-// the stored cursor are rebuilt (mana_ai.rebuild_snapshot, sql/005) and the
-// cursor moves, in one short transaction. Stopping between batches loses
+// One batch of the snapshot backfill: the next `batchSize` records (agents
+// first, then missions) after the stored cursor are rebuilt
+// (mana_ai.rebuild_agent_snapshot of sql/012, rebuild_snapshot of sql/005)
+// and the cursor moves, in one short transaction. Stopping between batches loses
 // nothing; the next call resumes at the cursor.
 
 import type pg from 'pg';
 
 export interface BackfillBatchResult {
+  /** records rebuilt: missions and agents */
   missions: number;
   rows: number;
   finished: boolean;
@@ -20,22 +22,23 @@ export async function backfillBatch(pool: pg.Pool, batchSize: number): Promise<B
   try {
     await client.query('BEGIN');
     await client.query('INSERT INTO mana_ai.backfill_progress (id) VALUES (1) ON CONFLICT (id) DO NOTHING');
-    const { rows: cur } = await client.query<{ last_user_id: string | null; last_record_id: string | null }>(
-      'SELECT last_user_id, last_record_id FROM mana_ai.backfill_progress WHERE id = 1 FOR UPDATE',
+    const { rows: cur } = await client.query<{ last_table_name: string | null; last_user_id: string | null; last_record_id: string | null }>(
+      'SELECT last_table_name, last_user_id, last_record_id FROM mana_ai.backfill_progress WHERE id = 1 FOR UPDATE',
     );
     const cursor = cur[0]!;
-    const { rows: missions } = await client.query<{ user_id: string; record_id: string }>(
-      `SELECT DISTINCT user_id, record_id
+    const { rows: missions } = await client.query<{ table_name: 'agents' | 'aiMissions'; user_id: string; record_id: string }>(
+      `SELECT DISTINCT table_name, user_id, record_id
          FROM sync_changes
-        WHERE app_id = 'ai' AND table_name = 'aiMissions'
-          AND ($1::text IS NULL OR (user_id, record_id) > ($1::text, $2::text))
-        ORDER BY user_id, record_id
-        LIMIT $3`,
-      [cursor.last_user_id, cursor.last_record_id, batchSize],
+        WHERE app_id = 'ai' AND table_name IN ('agents', 'aiMissions')
+          AND ($1::text IS NULL OR (table_name, user_id, record_id) > ($1::text, $2::text, $3::text))
+        ORDER BY table_name, user_id, record_id
+        LIMIT $4`,
+      [cursor.last_user_id === null ? null : (cursor.last_table_name ?? 'aiMissions'), cursor.last_user_id, cursor.last_record_id, batchSize],
     );
     let rows = 0;
     for (const m of missions) {
-      const { rows: r } = await client.query<{ n: number }>('SELECT mana_ai.rebuild_snapshot($1, $2) AS n', [m.user_id, m.record_id]);
+      const fn = m.table_name === 'agents' ? 'mana_ai.rebuild_agent_snapshot' : 'mana_ai.rebuild_snapshot';
+      const { rows: r } = await client.query<{ n: number }>(`SELECT ${fn}($1, $2) AS n`, [m.user_id, m.record_id]);
       rows += r[0]!.n;
     }
     const last = missions.at(-1);
@@ -44,9 +47,10 @@ export async function backfillBatch(pool: pg.Pool, batchSize: number): Promise<B
       `UPDATE mana_ai.backfill_progress
           SET last_user_id = coalesce($1, last_user_id), last_record_id = coalesce($2, last_record_id),
               missions_done = missions_done + $3, rows_done = rows_done + $4, updated_at = now(),
-              finished_at = CASE WHEN $5 THEN now() END
+              finished_at = CASE WHEN $5 THEN now() END,
+              last_table_name = coalesce($6, last_table_name)
         WHERE id = 1`,
-      [last?.user_id ?? null, last?.record_id ?? null, missions.length, rows, finished],
+      [last?.user_id ?? null, last?.record_id ?? null, missions.length, rows, finished, last?.table_name ?? null],
     );
     await client.query('COMMIT');
     return { missions: missions.length, rows, finished };
@@ -60,7 +64,7 @@ export async function backfillBatch(pool: pg.Pool, batchSize: number): Promise<B
 
 export async function countMissionRows(pool: pg.Pool): Promise<number> {
   const { rows } = await pool.query<{ n: number }>(
-    `SELECT count(*)::bigint AS n FROM sync_changes WHERE app_id = 'ai' AND table_name = 'aiMissions'`,
+    `SELECT count(*)::bigint AS n FROM sync_changes WHERE app_id = 'ai' AND table_name IN ('agents', 'aiMissions')`,
   );
   return rows[0]!.n;
 }
