@@ -3,6 +3,12 @@
 // otherwise a built-in OpenAI-compatible stand-in (announced on screen).
 // Ctrl-C stops everything and removes the temporary data; `--keep` leaves
 // Postgres running and prints its URL for exploring the SQL views.
+//
+// Two agents show the gates of issue 12: "Sparfuchs" has a daily budget of
+// 1,000 tokens and three missions (the stand-in reports 600 tokens per
+// answer: two run, the third waits, and the line says until when);
+// "Nachtschicht" is paused with a mission due, and the demo resumes it a
+// few seconds later.
 
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -52,7 +58,8 @@ if (!llmUrl) {
       const title = /Mission: <<<NUTZERDATEN\n([^\n]*)/.exec(JSON.parse(body).messages[1].content)?.[1] ?? 'Mission';
       const plan = { summary: `Vorschlag ${n} für „${title}“`, steps: [{ summary: `Aufgabe zu „${title}“ anlegen`, toolName: 'create_task', params: { title: `${title}: nächster Schritt` }, rationale: 'Damit es vorangeht' }] };
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: '```json\n' + JSON.stringify(plan) + '\n```' } }] }));
+      // 600 tokens per answer, so the demo's small budget runs out while you watch.
+      res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: '```json\n' + JSON.stringify(plan) + '\n```' } }], usage: { total_tokens: 600 } }));
     });
   });
   await new Promise<void>((r) => stub!.listen(0, '127.0.0.1', r));
@@ -86,6 +93,20 @@ daemon.reactor!.on('run-started', (e: { sid: number; title: string; dueMs: numbe
   titles.set(e.sid, e.title);
   say(`run start  ${e.title.padEnd(22)} due ${local(e.dueMs)}`);
 });
+const WHY: Record<string, string> = {
+  'skipped-paused': 'its agent is paused; runs once the agent is active again',
+  'skipped-archived': 'its agent is archived or deleted; it does not run',
+  'skipped-concurrency': 'its agent already has as many runs in flight as it may; next when one ends',
+  'skipped-budget': 'its agent has used up its daily token budget',
+};
+daemon.reactor!.on('agent-held', (e: { sid: number; decision: string }) =>
+  void titleOf(e.sid).then((title) => say(`waits      ${title.padEnd(22)} ${WHY[e.decision] ?? e.decision}`)),
+);
+daemon.reactor!.on('budget-wait', (e: { sid: number; untilMs: number | null; used: number | null; budget: number | null }) =>
+  void titleOf(e.sid).then((title) =>
+    say(`waits      ${title.padEnd(22)} its agent used ${e.used ?? '?'} of ${e.budget ?? '?'} tokens in the last 24 h; ${e.untilMs === null ? 'waits until the budget is raised' : `may run again ${local(e.untilMs)}, when the oldest counted run leaves the window`}`),
+  ),
+);
 daemon.reactor!.on('run-finished', (e: RunEvent) =>
   say(`run ${e.outcome.padEnd(6)} ${(e.title ?? '').padEnd(22)} ${e.iteration ? `„${e.iteration.summary}“ (${e.iteration.plan.length} step)` : ''} next run ${local(e.nextRunAtMs)}`),
 );
@@ -99,8 +120,35 @@ const missions = [
   { id: 'demo-daily', title: 'Täglich um 9', cadence: { kind: 'daily', atHour: 9, atMinute: 0 }, state: 'active', nextRunAt: iso(now + 3_600_000 * 6) },
   { id: 'demo-paused', title: 'Pausiert', cadence: { kind: 'interval', everyMinutes: 5 }, state: 'paused', nextRunAt: iso(now + 2000) },
 ];
+const agents = [
+  { id: 'demo-agent-spar', name: 'Sparfuchs', role: 'plant mit kleinem Budget', state: 'active', maxTokensPerDay: 1000 },
+  { id: 'demo-agent-night', name: 'Nachtschicht', role: 'arbeitet, wenn man sie lässt', state: 'paused' },
+];
+const agentMissions = [
+  { id: 'demo-spar-1', title: 'Sparfuchs 1', agentId: 'demo-agent-spar', nextRunAt: iso(now + 2000) },
+  { id: 'demo-spar-2', title: 'Sparfuchs 2', agentId: 'demo-agent-spar', nextRunAt: iso(now + 2500) },
+  { id: 'demo-spar-3', title: 'Sparfuchs 3', agentId: 'demo-agent-spar', nextRunAt: iso(now + 3000) },
+  { id: 'demo-night', title: 'Nachtschicht', agentId: 'demo-agent-night', nextRunAt: iso(now + 1500) },
+].map((m) => ({ ...m, cadence: { kind: 'interval', everyMinutes: 60 }, state: 'active' }));
+missions.push(...agentMissions);
 const writer = new pg.Client({ connectionString: url });
+// A terminal's Ctrl-C reaches postgres too: a dropped connection is expected then.
+writer.on('error', () => {});
 await writer.connect();
+const pushAgent = async (id: string, data: Record<string, unknown>, op: 'insert' | 'update') => {
+  const ts = iso(Date.now());
+  await writer.query('BEGIN');
+  await writer.query(`SELECT set_config('app.current_user_id', 'demo-user', true)`);
+  await writer.query(
+    `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+     VALUES ('ai', 'agents', $1, 'demo-user', $2, $3, $4, 'demo-webapp')`,
+    [id, op, JSON.stringify(data), JSON.stringify(op === 'update' ? Object.fromEntries(Object.keys(data).map((k) => [k, ts])) : {})],
+  );
+  await writer.query('COMMIT');
+};
+for (const a of agents) {
+  await pushAgent(a.id, { ...a, createdAt: iso(now), updatedAt: iso(now), maxConcurrentMissions: 1, policy: { tools: {}, defaultForAi: 'propose' } }, 'insert');
+}
 for (const m of missions) {
   await writer.query('BEGIN');
   await writer.query(`SELECT set_config('app.current_user_id', 'demo-user', true)`);
@@ -113,14 +161,21 @@ for (const m of missions) {
   const { rows } = await writer.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = $1`, [m.id]);
   titles.set(rows[0].sid, m.title);
 }
-await writer.end();
-say(`seeded demo-user with ${missions.length} missions (one due at once, one every minute, one daily, one paused); Ctrl-C to stop`);
+say(`seeded demo-user with ${missions.length} missions (one due at once, one every minute, one daily, one paused, three of agent Sparfuchs with 1,000 tokens a day, one of the paused agent Nachtschicht); Ctrl-C to stop`);
+// The user resumes the paused agent a little later, as from the webapp.
+setTimeout(() => {
+  void pushAgent('demo-agent-night', { state: 'active' }, 'update').then(
+    () => say('agent Nachtschicht set active again (as the webapp would)'),
+    (error: Error) => say(`could not resume agent Nachtschicht: ${error.message}`),
+  ).finally(() => void writer.end());
+}, 8000).unref();
 
 let stopping = false;
 async function shutdown(code: number) {
   if (stopping) return;
   stopping = true;
   say('stopping …');
+  await writer.end().catch(() => {});
   await daemon.stop();
   stub?.close();
   if (values.keep) {

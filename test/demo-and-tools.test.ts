@@ -20,8 +20,13 @@ it('npm run demo: plans the due-at-once mission; Ctrl-C leaves no process and no
   assert.ok(existsSync(dir!), 'the data directory exists while running');
   await demo.waitFor(/built-in LLM stand-in/);
   await demo.waitFor(/run planned Sofort fällig .*„Vorschlag/);
+  // The agents: Sparfuchs's third mission waits for budget and says until when; Nachtschicht waits while paused, then runs.
+  await demo.waitFor(/waits +Nachtschicht +its agent is paused/);
+  await demo.waitFor(/waits +Sparfuchs 3 +its agent used 1200 of 1000 tokens in the last 24 h; may run again \d/);
+  await demo.waitFor(/run planned Nachtschicht/);
   ctrlC(demo);
   assert.equal(await demo.exited, 0, demo.lines.join('\n'));
+  assert.ok(!demo.lines.some((l) => /run \w+ +Sparfuchs 3/.test(l)), 'the over-budget mission did not run');
   assert.ok(demo.lines.some((l) => l.includes('temporary data removed')));
   assert.equal(existsSync(dir!), false, 'no temporary directory left');
   assert.deepEqual(processesMentioning(dir!), [], 'no process left');
@@ -41,7 +46,9 @@ it('npm run demo -- --keep: inspect, backfill and bench work against the databas
     assert.equal(json.status, 0, json.stderr);
     const missions = (JSON.parse(json.stdout) as { missions: { missionId: string; state: string; lastRunStatus: string | null; nextRunAt: string | null }[] }).missions;
     const byId = new Map(missions.map((m) => [m.missionId, m]));
-    assert.deepEqual([...byId.keys()].sort(), ['demo-daily', 'demo-minute', 'demo-now', 'demo-paused']);
+    assert.deepEqual([...byId.keys()].sort(), ['demo-daily', 'demo-minute', 'demo-night', 'demo-now', 'demo-paused', 'demo-spar-1', 'demo-spar-2', 'demo-spar-3']);
+    const agents = (JSON.parse(json.stdout) as { agents: { agentId: string; state: string; budget: number | null }[] }).agents;
+    assert.deepEqual(agents.map((a) => [a.agentId, a.budget]).sort(), [['demo-agent-night', null], ['demo-agent-spar', 1000]]);
     assert.equal(byId.get('demo-now')!.lastRunStatus, 'done');
     assert.ok(Date.parse(byId.get('demo-now')!.nextRunAt!) > Date.now() + 30 * 60_000, 'rescheduled an hour ahead');
     assert.equal(byId.get('demo-paused')!.state, 'paused');
@@ -50,7 +57,9 @@ it('npm run demo -- --keep: inspect, backfill and bench work against the databas
     assert.equal(table.status, 0, table.stderr);
     assert.match(table.stdout, /^user +mission +title/m);
     assert.match(table.stdout, /demo-user +demo-now +Sofort fällig +active +interval .* done /);
-    assert.match(table.stdout, /4 mission\(s\)/);
+    assert.match(table.stdout, /8 mission\(s\)/);
+    assert.match(table.stdout, /demo-user +demo-agent-spar +Sparfuchs +active +1 +1000 +\d+/);
+    assert.match(table.stdout, /2 agent\(s\)/);
     assert.match(node(['src/cli/inspect.ts', '--user', 'nobody', '--url', url!]).stdout, /no missions for user nobody/);
 
     // backfill converges to the trigger's snapshots: nothing changes
