@@ -1,11 +1,14 @@
 // Prints the reactor's figures in one run (docs/performance.md):
 //  wheel schedule/cancel ops/s; RSS with 100k and 1M missions scheduled
 //  (each in a fresh child process); due lag p50/p99/max over 1,000 missions
-//  at 40 and at 100 runs/s;
+//  at 40 and at 100 runs/s, and at 40 runs/s with every mission gated by
+//  an agent (budget and concurrency checked in memory and in the claim);
+//  the agent gates' in-memory decision ops/s; RSS with 100k missions under
+//  10k agents;
 //  notification-to-rescheduled latency p50/p99; queries per minute while
 //  idle; 10,000 missions due in the same second drained at the rate the
 //  LLM stand-in allows; cold start from 100k snapshots to fully scheduled.
-// Usage: npm run bench:reactor [-- --only wheel,rss,lag,notify,idle,cold] [-- --quick]
+// Usage: npm run bench:reactor [-- --only wheel,rss,lag,agents,notify,idle,cold] [-- --quick]
 //        (BENCH_DATABASE_URL to use a server of yours)
 
 import { execFileSync } from 'node:child_process';
@@ -17,12 +20,13 @@ import { loadConfig } from '../src/config.js';
 import { startDaemon, type Daemon } from '../src/daemon.js';
 import { createLogger } from '../src/log.js';
 import type { RunEvent } from '../src/reactor/reactor.js';
+import { AgentGates } from '../src/reactor/agent-gates.js';
 import { TimerWheel } from '../src/reactor/timer-wheel.js';
 import { machine, openBenchDatabase, percentile } from './lib/bench-db.js';
 
 const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false }, help: { type: 'boolean' } } });
 if (args.help) {
-  console.log(`usage: npm run bench:reactor -- [--only wheel,rss,lag,notify,idle,burst,cold] [--quick]
+  console.log(`usage: npm run bench:reactor -- [--only wheel,rss,lag,agents,notify,idle,burst,cold] [--quick]
 
 Prints the reactor figures of docs/performance.md. Starts an embedded
 PostgreSQL, or creates a scratch database on BENCH_DATABASE_URL's server
@@ -41,7 +45,7 @@ const COLD_N = Q ? 10_000 : 100_000;
 const BURST_N = Q ? 1_000 : 10_000;
 const BURST_LLM_MS = 20;
 const BURST_CONCURRENCY = 8;
-const only = new Set((args.only ?? (Q ? 'wheel,lag,notify,cold' : 'wheel,rss,lag,notify,idle,burst,cold')).split(','));
+const only = new Set((args.only ?? (Q ? 'wheel,lag,agents,notify,cold' : 'wheel,rss,lag,agents,notify,idle,burst,cold')).split(','));
 
 const out: string[] = [];
 const report = (line: string) => {
@@ -69,7 +73,26 @@ if (only.has('wheel')) {
 }
 
 // 2. memory, on the built JavaScript (what `npm start` and the image run)
+// 1b. the agent gates' decision in memory: admit + end for 10k agents
+if (only.has('agents')) {
+  const gates = new AgentGates({ now: () => Date.now(), onRelease: () => {} });
+  for (let a = 0; a < 10_000; a++) gates.update(a, a % 64, { version: 1, gate: 'active', maxConcurrent: 1, budget: 1000 });
+  const N = Q ? 200_000 : 2_000_000;
+  const t = performance.now();
+  for (let i = 0; i < N; i++) {
+    const a = i % 10_000;
+    gates.admit(a, i, 0);
+    gates.ended(a);
+  }
+  report(`  agent gates: ${Math.round(N / ((performance.now() - t) / 1000)).toLocaleString('en')} admit+end decisions/s in memory (10,000 agents)`);
+  gates.close();
+}
+
 if (only.has('rss')) execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+if (only.has('rss')) {
+  const r = JSON.parse(execFileSync(process.execPath, ['--expose-gc', 'scripts/lib/rss-child.mjs', '100000', '10000'], { encoding: 'utf8' }));
+  report(`  RSS with 100,000 missions under 10,000 agents: ${r.rssMb.toFixed(0)} MB (wheel, versions, mission->agent map, agent gates; heap ${r.heapMb.toFixed(0)} MB)`);
+}
 for (const n of only.has('rss') ? [0, 100_000, 1_000_000] : []) {
   const r = JSON.parse(execFileSync(process.execPath, ['--expose-gc', 'scripts/lib/rss-child.mjs', String(n)], { encoding: 'utf8' }));
   report(`  RSS with ${n.toLocaleString('en')} missions scheduled: ${r.rssMb.toFixed(0)} MB (whole process on dist/, daemon modules loaded; heap ${r.heapMb.toFixed(0)} MB)${n === 100_000 ? ' (target <= 150 MB)' : n === 1_000_000 ? ' (target <= 512 MB)' : ''}`);
@@ -99,19 +122,34 @@ const start = (worker: string): Promise<Daemon> =>
 // Inserted in statements of 5,000 rows: the trigger holds one advisory lock
 // per mission until commit, and one statement of 100k missions would fill
 // the lock table (docs/performance.md). mana-sync commits per push.
-const insertMissions = async (prefix: string, n: number, firstDueMs: number, spacingMs: number) => {
-  for (let from = 1; from <= n; from += 5000) await insertBatch(prefix, from, Math.min(n, from + 4999), firstDueMs, spacingMs);
+const insertMissions = async (prefix: string, n: number, firstDueMs: number, spacingMs: number, agentPrefix: string | null = null) => {
+  for (let from = 1; from <= n; from += 5000) await insertBatch(prefix, from, Math.min(n, from + 4999), firstDueMs, spacingMs, agentPrefix);
 };
-const insertBatch = async (prefix: string, from: number, to: number, firstDueMs: number, spacingMs: number) => {
+// Mission g belongs to user bench-(g % 1000) and, with agents, to that
+// user's agent <agentPrefix>(g % 100).
+const insertBatch = async (prefix: string, from: number, to: number, firstDueMs: number, spacingMs: number, agentPrefix: string | null) => {
   await db.pool.query(
     `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
      SELECT 'ai', 'aiMissions', $1 || g, 'bench-' || (g % 1000), 'insert',
             jsonb_build_object('title', 'm' || g, 'state', 'active', 'cadence', jsonb_build_object('kind', 'interval', 'everyMinutes', 60),
                                'nextRunAt', to_char((to_timestamp(($2::bigint + g * $3::bigint) / 1000.0)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-                               'iterations', '[]'::jsonb, 'updatedAt', '2026-01-01T00:00:00.000Z'),
+                               'iterations', '[]'::jsonb, 'updatedAt', '2026-01-01T00:00:00.000Z', 'agentId', $6 || (g % 100)),
             '{}'::jsonb, 'bench'
        FROM generate_series($4::int, $5::int) g`,
-    [prefix, firstDueMs - spacingMs, spacingMs, from, to],
+    [prefix, firstDueMs - spacingMs, spacingMs, from, to, agentPrefix],
+  );
+};
+/** One agent per bench user (bench-u owns <agentPrefix>(u % 100)), active, one run at a time, a budget the bench never reaches. */
+const insertAgents = async (agentPrefix: string) => {
+  await db.pool.query(
+    `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+     SELECT 'ai', 'agents', $1 || (u % 100), 'bench-' || u, 'insert',
+            jsonb_build_object('name', 'agent ' || u, 'role', 'bench', 'state', 'active', 'maxConcurrentMissions', 1,
+                               'maxTokensPerDay', 1000000000, 'policy', '{"tools":{},"defaultForAi":"propose"}'::jsonb,
+                               'updatedAt', '2026-01-01T00:00:00.000Z'),
+            '{}'::jsonb, 'bench'
+       FROM generate_series(0, 999) u`,
+    [agentPrefix],
   );
 };
 
@@ -152,6 +190,38 @@ try {
     daemon.reactor!.off('fired', onFired).off('run-started', onStarted).off('run-finished', onFinished);
     report(`  due lag over ${LAG_N.toLocaleString('en')} missions, one every ${spacing} ms: p50 ${percentile(lags, 50)} ms, p99 ${percentile(lags, 99)} ms, max ${Math.max(...lags)} ms${spacing === LAG_SPACINGS[0] ? ' (target p99 <= 25 ms)' : ''}`);
     report(`    of which the wheel firing p50 ${percentile(fireLags, 50)} / p99 ${percentile(fireLags, 99)} ms; run (claim to write-back, stub LLM) p50 ${percentile(durations, 50)} / p99 ${percentile(durations, 99)} ms; event-loop delay p99 ${(loop.percentile(99) / 1e6).toFixed(0)} / max ${(loop.max / 1e6).toFixed(0)} ms`);
+  }
+
+  // 3b. due lag with agents: the same 40 runs/s, every mission gated by its
+  // agent (in memory, then the claim's per-agent lock, runs-in-flight
+  // count and 24 h token sum). The difference to 3. is the gate's cost.
+  if (only.has('agents')) {
+    const prefix = 'lagag-';
+    const lags: number[] = [];
+    const durations: number[] = [];
+    const startedAt = new Map<number, number>();
+    const onStarted = (e: { sid: number; lagMs: number; startedAtMs: number; missionId: string }) => {
+      if (!e.missionId.startsWith(prefix)) return;
+      lags.push(e.lagMs);
+      startedAt.set(e.sid, e.startedAtMs);
+    };
+    let onFinished!: (e: RunEvent) => void;
+    const done = new Promise<void>((resolve) => {
+      onFinished = (e) => {
+        if (!startedAt.has(e.sid)) return;
+        durations.push(Date.now() - startedAt.get(e.sid)!);
+        if (durations.length >= LAG_N) resolve();
+      };
+    });
+    const decisions = () => daemon.metrics.registry.getSingleMetricAsString('mana_ai_agent_decisions_total');
+    daemon.reactor!.on('run-started', onStarted).on('run-finished', onFinished);
+    await insertAgents('bench-agent-');
+    await insertMissions(prefix, LAG_N, Date.now() + 6000, 25, 'bench-agent-');
+    await db.pool.query('VACUUM ANALYZE sync_changes, mana_ai.mission_snapshots, mana_ai.mission_runs, mana_ai.agent_snapshots, mana_ai.token_usage');
+    await done;
+    daemon.reactor!.off('run-started', onStarted).off('run-finished', onFinished);
+    const ran = /decision="ran"[^}]*\} (\d+)/.exec(await decisions())?.[1] ?? '0';
+    report(`  due lag over ${LAG_N.toLocaleString('en')} missions of 1,000 agents, one every 25 ms: p50 ${percentile(lags, 50)} ms, p99 ${percentile(lags, 99)} ms, max ${Math.max(...lags)} ms; run (claim with agent gates to write-back with usage) p50 ${percentile(durations, 50)} / p99 ${percentile(durations, 99)} ms; ${ran} runs decided 'ran'`);
   }
 
   // 4. notification -> rescheduled
