@@ -35,8 +35,44 @@ export interface MissionSnapshotsTable {
   deleted: boolean;
   version: number;
   last_change_id: string | null;
+  /** the record's agentId (sql/012), null = none */
+  agent_id: string | null;
+  agent_ref: Generated<number | null>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
+}
+
+/** sql/012: one row per agent, folded like missions; gate fields derived by agent_gate_of. */
+export interface AgentSnapshotsTable {
+  aid: Generated<number>;
+  user_id: string;
+  agent_id: string;
+  agent_key: Generated<Buffer>;
+  agent_ref: Generated<number>;
+  partition: Generated<number>;
+  record: JsonObject;
+  field_ts: Record<string, string>;
+  gate: 'active' | 'paused' | 'archived' | 'deleted';
+  max_concurrent: number;
+  /** null = no budget */
+  max_tokens_per_day: number | null;
+  policy: JsonObject | null;
+  version: number;
+  last_change_id: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+/** sql/012: append-only for the daemon; RLS on user_id; pruned by its insert trigger. */
+export interface TokenUsageTable {
+  id: Generated<number>;
+  user_id: string;
+  agent_id: string | null;
+  mission_id: string;
+  tokens_used: number;
+  ts: Generated<Date>;
+  estimated: Generated<boolean>;
+  run_id: number | null;
 }
 
 export type RunStatus = 'running' | 'released' | 'done' | 'failed' | 'skipped' | 'cancelled';
@@ -57,6 +93,10 @@ export interface MissionRunsTable {
   created_at: Generated<Date>;
   started_at: Generated<Date>;
   finished_at: Date | null;
+  claimed_slot: number | null;
+  claimed_pid: number | null;
+  /** the agent the run was claimed under (sql/012) */
+  agent_key: Buffer | null;
 }
 
 export interface SnapshotErrorsTable {
@@ -68,6 +108,11 @@ export interface SnapshotErrorsTable {
   error: string;
   sqlstate: string | null;
   created_at: Generated<Date>;
+  transient: Generated<boolean>;
+  partition: number | null;
+  repaired_at: Date | null;
+  repair_error: string | null;
+  kind: Generated<'mission' | 'agent'>;
 }
 
 export interface DecryptAuditTable {
@@ -94,6 +139,8 @@ export interface Database {
   sync_changes: SyncChangesTable;
   'mana_ai.mission_snapshots': MissionSnapshotsTable;
   'mana_ai.mission_runs': MissionRunsTable;
+  'mana_ai.agent_snapshots': AgentSnapshotsTable;
+  'mana_ai.token_usage': TokenUsageTable;
   'mana_ai.snapshot_errors': SnapshotErrorsTable;
   'mana_ai.decrypt_audit': DecryptAuditTable;
   'mana_ai.schema_migrations': SchemaMigrationsTable;
