@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createTestDatabase, type TestDb } from './harness/db.js';
+import { pushAgent as pushAgentAs, updateAgent as updateAgentAs } from './harness/agents.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { SERVICE_KEY, startTestDaemon, type TestDaemon } from './harness/daemon.js';
@@ -31,17 +32,8 @@ after(async () => {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-const pushAgent = (userId: string, id: string, over: Record<string, unknown>) => {
-  const now = iso(Date.now() - 1000);
-  return pushChange(db.pool, {
-    userId, recordId: id, appId: 'ai', tableName: 'agents', op: 'insert',
-    data: { id, createdAt: now, updatedAt: now, name: `Agent ${id}`, role: 'plant', policy: { tools: {}, defaultForAi: 'propose' }, maxConcurrentMissions: 1, state: 'active', ...over },
-  });
-};
-const updateAgent = (userId: string, id: string, data: Record<string, unknown>) => {
-  const ts = iso(Date.now());
-  return pushChange(db.pool, { userId, recordId: id, appId: 'ai', tableName: 'agents', op: 'update', data, fieldTimestamps: Object.fromEntries(Object.keys(data).map((k) => [k, ts])) });
-};
+const pushAgent = (userId: string, id: string, over: Record<string, unknown>) => pushAgentAs(db.pool, userId, id, { role: 'plant', ...over });
+const updateAgent = (userId: string, id: string, data: Record<string, unknown>) => updateAgentAs(db.pool, userId, id, data);
 const pushMission = (userId: string, id: string, agentId: string) =>
   pushChange(db.pool, { userId, recordId: id, op: 'insert', data: webappMission({ id, title: `Mission ${id}`, agentId, nextRunAt: iso(Date.now() - 1000) }) });
 const sidOf = async (missionId: string): Promise<number> => (await db.pool.query('SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = $1', [missionId])).rows[0].sid;

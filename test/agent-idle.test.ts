@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
+import { daemonActivity } from './harness/activity.js';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { startTestDaemon, until, type TestDaemon } from './harness/daemon.js';
@@ -68,11 +69,7 @@ it('1,000 agents, 10,000 missions, 2,000 of them budget-blocked: no query while 
   const blocked = await d.metrics.registry.getSingleMetricAsString('mana_ai_agents_budget_blocked');
   assert.match(blocked, /\} 200$/m);
 
-  const sample = async () =>
-    (await db.pool.query(
-      `SELECT pid, application_name, query_start, state_change FROM pg_stat_activity
-        WHERE datname = current_database() AND application_name IN ('mana-ai', 'mana-ai-listener', 'mana-ai-partitions', 'mana-ai-watch') ORDER BY pid`,
-    )).rows.map((r) => `${r.pid}/${r.application_name}/${r.query_start?.toISOString()}/${r.state_change?.toISOString()}`);
+  const sample = () => daemonActivity(db.pool);
   const before = await sample();
   assert.ok(before.length >= 1);
   await new Promise((r) => setTimeout(r, 10_000)); // the observation window itself

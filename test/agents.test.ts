@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { AgentPayload } from '../src/reactor/listener.js';
 import { RUNTIME_ROLE, createTestDatabase, type TestDb } from './harness/db.js';
+import { pushAgent as pushAgentAs, updateAgent as updateAgentAs } from './harness/agents.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, startLlmServer, type LlmRequest, type LlmServer } from './harness/llm-server.js';
 import { registerSecret } from './harness/log-capture.js';
@@ -34,25 +35,8 @@ after(async () => {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export function agentRecord(id: string, over: Record<string, unknown> = {}): Record<string, unknown> {
-  const now = iso(Date.now() - 1000);
-  return {
-    id, createdAt: now, updatedAt: now, name: `Agent ${id}`, role: 'plant den Alltag',
-    policy: { tools: {}, defaultForAi: 'propose' }, maxConcurrentMissions: 1, state: 'active',
-    ...over,
-  };
-}
-
-const pushAgent = (userId: string, id: string, over: Record<string, unknown> = {}) =>
-  pushChange(db.pool, { userId, recordId: id, appId: 'ai', tableName: 'agents', op: 'insert', data: agentRecord(id, over) });
-
-const updateAgent = (userId: string, id: string, data: Record<string, unknown>) => {
-  const ts = iso(Date.now());
-  return pushChange(db.pool, {
-    userId, recordId: id, appId: 'ai', tableName: 'agents', op: 'update', data,
-    fieldTimestamps: Object.fromEntries(Object.keys(data).map((k) => [k, ts])),
-  });
-};
+const pushAgent = (userId: string, id: string, over: Record<string, unknown> = {}) => pushAgentAs(db.pool, userId, id, over);
+const updateAgent = (userId: string, id: string, data: Record<string, unknown>) => updateAgentAs(db.pool, userId, id, data);
 
 const pushMission = (userId: string, id: string, over: Record<string, unknown> = {}) =>
   pushChange(db.pool, { userId, recordId: id, op: 'insert', data: webappMission({ id, title: `Mission ${id}`, ...over }) });

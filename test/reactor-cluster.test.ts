@@ -3,6 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
+import { daemonActivity } from './harness/activity.js';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { startLlmServer, type LlmServer } from './harness/llm-server.js';
@@ -84,11 +85,7 @@ it('resyncs after its LISTEN connection is killed; a mission changed during the 
 it('makes no query while nothing is due (10 s window; the listener check runs every 30 s)', async () => {
   const d = daemons.at(-1)!;
   await until(d.reactor!, 'idle', () => d.reactor!.runsInFlight === 0 && d.reactor!.runsQueued === 0);
-  const sample = async () =>
-    (await db.pool.query(
-      `SELECT pid, application_name, query_start, state_change FROM pg_stat_activity
-        WHERE datname = current_database() AND application_name IN ('mana-ai', 'mana-ai-listener', 'mana-ai-partitions', 'mana-ai-watch') ORDER BY pid`,
-    )).rows.map((r) => `${r.pid}/${r.application_name}/${r.query_start?.toISOString()}/${r.state_change?.toISOString()}`);
+  const sample = () => daemonActivity(db.pool);
   const before = await sample();
   assert.ok(before.length >= 1);
   await new Promise((r) => setTimeout(r, 10_000)); // the observation window itself
