@@ -53,6 +53,15 @@ CREATE UNIQUE INDEX agent_snapshots_key ON mana_ai.agent_snapshots (agent_key);
 CREATE INDEX agent_snapshots_user ON mana_ai.agent_snapshots (user_id);
 CREATE INDEX agent_snapshots_partition ON mana_ai.agent_snapshots (partition);
 
+-- Gone unless deletedAt is absent, null, "" or false (src/merge/derive.ts):
+-- the one definition for agents and, from here on, missions.
+CREATE FUNCTION mana_ai.record_deleted(p_record jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT coalesce(p_record -> 'deletedAt', 'null'::jsonb) NOT IN ('null'::jsonb, '""'::jsonb, 'false'::jsonb)
+$$;
+
 -- The gate fields of an agent record. Decisions the contract leaves open
 -- (docs/agents.md): a deleted record is 'deleted' whatever its state; state
 -- absent or null is 'active' (the webapp's default); an unknown state is
@@ -68,7 +77,7 @@ CREATE FUNCTION mana_ai.agent_gate_of(
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
   SELECT
-    CASE WHEN coalesce(p_record -> 'deletedAt', 'null'::jsonb) NOT IN ('null'::jsonb, '""'::jsonb, 'false'::jsonb) THEN 'deleted'
+    CASE WHEN mana_ai.record_deleted(p_record) THEN 'deleted'
          WHEN coalesce(p_record -> 'state', 'null'::jsonb) IN ('null'::jsonb, '"active"'::jsonb) THEN 'active'
          WHEN p_record -> 'state' = '"archived"'::jsonb THEN 'archived'
          ELSE 'paused' END,
@@ -354,7 +363,7 @@ BEGIN
 
   v_state := mana_ai.ts_text(p_record -> 'state');
   v_next := mana_ai.parse_iso(mana_ai.ts_text(p_record -> 'nextRunAt'));
-  v_deleted := coalesce(p_record -> 'deletedAt', 'null'::jsonb) NOT IN ('null'::jsonb, '""'::jsonb, 'false'::jsonb);
+  v_deleted := mana_ai.record_deleted(p_record);
   v_agent := mana_ai.agent_id_of(p_record);
 
   IF p_old.sid IS NULL THEN

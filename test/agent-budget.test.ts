@@ -11,7 +11,7 @@ import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushAgent as pushAgentAs, updateAgent as updateAgentAs } from './harness/agents.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
-import { SERVICE_KEY, startTestDaemon, type TestDaemon } from './harness/daemon.js';
+import { SERVICE_KEY, runOf as runOfIn, runStarted as runStartedIn, startTestDaemon, type TestDaemon } from './harness/daemon.js';
 import { eventually } from './harness/wait.js';
 
 let db: TestDb;
@@ -38,23 +38,8 @@ const pushMission = (userId: string, id: string, agentId: string) =>
   pushChange(db.pool, { userId, recordId: id, op: 'insert', data: webappMission({ id, title: `Mission ${id}`, agentId, nextRunAt: iso(Date.now() - 1000) }) });
 const sidOf = async (missionId: string): Promise<number> => (await db.pool.query('SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = $1', [missionId])).rows[0].sid;
 
-function runOf(missionId: string) {
-  return Promise.race([
-    daemon.waitForRun((e) => e.missionId === missionId),
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no run of ${missionId} within 30 s`)), 30_000).unref()),
-  ]);
-}
-
-function runStarted(missionId: string): Promise<number> {
-  return new Promise((resolve) => {
-    const on = (e: { missionId: string }) => {
-      if (e.missionId !== missionId) return;
-      daemon.reactor!.off('run-started', on);
-      resolve(Date.now());
-    };
-    daemon.reactor!.on('run-started', on);
-  });
-}
+const runOf = (missionId: string) => runOfIn(daemon, missionId);
+const runStarted = (missionId: string) => runStartedIn(daemon, missionId);
 
 describe('token budgets', () => {
   it('1,000 a day at 600 per answer: the second run happens, the third waits until the window frees enough', async () => {

@@ -13,7 +13,7 @@ import { pushAgent as pushAgentAs, updateAgent as updateAgentAs } from './harnes
 import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, startLlmServer, type LlmRequest, type LlmServer } from './harness/llm-server.js';
 import { registerSecret } from './harness/log-capture.js';
-import { startTestDaemon, until, type TestDaemon } from './harness/daemon.js';
+import { runOf, runStarted, startTestDaemon, until, type TestDaemon } from './harness/daemon.js';
 import { eventually } from './harness/wait.js';
 
 let db: TestDb;
@@ -48,14 +48,6 @@ const runsOf = async (missionId: string) =>
   (await db.pool.query(`SELECT status, started_at, finished_at FROM mana_ai.mission_runs WHERE mission_id = $1 ORDER BY started_at`, [missionId])).rows;
 
 const asksAbout = (title: string) => (r: LlmRequest) => r.body.messages.some((m) => m.content.includes(title));
-
-/** The finished run of a mission, or a failure naming it after 30 s. */
-function runOf(d: TestDaemon, missionId: string) {
-  return Promise.race([
-    d.waitForRun((e) => e.missionId === missionId),
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no run of ${missionId} within 30 s`)), 30_000).unref()),
-  ]);
-}
 
 async function decisions(d: TestDaemon): Promise<Record<string, number>> {
   const text = await d.metrics.registry.getSingleMetricAsString('mana_ai_agent_decisions_total');
@@ -133,15 +125,7 @@ describe('agents', () => {
     assert.equal(llm.requests.filter(asksAbout('Mission m-p')).length, 0);
     assert.deepEqual(await runsOf('m-p'), []);
 
-    const started = new Promise<number>((resolve) => {
-      const on = (e: { missionId: string }) => {
-        if (e.missionId === 'm-p') {
-          daemon.reactor!.off('run-started', on);
-          resolve(Date.now());
-        }
-      };
-      daemon.reactor!.on('run-started', on);
-    });
+    const started = runStarted(daemon, 'm-p');
     const resumedAt = Date.now();
     await updateAgent('u-p', 'ag-p', { state: 'active' });
     const startedAt = await started;

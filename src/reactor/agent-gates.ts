@@ -103,7 +103,7 @@ export class AgentGates {
       e.budget = f.budget;
       e.partition = partition;
     }
-    this.release(ref, e);
+    this.release(e);
   }
 
   /** A due mission of agent `ref`: may it go to the claim now? 'unknown' = no agent known here; let the claim decide. */
@@ -133,7 +133,7 @@ export class AgentGates {
     const e = this.agents.get(ref);
     if (!e) return;
     e.admitted = Math.max(0, e.admitted - 1);
-    this.release(ref, e);
+    this.release(e);
   }
 
   /** The claim ran a mission of the agent: whatever budget wait there was is over. */
@@ -147,7 +147,7 @@ export class AgentGates {
     const e = this.agents.get(ref);
     if (!e) return false;
     this.park(ref, e, sid, dueMs);
-    this.release(ref, e); // the claim may have been stale: an update in between can let it go at once
+    this.release(e); // the claim may have been stale: an update in between can let it go at once
     return true;
   }
 
@@ -168,7 +168,7 @@ export class AgentGates {
         e.timer = this.setTimer(() => {
           e.timer = null;
           e.budgetUntilMs = null;
-          this.release(ref, e);
+          this.release(e);
         }, Math.min(MAX_TIMER_MS, Math.max(0, until - this.opts.now())));
       }
     }
@@ -241,7 +241,7 @@ export class AgentGates {
   }
 
   /** Hands back, earliest due first, as many waiting missions as the agent can take now. */
-  private release(_ref: number, e: AgentEntry): void {
+  private release(e: AgentEntry): void {
     if (e.waiting.size === 0) return;
     let n: number;
     if (e.gate === 'absent') n = e.waiting.size;

@@ -392,9 +392,13 @@ export class Reactor extends EventEmitter {
         this.claimed.set(claim.runId, key);
         if (claim.agent && part !== undefined) {
           const ref = claim.agent.ref;
+          // Counted first, so the update below releases no mission into the slot this run holds.
           if (!this.countedRef.has(key)) {
-            this.gates.update(ref, part, claim.agent);
-            if (this.gates.adopt(ref)) this.countedRef.set(key, ref);
+            if (!this.gates.adopt(ref)) {
+              this.gates.update(ref, part, claim.agent);
+              this.gates.adopt(ref);
+            }
+            this.countedRef.set(key, ref);
           }
           this.gates.update(ref, part, claim.agent);
           this.gates.ran(ref);

@@ -62,6 +62,26 @@ export async function startTestDaemon(databaseUrl: string, llmUrl: string, env: 
   });
 }
 
+/** The finished run of a mission (also one already seen), or a failure naming it after `timeoutMs`. */
+export function runOf(d: TestDaemon, missionId: string, timeoutMs = 30_000): Promise<RunEvent> {
+  return Promise.race([
+    d.waitForRun((e) => e.missionId === missionId),
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no run of ${missionId} within ${timeoutMs} ms`)), timeoutMs).unref()),
+  ]);
+}
+
+/** Resolves with Date.now() at the next 'run-started' of a mission. */
+export function runStarted(d: TestDaemon, missionId: string): Promise<number> {
+  return new Promise((resolve) => {
+    const on = (e: { missionId: string }) => {
+      if (e.missionId !== missionId) return;
+      d.reactor!.off('run-started', on);
+      resolve(Date.now());
+    };
+    d.reactor!.on('run-started', on);
+  });
+}
+
 /** Resolves when `check` holds; re-checks on every `event` any of the emitters sends. */
 export function until(emitters: NodeJS.EventEmitter | NodeJS.EventEmitter[], event: string, check: () => boolean | Promise<boolean>): Promise<void> {
   const list = Array.isArray(emitters) ? emitters : [emitters];
