@@ -9,11 +9,13 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../src/config.js';
+import { ALERT_SERIES } from '../src/metrics/alert-series.js';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { startTestDaemon, type TestDaemon } from './harness/daemon.js';
 
 const RULES = 'docs/ops/prometheus-rules.yaml';
+const RULE_TESTS = 'docs/ops/prometheus-rules.test.yaml';
 const DASHBOARD = 'docs/ops/grafana-dashboard.json';
 const COMPOSE = 'docs/deploy/compose.yaml';
 
@@ -51,12 +53,14 @@ let db: TestDb;
 let llm: LlmServer;
 let daemon: TestDaemon;
 let exported: Set<string>;
+let scrape: string;
 
 before(async () => {
   db = await createTestDatabase();
   llm = await startLlmServer();
   daemon = await startTestDaemon(db.daemonUrl, llm.url);
   const text = await fetch(`http://127.0.0.1:${daemon.port}/metrics`).then((r) => r.text());
+  scrape = text;
   exported = new Set(['up']); // Prometheus's own series for every scrape target
   for (const line of text.split('\n')) {
     const m = /^# TYPE (\S+) (\w+)/.exec(line);
@@ -105,14 +109,55 @@ describe('Prometheus rules', () => {
     }
   });
 
-  it('pass promtool when it is installed', (t) => {
+  it('pass promtool check and promtool\'s unit tests (every alert fires and stays quiet where it must)', (t) => {
     const which = spawnSync('promtool', ['--version'], { encoding: 'utf8' });
     if (which.error) {
-      t.skip('promtool is not installed; the parsing checks above stand in for it');
+      t.skip('promtool is not installed (.ci/run installs Debian\'s prometheus package); the parsing checks above stand in for it');
       return;
     }
-    const r = spawnSync('promtool', ['check', 'rules', RULES], { encoding: 'utf8' });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const check = spawnSync('promtool', ['check', 'rules', RULES], { encoding: 'utf8' });
+    assert.equal(check.status, 0, check.stdout + check.stderr);
+    const unit = spawnSync('promtool', ['test', 'rules', RULE_TESTS], { encoding: 'utf8' });
+    assert.equal(unit.status, 0, unit.stdout + unit.stderr);
+    assert.match(unit.stdout + unit.stderr, /SUCCESS/);
+  });
+
+  it('have a unit test that fires and one that stays quiet for every alert', () => {
+    const tests = (parseYaml(readFileSync(RULE_TESTS, 'utf8')) as { tests: { alert_rule_test?: { alertname: string; exp_alerts: unknown[] }[] }[] }).tests;
+    const checks = tests.flatMap((t) => t.alert_rule_test ?? []);
+    for (const r of rules) {
+      assert.ok(checks.some((c) => c.alertname === r.alert && c.exp_alerts.length > 0), `${r.alert}: a test where it fires`);
+      assert.ok(checks.some((c) => c.alertname === r.alert && c.exp_alerts.length === 0), `${r.alert}: a test where it stays quiet`);
+    }
+  });
+
+  it('read only series a freshly started daemon already exports, labelled counters at 0 for every known label value', () => {
+    const samples = new Map<string, number>();
+    for (const line of scrape.split('\n')) {
+      const m = /^(\w+)(\{[^}]*\})? (\S+)$/.exec(line);
+      if (m) samples.set(m[1]! + (m[2] ?? ''), Number(m[3]));
+    }
+    const seriesOf = (name: string) => [...samples].filter(([k]) => k === name || k.startsWith(`${name}{`));
+    for (const r of rules) {
+      for (const name of metricNames(r.expr)) {
+        if (name === 'up') continue; // Prometheus's own series
+        assert.ok(seriesOf(name).length > 0, `${r.alert}: ${name} is exported before its first event`);
+      }
+    }
+    for (const [name, labels] of Object.entries(ALERT_SERIES)) {
+      for (const [label, values] of Object.entries(labels)) {
+        for (const value of values as readonly string[]) {
+          const hit = seriesOf(name).find(([k]) => k.includes(`${label}="${value}"`));
+          assert.ok(hit, `${name}{${label}="${value}"} is exported`);
+          assert.equal(hit[1], 0, `${name}{${label}="${value}"} starts at 0`);
+        }
+      }
+    }
+    // the alerts' own label values are among them
+    assert.ok(ALERT_SERIES.mana_ai_runs_total.outcome.includes('failed') && ALERT_SERIES.mana_ai_runs_total.outcome.includes('error'));
+    assert.ok(ALERT_SERIES.mana_ai_grant_scope_violations_total.table.includes('notes'));
+    assert.equal(samples.get('mana_ai_parse_failures_total{service="mana-ai"}'), 0);
+    assert.equal(samples.get('mana_ai_snapshot_errors_total{service="mana-ai"}'), 0);
   });
 });
 

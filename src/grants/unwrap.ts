@@ -9,7 +9,9 @@ import { webcrypto } from 'node:crypto';
 import * as v from 'valibot';
 import { decodeBase64Strict } from './base64.js';
 
-export type GrantSkipReason = 'not-configured' | 'expired' | 'malformed' | 'wrap-rejected';
+/** The contract's four reasons (section 7); `mana_ai_grant_skips_total{reason}` exports each at 0 from the start. */
+export const GRANT_SKIP_REASONS = ['not-configured', 'expired', 'malformed', 'wrap-rejected'] as const;
+export type GrantSkipReason = (typeof GRANT_SKIP_REASONS)[number];
 
 export interface UsableGrant {
   /** AES-256-GCM, non-extractable, decrypt only. Lives for one run. */

@@ -1,8 +1,10 @@
 // Every metric the daemon exports, in one registry. Names used by the
 // deployed dashboards and alerts (CONTRACT.md section 9) must not change;
-// test/ops-rules.test.ts fails when a name used in docs/ops is missing here.
+// test/ops-artifacts.test.ts fails when a name used in docs/ops is missing here,
+// or when a series an alert reads is not exported at 0 by a fresh process.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { zeroAlertSeries } from './alert-series.js';
 
 export interface Metrics {
   registry: Registry;
@@ -53,7 +55,7 @@ export function createMetrics(): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'mana_ai_' });
   const r = { registers: [registry] };
   const budgetBlockedSource: Metrics['budgetBlockedSource'] = { current: null };
-  return {
+  const metrics: Metrics = {
     agentDecisions: new Counter({
       name: 'mana_ai_agent_decisions_total', labelNames: ['decision'], ...r,
       help: 'Gate decisions for due missions of an agent: ran, skipped-paused, skipped-archived, skipped-concurrency, skipped-budget (no per-agent label)',
@@ -116,4 +118,6 @@ export function createMetrics(): Metrics {
     missionsSkipped: new Counter({ name: 'mana_ai_missions_skipped_total', help: 'Due missions the runner could not read', labelNames: ['reason'], ...r }),
     eventLoopDelay: new Gauge({ name: 'mana_ai_event_loop_delay_seconds', help: 'Event-loop delay over the last scrape interval', labelNames: ['quantile'], ...r }),
   };
+  zeroAlertSeries(metrics);
+  return metrics;
 }

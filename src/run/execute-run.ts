@@ -30,10 +30,8 @@ import { writeBack } from '../write-back/write-back.js';
 /** A run whose daemon died this often is written as failed, not planned again. */
 export const MAX_ATTEMPTS = 3;
 
-export type RunOutcome =
-  | 'planned' | 'failed' | 'skipped' | 'moved' | 'finished' | 'held' | 'throttled'
-  | 'agent-paused' | 'agent-archived' | 'agent-deleted' | 'agent-busy' | 'over-budget'
-  | 'lost-claim' | 'mission-gone' | 'error' | 'shutdown';
+export { RUN_OUTCOMES, type RunOutcome } from './run-outcome.js';
+import type { RunOutcome } from './run-outcome.js';
 
 export interface RunEvent {
   sid: number;

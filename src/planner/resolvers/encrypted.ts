@@ -15,6 +15,7 @@ import { withUserScope } from '../../db/scoped.js';
 import { insertDecryptAudit } from '../../db/sql/insert-decrypt-audit.js';
 import { readRecord } from '../../db/sql/read-record.js';
 import { decryptRecord } from '../../grants/decrypt.js';
+import { tableLabel } from '../../grants/tables.js';
 import { isDeleted } from '../../merge/derive.js';
 import type { MissionInput } from '../../mission/mission.js';
 import type { Resolver, ResolveContext } from './registry.js';
@@ -66,7 +67,7 @@ export function encryptedResolver(m: EncryptedModule): Resolver {
 
     if (!grant.recordIds.has(scopeKey(input))) {
       await withUserScope(ctx.db, ctx.userId, (trx) => insertDecryptAudit(trx, { ...audit, status: 'scope-violation', reason: 'record-not-in-grant-allowlist' }));
-      ctx.metrics.grantScopeViolations.inc({ table: input.table });
+      ctx.metrics.grantScopeViolations.inc({ table: tableLabel(input.table) });
       ctx.log.warn({ module: input.module, table: input.table, recordId: input.id }, 'mission input outside its grant; not read, not decrypted');
       return null;
     }
@@ -82,7 +83,7 @@ export function encryptedResolver(m: EncryptedModule): Resolver {
         return null;
       }
       await insertDecryptAudit(trx, { ...audit, status: 'ok', reason: null });
-      if (opened.fields > 0) ctx.metrics.decrypts.inc({ table: input.table }, opened.fields);
+      if (opened.fields > 0) ctx.metrics.decrypts.inc({ table: tableLabel(input.table) }, opened.fields);
       return m.format(opened.record);
     });
   };

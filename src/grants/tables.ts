@@ -1,0 +1,12 @@
+// The tables of encrypted inputs (CONTRACT.md section 7) as metric label
+// values. A mission's input names its table freely, so the label is one of
+// these or `other`: a user can never create series by inventing tables.
+
+export const GRANT_TABLES = ['notes', 'tasks', 'todo', 'calendar', 'journal', 'kontext'] as const;
+
+const known = new Set<string>(GRANT_TABLES);
+
+/** The `table` label for an input's table: known tables by name, everything else `other`. */
+export function tableLabel(table: string): string {
+  return known.has(table) ? table : 'other';
+}
