@@ -1,8 +1,13 @@
 // `npm run demo`: the real daemon on an embedded PostgreSQL with a demo
 // user's missions, narrated one line per event. Uses MANA_LLM_URL when set,
 // otherwise a built-in OpenAI-compatible stand-in (announced on screen).
+// Right after Postgres starts it prints the database URL with a ready
+// psql and `npm run inspect` line, so the SQL views can be watched while
+// the demo runs. Every time on screen is in one zone (MANA_AI_TIMEZONE,
+// default Europe/Berlin), named once at the top; the daemon plans in the
+// same zone, so "daily at 9" runs at 09:00 there.
 // Ctrl-C stops everything and removes the temporary data; `--keep` leaves
-// Postgres running and prints its URL for exploring the SQL views.
+// Postgres running after the daemon stopped.
 //
 // Two agents show the gates of issue 12: "Sparfuchs" has a daily budget of
 // 1,000 tokens and three missions (the stand-in reports 600 tokens per
@@ -15,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { Writable } from 'node:stream';
 import pg from 'pg';
 import { loadConfig } from '../src/config.js';
+import { nextRunAfter } from '../src/mission/cadence.js';
 import { startDaemon } from '../src/daemon.js';
 import { createLogger } from '../src/log.js';
 import type { RunEvent } from '../src/reactor/reactor.js';
@@ -29,22 +35,32 @@ Starts an embedded PostgreSQL, creates mana_sync with mana-sync's table,
 starts the real mana-ai daemon against it, seeds a demo user's missions and
 prints what happens. MANA_LLM_URL (and MANA_SERVICE_KEY) pick a real
 mana-llm; without it a built-in stand-in answers with valid plans.
-  --keep           leave Postgres running on exit and print its URL
+  --keep           leave Postgres running on exit (its URL, with a psql and
+                   an inspect line, is printed as soon as it starts)
+MANA_AI_TIMEZONE picks the zone of the screen and of the daemon's cadences
+(default Europe/Berlin).
   --exit-after S   stop by itself after S seconds (for scripts)`);
   process.exit(0);
 }
 
+// One zone for the screen and the daemon's cadence maths.
+const zone = process.env['MANA_AI_TIMEZONE'] || 'Europe/Berlin';
 const t0 = Date.now();
-const stamp = () => `[${new Date().toISOString().slice(11, 19)} +${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`;
+const clock = new Intl.DateTimeFormat('de-DE', { timeZone: zone, hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+const stamp = () => `[${clock.format(new Date())} +${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s]`;
 const say = (line: string) => console.log(`${stamp()} ${line}`);
-const local = (ms: number | null | undefined) =>
-  ms == null ? 'never' : new Intl.DateTimeFormat('de-DE', { timeZone: 'Europe/Berlin', dateStyle: 'short', timeStyle: 'medium' }).format(new Date(ms));
+const dateTime = new Intl.DateTimeFormat('de-DE', { timeZone: zone, dateStyle: 'short', timeStyle: 'medium' });
+const local = (ms: number | null | undefined) => (ms == null ? 'never' : dateTime.format(new Date(ms)));
 
+say(`all times on this screen are ${zone} time (MANA_AI_TIMEZONE); the daemon plans cadences in the same zone`);
 say('starting an embedded PostgreSQL …');
 const server = await startEmbeddedPostgres();
 // The daemon applies the migrations itself at start, as in production.
 const url = await createSyncDatabase(server.url, 'mana_sync', { migrate: false });
 say(`PostgreSQL ready on port ${server.port} (data in ${server.dir}), database mana_sync with mana-sync's table`);
+say(`database URL: ${url}`);
+say(`  look inside while the demo runs: psql '${url}' -c 'SELECT * FROM mana_ai.mission_schedule'`);
+say(`                               or: npm run inspect -- --url '${url}'`);
 
 let stub: ReturnType<typeof createServer> | null = null;
 let llmUrl = process.env['MANA_LLM_URL'];
@@ -71,7 +87,7 @@ if (!llmUrl) {
 }
 
 const quiet = new Writable({ write: (_c, _e, cb) => cb() });
-const config = loadConfig({ ...process.env, PORT: process.env['PORT'] ?? '0', SYNC_DATABASE_URL: url, MANA_LLM_URL: llmUrl, MANA_AI_MIN_RUN_GAP_MS: '30000' });
+const config = loadConfig({ ...process.env, PORT: process.env['PORT'] ?? '0', SYNC_DATABASE_URL: url, MANA_LLM_URL: llmUrl, MANA_AI_MIN_RUN_GAP_MS: '30000', MANA_AI_TIMEZONE: zone });
 const daemon = await startDaemon(config, createLogger({ level: 'warn', destination: quiet }));
 say(`mana-ai daemon started: http://127.0.0.1:${daemon.port}/health and /metrics`);
 
@@ -117,7 +133,8 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const missions = [
   { id: 'demo-now', title: 'Sofort fällig', cadence: { kind: 'interval', everyMinutes: 60 }, state: 'active', nextRunAt: iso(now + 1000) },
   { id: 'demo-minute', title: 'Jede Minute', cadence: { kind: 'interval', everyMinutes: 1 }, state: 'active', nextRunAt: iso(now + 3000) },
-  { id: 'demo-daily', title: 'Täglich um 9', cadence: { kind: 'daily', atHour: 9, atMinute: 0 }, state: 'active', nextRunAt: iso(now + 3_600_000 * 6) },
+  // computed as the webapp does: the next 09:00 in the user's zone
+  { id: 'demo-daily', title: 'Täglich um 9', cadence: { kind: 'daily', atHour: 9, atMinute: 0 }, state: 'active', nextRunAt: iso(nextRunAfter({ kind: 'daily', atHour: 9, atMinute: 0 }, now, zone)!) },
   { id: 'demo-paused', title: 'Pausiert', cadence: { kind: 'interval', everyMinutes: 5 }, state: 'paused', nextRunAt: iso(now + 2000) },
 ];
 const agents = [

@@ -14,12 +14,31 @@ import { ctrlC, processesMentioning, startDemo } from '../scripts/lib/demo-proce
 const node = (args: string[], env: Record<string, string> = {}) =>
   spawnSync(process.execPath, ['--import', 'tsx', ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
 
-it('npm run demo: plans the due-at-once mission; Ctrl-C leaves no process and no temporary directory', async () => {
+it('npm run demo: prints its database URL first, can be inspected while it runs, plans the due-at-once mission; Ctrl-C leaves no process and no temporary directory', async () => {
   const demo = startDemo([]);
+  const [, zone] = await demo.waitFor(/all times on this screen are (\S+) time/);
   const [, dir] = await demo.waitFor(/data in ([^)]+)\)/);
   assert.ok(existsSync(dir!), 'the data directory exists while running');
+  const [, url] = await demo.waitFor(/database URL: (\S+)/);
+  await demo.waitFor(/psql '\S+' -c 'SELECT \* FROM mana_ai.mission_schedule'/);
+  await demo.waitFor(/npm run inspect -- --url '\S+'/);
   await demo.waitFor(/built-in LLM stand-in/);
   await demo.waitFor(/run planned Sofort fällig .*„Vorschlag/);
+  const index = (re: RegExp) => demo.lines.findIndex((l) => re.test(l));
+  assert.ok(index(/database URL:/) < index(/run start/), 'the URL is printed before the first run');
+  assert.equal(demo.lines.filter((l) => / times on this screen are /.test(l)).length, 1, 'the zone is named once');
+  // the "daily at 9" mission's next run is 09:00 in the zone on screen
+  const [, daily] = await demo.waitFor(/scheduled +Täglich um 9 +next run (.+)$/);
+  assert.match(daily!, /^\d\d\.\d\d\.\d\d, 09:00:00$/, `next run ${daily} in ${zone}`);
+  // inspection while the demo is still running
+  const live = node(['src/cli/inspect.ts', '--json', '--url', url!]);
+  assert.equal(live.status, 0, live.stderr);
+  assert.equal(demo.child.exitCode, null, 'the demo is still running');
+  const liveMissions = (JSON.parse(live.stdout) as { missions: { missionId: string; nextRunAt: string | null }[] }).missions;
+  assert.equal(liveMissions.length, 8);
+  const dailyAt = new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
+    .format(new Date(liveMissions.find((m) => m.missionId === 'demo-daily')!.nextRunAt!));
+  assert.equal(dailyAt, '09:00', 'the snapshot agrees');
   // The agents: Sparfuchs's third mission waits for budget and says until when; Nachtschicht waits while paused, then runs.
   await demo.waitFor(/waits +Nachtschicht +its agent is paused/);
   await demo.waitFor(/waits +Sparfuchs 3 +its agent used 1200 of 1000 tokens in the last 24 h; may run again \d/);
