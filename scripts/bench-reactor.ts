@@ -56,14 +56,14 @@ report(`bench-reactor: ${machine()}`);
 
 // 1. wheel operations
 if (only.has('wheel')) {
-  const wheel = new TimerWheel<number>({ onFire: () => {} });
+  const wheel = new TimerWheel({ onFire: () => {} });
   const N = WHEEL_N;
   const now = Date.now();
   let t = performance.now();
-  for (let i = 0; i < N; i++) wheel.schedule(i, now + 1000 + ((i * 7919) % 86_400_000), undefined);
+  for (let i = 0; i < N; i++) wheel.schedule(i, now + 1000 + ((i * 7919) % 86_400_000));
   const sched = N / ((performance.now() - t) / 1000);
   t = performance.now();
-  for (let i = 0; i < N; i++) wheel.schedule(i, now + 2000 + ((i * 104729) % 86_400_000), undefined);
+  for (let i = 0; i < N; i++) wheel.schedule(i, now + 2000 + ((i * 104729) % 86_400_000));
   const resched = N / ((performance.now() - t) / 1000);
   t = performance.now();
   for (let i = 0; i < N; i++) wheel.cancel(i);

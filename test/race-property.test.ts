@@ -104,11 +104,13 @@ it(`device writes racing write-backs for ${SECONDS} s: every snapshot equals the
   const c = await db.pool.connect();
   try {
     for (let m = 0; m < MISSIONS; m++) {
-      await c.query('BEGIN');
+      // One snapshot of the database for both reads: missions stay due
+      // every minute, so a run may write back between two statements.
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await c.query(`SELECT set_config('app.current_user_id', $1, true)`, [user(m)]);
       const folded = (await c.query(`SELECT record, field_ts FROM mana_ai.fold_record($1, 'ai', 'aiMissions', $2)`, [user(m), id(m)])).rows[0];
-      await c.query('COMMIT');
       const snap = (await c.query(`SELECT record, field_ts FROM mana_ai.mission_snapshots WHERE user_id = $1 AND mission_id = $2`, [user(m), id(m)])).rows[0];
+      await c.query('COMMIT');
       assert.deepEqual(snap.record, folded.record, `${id(m)}: snapshot record = fold of all rows`);
       assert.deepEqual(snap.field_ts, folded.field_ts, `${id(m)}: field timestamps too`);
     }

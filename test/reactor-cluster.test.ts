@@ -66,7 +66,7 @@ it('resyncs after its LISTEN connection is killed; a mission changed during the 
   const t = Date.now();
   await pushChange(db.pool, { userId: 'lu', recordId: 'lm', op: 'insert', data: webappMission({ id: 'lm', nextRunAt: iso(t + 3_600_000), updatedAt: iso(t - 1000) }) });
   const sid = (await db.pool.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = 'lm'`)).rows[0].sid;
-  await until(d.reactor!, 'scheduled', () => d.reactor!.wheel.get(sid)?.dueMs === t + 3_600_000);
+  await until(d.reactor!, 'scheduled', () => d.reactor!.scheduledDue(sid) === t + 3_600_000);
   const resynced = new Promise((resolve) => d.reactor!.once('resynced', resolve));
   // Kill the listener and change the mission in the same breath: the NOTIFY is lost.
   const killed = await db.pool.query(`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'mana-ai-listener' AND datname = current_database()`);

@@ -72,7 +72,7 @@ describe('reactor', () => {
     assert.match(prompt[1]!.content, /Wochenplanung/);
     assert.equal(llm.requests.at(-1)!.headers['authorization'], `Bearer ${SERVICE_KEY}`);
     // the written-back schedule is in the wheel now
-    assert.equal(daemon.reactor!.wheel.get(Number(ev.sid))?.dueMs, next);
+    assert.equal(daemon.reactor!.scheduledDue(Number(ev.sid)), next);
   });
 
   it('does not run paused, deleted or done missions, nor a mission at a time it moved away from; runs one moved earlier', async () => {
@@ -102,7 +102,7 @@ describe('reactor', () => {
     await pushChange(db.pool, { userId: 'u3', recordId: 'far', op: 'insert', data: webappMission({ id: 'far', nextRunAt: iso(due) }) });
     const sid = (await db.pool.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = 'far'`)).rows[0].sid;
     await new Promise<void>((resolve) => {
-      const check = () => (daemon.reactor!.wheel.get(sid)?.dueMs === due ? resolve() : daemon.reactor!.once('scheduled', check));
+      const check = () => (daemon.reactor!.scheduledDue(sid) === due ? resolve() : daemon.reactor!.once('scheduled', check));
       check();
     });
     const health = await fetch(`http://127.0.0.1:${daemon.port}/health`).then((r) => r.json() as Promise<any>);

@@ -38,6 +38,8 @@ export interface MissionSnapshotsTable {
   /** the record's agentId (sql/012), null = none */
   agent_id: string | null;
   agent_ref: Generated<number | null>;
+  /** sql/013: 53-bit digest of user_id, for round-robin across users */
+  user_ref: Generated<number>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }

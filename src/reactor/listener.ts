@@ -31,6 +31,8 @@ export interface SchedulePayload {
   r?: number;
   /** the mission's agent ref (sql/012), null or absent = none */
   g?: number | null;
+  /** the mission's user ref (sql/013), for round-robin across users; absent from older triggers */
+  u?: number | null;
 }
 
 /** An agent's gate fields: ref, version, partition, gate state, max concurrent runs, budget (null = none). */
@@ -68,7 +70,8 @@ function isPayload(x: unknown): x is SchedulePayload {
   if (typeof x !== 'object' || x === null) return false;
   const o = x as Record<string, unknown>;
   return Number.isSafeInteger(o['s']) && Number.isSafeInteger(o['v']) && Number.isSafeInteger(o['p']) && (o['d'] === null || Number.isFinite(o['d'])) &&
-    (o['g'] === undefined || o['g'] === null || Number.isSafeInteger(o['g']));
+    (o['g'] === undefined || o['g'] === null || Number.isSafeInteger(o['g'])) &&
+    (o['u'] === undefined || o['u'] === null || Number.isSafeInteger(o['u']));
 }
 
 const GATES = new Set(['active', 'paused', 'archived', 'deleted', 'absent']);

@@ -1,7 +1,10 @@
 // The reactor: keeps every schedulable mission's next run in the timer
 // wheel, fed by the initial load and by NOTIFY; when an entry fires it
-// queues the run in due order, runs at most `concurrency` at once, claims
-// each in Postgres and hands it to the planner and the write-back.
+// queues the run (round-robin across users and their agents, fair-queue.ts),
+// runs at most `concurrency` at once, claims each in Postgres and hands it
+// to the planner and the write-back. What it knows per mission lives in
+// typed-array columns (mission-table.ts), so a million missions fit the
+// deployed 256 MB.
 //
 // A mission of an agent passes the agent's gates first (agent-gates.ts):
 // a paused agent, a full set of runs or a used-up budget hold it back in
@@ -31,7 +34,8 @@ import { AgentGates, type AgentDecision } from './agent-gates.js';
 import { retryDelayMs } from './backoff.js';
 import { ScheduleListener, type AgentPayload, type SchedulePayload, type SnapshotErrorPayload } from './listener.js';
 import { MEMBERS_CHANNEL, PartitionOwnership, type OwnershipChange } from './ownership.js';
-import { RunQueue } from './run-queue.js';
+import { FairQueue } from './fair-queue.js';
+import { MissionTable, NO_REF } from './mission-table.js';
 import { TimerWheel, type WheelClock } from './timer-wheel.js';
 
 export { MAX_ATTEMPTS, type RunEvent, type RunOutcome } from '../run/execute-run.js';
@@ -66,19 +70,21 @@ export interface ReactorDeps {
   clock?: WheelClock;
 }
 
-interface WheelValue {
-  dueMs: number;
-  version: number;
-}
+/** The key of one run of a mission (in flight, waited for). */
+const runKey = (sid: number, dueMs: number) => `${sid}@${dueMs}`;
 
 interface Deferred {
   resolve(outcome: RunOutcome): void;
 }
 
 export class Reactor extends EventEmitter {
-  readonly wheel: TimerWheel<number, WheelValue>;
-  private readonly versions = new Map<number, number>();
-  private readonly queue = new RunQueue();
+  /** keyed by mission table slot */
+  readonly wheel: TimerWheel;
+  private readonly table = new MissionTable();
+  /** load generation: a full resync drops the missions it did not see */
+  private generation = 0;
+  private readonly queue = new FairQueue();
+  private pumpScheduled = false;
   private readonly inFlight = new Set<string>();
   private readonly claimed = new Map<number, string>(); // runId -> key
   /** runs a live peer holds: sid -> due; tried again when a peer dies */
@@ -86,10 +92,6 @@ export class Reactor extends EventEmitter {
   private readonly waiters = new Map<string, Deferred[]>();
   private readonly listener: ScheduleListener;
   readonly ownership: PartitionOwnership;
-  /** sid -> partition, for dropping a partition's missions when it moves away */
-  private readonly partitionOf = new Map<number, number>();
-  /** sid -> agent ref, for missions that name an agent */
-  private readonly agentOf = new Map<number, number>();
   readonly gates: AgentGates;
   /** run key -> agent ref, for runs counted against their agent's slots */
   private readonly countedRef = new Map<string, number>();
@@ -101,13 +103,15 @@ export class Reactor extends EventEmitter {
 
   constructor(private readonly deps: ReactorDeps) {
     super();
-    this.wheel = new TimerWheel<number, WheelValue>({
+    this.wheel = new TimerWheel({
       resolutionMs: deps.config.wheelResolutionMs,
       clock: deps.clock,
-      onFire: (sid, _fireAt, value) => {
+      onFire: (slot) => {
+        const sid = this.table.sid[slot]!;
+        const dueMs = this.table.dueMs[slot]!;
         this.deps.metrics.missionsScheduled.set(this.wheel.size);
-        this.emit('fired', sid, value.dueMs);
-        this.admitDue(sid, value.dueMs);
+        this.emit('fired', sid, dueMs);
+        this.admitDue(sid, dueMs);
       },
       onClockStep: (delta) => deps.log.warn({ deltaMs: Math.round(delta) }, 'wall clock stepped; schedule re-anchored'),
     });
@@ -174,7 +178,7 @@ export class Reactor extends EventEmitter {
   private onOwnershipChanged(c: OwnershipChange): void {
     if (c.released.length) {
       const gone = new Set(c.released);
-      for (const [sid, part] of this.partitionOf) if (gone.has(part)) this.forget(sid);
+      for (const sid of this.table.sids()) if (gone.has(this.table.partition[this.table.slotOf(sid)!]!)) this.forget(sid);
       this.gates.dropPartitions(gone);
       this.deps.metrics.missionsScheduled.set(this.wheel.size);
     }
@@ -183,11 +187,30 @@ export class Reactor extends EventEmitter {
 
   /** Drops a mission from the schedule and everything known about it. */
   private forget(sid: number): void {
-    this.wheel.cancel(sid);
-    this.versions.delete(sid);
-    this.partitionOf.delete(sid);
-    this.agentOf.delete(sid);
+    const slot = this.table.slotOf(sid);
+    if (slot !== undefined) {
+      this.wheel.cancel(slot);
+      this.table.release(sid);
+    }
     this.gates.unpark(sid);
+  }
+
+  /** The due time of the run a mission's wheel entry stands for, or undefined (not in the wheel). */
+  scheduledDue(sid: number): number | undefined {
+    const slot = this.table.slotOf(sid);
+    return slot !== undefined && this.wheel.has(slot) ? this.table.dueMs[slot] : undefined;
+  }
+
+  private agentRefOf(sid: number): number | undefined {
+    const slot = this.table.slotOf(sid);
+    const ref = slot === undefined ? NO_REF : this.table.agentRef[slot]!;
+    return ref === NO_REF ? undefined : ref;
+  }
+
+  private partitionOf(sid: number): number | undefined {
+    const slot = this.table.slotOf(sid);
+    const part = slot === undefined ? -1 : this.table.partition[slot]!;
+    return part < 0 ? undefined : part;
   }
 
   /** Loads the missions of partitions just taken; whatever became due meanwhile fires at once. */
@@ -236,26 +259,31 @@ export class Reactor extends EventEmitter {
           for (const a of agents) {
             if (this.ownership.owns(a.partition)) this.gates.update(a.ref, a.partition, a);
           }
-          const rows = wanted.length ? await loadSchedule(this.deps.pool, { partitions: wanted }) : [];
-          const seen = new Set<number>();
-          for (const r of rows) {
-            if (!this.ownership.owns(r.partition)) continue;
-            seen.add(r.sid);
-            this.partitionOf.set(r.sid, r.partition);
-            if (r.agentRef === null) this.agentOf.delete(r.sid);
-            else this.agentOf.set(r.sid, r.agentRef);
-            const known = this.versions.get(r.sid);
-            if (known !== undefined && known > r.version) continue; // a newer notification already arrived
-            this.versions.set(r.sid, r.version);
-            this.arm(r.sid, r.dueMs, r.version);
+          const gen = ++this.generation;
+          const t = this.table;
+          let missions = 0;
+          for await (const page of wanted.length ? loadSchedule(this.deps.pool, { partitions: wanted }) : []) {
+            for (const [sid, version, partition, dueMs, agentRef, userRef] of page) {
+              if (!this.ownership.owns(partition)) continue;
+              missions += 1;
+              const slot = t.ensure(sid);
+              t.seen[slot] = gen;
+              t.partition[slot] = partition;
+              t.agentRef[slot] = agentRef ?? NO_REF;
+              t.userRef[slot] = userRef;
+              if (t.version[slot]! > version) continue; // a newer notification already arrived
+              t.version[slot] = version;
+              this.arm(slot, dueMs);
+            }
           }
           if (full) {
-            for (const sid of [...this.wheel.keys()]) if (!seen.has(sid)) this.forget(sid);
+            // not in the database any more, and not notified while this load ran
+            for (const sid of t.sids()) if (t.seen[t.slotOf(sid)!] !== gen) this.forget(sid);
           }
           this.deps.metrics.resyncs.inc({ reason: full ? reason : 'partitions-acquired' });
           this.deps.metrics.missionsScheduled.set(this.wheel.size);
-          this.deps.log.info({ reason, missions: rows.length, agents: agents.length, partitions: wanted.length, ms: Math.round(performance.now() - started) }, 'schedule loaded');
-          this.emit('resynced', { reason, missions: rows.length });
+          this.deps.log.info({ reason, missions, agents: agents.length, partitions: wanted.length, ms: Math.round(performance.now() - started) }, 'schedule loaded');
+          this.emit('resynced', { reason, missions });
           return;
         } catch (error) {
           const delay = retryDelayMs(attempt);
@@ -274,18 +302,24 @@ export class Reactor extends EventEmitter {
       this.deps.metrics.notificationsReceived.inc({ kind: 'other-partition' });
       return;
     }
-    this.partitionOf.set(p.s, p.p);
-    const known = this.versions.get(p.s);
+    const t = this.table;
+    const existing = t.slotOf(p.s);
+    const known = existing === undefined || t.version[existing]! < 0 ? undefined : t.version[existing]!;
     if (!p.r && known !== undefined && p.v <= known) {
       this.deps.metrics.notificationsReceived.inc({ kind: 'stale' });
       return;
     }
     this.deps.metrics.notificationsReceived.inc({ kind: p.d === null ? 'unschedule' : 'schedule' });
-    if (known === undefined || p.v > known) this.versions.set(p.s, p.v);
-    if (typeof p.g === 'number') this.agentOf.set(p.s, p.g);
-    else this.agentOf.delete(p.s);
     if (p.d === null) this.forget(p.s);
-    else this.arm(p.s, p.d, p.v);
+    else {
+      const slot = t.ensure(p.s);
+      if (known === undefined || p.v > known) t.version[slot] = p.v;
+      t.partition[slot] = p.p;
+      t.seen[slot] = this.generation; // a resync running now keeps it
+      t.agentRef[slot] = typeof p.g === 'number' ? p.g : NO_REF;
+      if (typeof p.u === 'number') t.userRef[slot] = p.u;
+      this.arm(slot, p.d);
+    }
     this.deps.metrics.missionsScheduled.set(this.wheel.size);
     this.emit('scheduled', { sid: p.s, dueMs: p.d, version: p.v });
   }
@@ -308,9 +342,9 @@ export class Reactor extends EventEmitter {
    */
   private admitDue(sid: number, dueMs: number): void {
     if (this.stopping) return;
-    const key = RunQueue.key(sid, dueMs);
+    const key = runKey(sid, dueMs);
     if (this.inFlight.has(key) || this.queue.has(sid, dueMs)) return;
-    const ref = this.agentOf.get(sid);
+    const ref = this.agentRefOf(sid);
     if (ref !== undefined) {
       const decision = this.gates.admit(ref, sid, dueMs);
       if (decision === 'ran') this.countedRef.set(key, ref);
@@ -320,34 +354,53 @@ export class Reactor extends EventEmitter {
         return;
       }
     }
-    void this.enqueue(sid, dueMs);
+    this.push(sid, dueMs);
   }
 
-  private arm(sid: number, dueMs: number, version: number): void {
+  private arm(slot: number, dueMs: number): void {
+    const sid = this.table.sid[slot]!;
     this.gates.unpark(sid);
-    const key = RunQueue.key(sid, dueMs);
-    if (this.inFlight.has(key) || this.queue.has(sid, dueMs)) {
-      this.wheel.cancel(sid); // that due time is being handled
+    if (this.inFlight.has(runKey(sid, dueMs)) || this.queue.has(sid, dueMs)) {
+      this.wheel.cancel(slot); // that due time is being handled
       return;
     }
-    this.wheel.schedule(sid, dueMs, { dueMs, version });
+    this.table.dueMs[slot] = dueMs;
+    this.wheel.schedule(slot, dueMs);
   }
 
-  /** Queues (sid, due) and resolves when its run attempt ends. */
+  /** Queues (sid, due) and resolves when its run attempt ends (tests and tools; the wheel queues without a promise). */
   enqueue(sid: number, dueMs: number): Promise<RunOutcome> {
-    const key = RunQueue.key(sid, dueMs);
+    const key = runKey(sid, dueMs);
     const p = new Promise<RunOutcome>((resolve) => {
       const list = this.waiters.get(key) ?? [];
       list.push({ resolve });
       this.waiters.set(key, list);
     });
     if (this.stopping) this.settle(key, 'shutdown');
-    else if (!this.inFlight.has(key)) {
-      this.queue.push({ sid, dueMs });
-      this.deps.metrics.runsQueued.set(this.queue.size);
-      this.pump();
-    }
+    else this.push(sid, dueMs);
     return p;
+  }
+
+  /**
+   * Queues a run in its user's and agent's lane. The queue is served once
+   * the current burst is in (a microtask later), so runs due together are
+   * taken round-robin, not in the order the wheel handed them over.
+   */
+  private push(sid: number, dueMs: number): void {
+    if (this.inFlight.has(runKey(sid, dueMs))) return;
+    const slot = this.table.slotOf(sid);
+    const userRef = slot === undefined ? NO_REF : this.table.userRef[slot]!;
+    const agentRef = slot === undefined ? NO_REF : this.table.agentRef[slot]!;
+    const replaced = this.queue.push(sid, dueMs, userRef, agentRef);
+    if (typeof replaced === 'number') this.settle(runKey(sid, replaced), 'moved'); // the mission moved on while it waited
+    this.deps.metrics.runsQueued.set(this.queue.size);
+    if (!this.pumpScheduled) {
+      this.pumpScheduled = true;
+      queueMicrotask(() => {
+        this.pumpScheduled = false;
+        this.pump();
+      });
+    }
   }
 
   private settle(key: string, outcome: RunOutcome): void {
@@ -359,7 +412,7 @@ export class Reactor extends EventEmitter {
   private pump(): void {
     while (!this.stopping && this.inFlight.size < this.deps.config.concurrency && this.queue.size > 0) {
       const next = this.queue.pop()!;
-      const key = RunQueue.key(next.sid, next.dueMs);
+      const key = runKey(next.sid, next.dueMs);
       this.inFlight.add(key);
       this.deps.metrics.runsInFlight.set(this.inFlight.size);
       this.deps.metrics.runsQueued.set(this.queue.size);
@@ -368,10 +421,12 @@ export class Reactor extends EventEmitter {
   }
 
   private retryLater(sid: number, dueMs: number, atMs: number): void {
-    if (this.stopping || this.wheel.has(sid)) return; // a newer schedule already replaced it
-    const part = this.partitionOf.get(sid);
-    if (part === undefined || !this.ownership.owns(part)) return; // moved away: its new owner loads it
-    this.wheel.schedule(sid, atMs, { dueMs, version: this.versions.get(sid) ?? 0 });
+    const slot = this.table.slotOf(sid);
+    if (this.stopping || slot === undefined || this.wheel.has(slot)) return; // forgotten, or a newer schedule already replaced it
+    const part = this.table.partition[slot]!;
+    if (part < 0 || !this.ownership.owns(part)) return; // moved away: its new owner loads it
+    this.table.dueMs[slot] = dueMs;
+    this.wheel.schedule(slot, atMs);
   }
 
   private async runOne(sid: number, dueMs: number, key: string): Promise<void> {
@@ -386,7 +441,7 @@ export class Reactor extends EventEmitter {
         sid, dueMs, workerId: config.workerId, leaseMs: config.claimLeaseMs, minGapMs: config.minRunGapMs, witness: this.ownership.witness,
       });
       metrics.claims.inc({ outcome: claim.outcome });
-      const part = this.partitionOf.get(sid);
+      const part = this.partitionOf(sid);
       if (claim.outcome === 'claimed') {
         this.held.delete(sid);
         this.claimed.set(claim.runId, key);
@@ -487,10 +542,11 @@ export class Reactor extends EventEmitter {
     const held = [...this.held];
     this.held.clear();
     for (const [sid, dueMs] of held) {
-      const part = this.partitionOf.get(sid);
+      const part = this.partitionOf(sid);
       if (part === undefined || !this.ownership.owns(part)) continue;
-      if (this.wheel.has(sid) && this.wheel.get(sid)?.dueMs !== dueMs) continue; // rescheduled since
-      this.wheel.cancel(sid);
+      const slot = this.table.slotOf(sid)!;
+      if (this.wheel.has(slot) && this.table.dueMs[slot] !== dueMs) continue; // rescheduled since
+      this.wheel.cancel(slot);
       this.admitDue(sid, dueMs);
     }
   }
@@ -555,15 +611,16 @@ export class Reactor extends EventEmitter {
     const owned = [...this.ownership.owned];
     const due = owned.length ? await loadDueNow(this.deps.pool, { partitions: owned }) : [];
     let queued = 0;
-    for (const r of due) {
-      const key = RunQueue.key(r.sid, r.dueMs);
-      if (this.inFlight.has(key) || this.queue.has(r.sid, r.dueMs)) continue;
-      this.partitionOf.set(r.sid, r.partition);
-      if (r.agentRef === null) this.agentOf.delete(r.sid);
-      else this.agentOf.set(r.sid, r.agentRef);
-      this.wheel.cancel(r.sid);
-      this.admitDue(r.sid, r.dueMs);
-      if (this.queue.has(r.sid, r.dueMs) || this.inFlight.has(key)) queued += 1;
+    for (const [sid, , partition, dueMs, agentRef, userRef] of due) {
+      const key = runKey(sid, dueMs);
+      if (this.inFlight.has(key) || this.queue.has(sid, dueMs)) continue;
+      const slot = this.table.ensure(sid);
+      this.table.partition[slot] = partition;
+      this.table.agentRef[slot] = agentRef ?? NO_REF;
+      this.table.userRef[slot] = userRef;
+      this.wheel.cancel(slot);
+      this.admitDue(sid, dueMs);
+      if (this.queue.has(sid, dueMs) || this.inFlight.has(key)) queued += 1;
     }
     return { due: due.length, queued, partitions: owned.length };
   }
@@ -574,7 +631,7 @@ export class Reactor extends EventEmitter {
     this.stopping = true;
     this.wheel.close();
     this.gates.close();
-    for (const r of this.drainQueue()) this.settle(RunQueue.key(r.sid, r.dueMs), 'shutdown');
+    for (const r of this.drainQueue()) this.settle(runKey(r.sid, r.dueMs), 'shutdown');
     // Partitions go first, so the other daemons schedule them while our
     // runs in flight finish (the claims keep those from running twice).
     await this.ownership.stop();

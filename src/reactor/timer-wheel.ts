@@ -6,8 +6,14 @@
 // Why a wheel and not one setTimeout per mission: a million timers cost a
 // million heap entries in libuv and a setTimeout above 2^31-1 ms fires at
 // once. Here schedule, cancel and reschedule are O(1) (a level is picked
-// from the distance to the due time, a Set holds each slot); one Node timer
-// is armed for the next slot that holds anything; an empty wheel arms none.
+// from the distance to the due time, each slot is an intrusive doubly
+// linked list); one Node timer is armed for the next slot that holds
+// anything; an empty wheel arms none.
+//
+// Memory: keys are small non-negative integers (the reactor's mission
+// table slots), and an entry is a due time in a Float64Array plus two list
+// links and a bucket number in typed arrays: 18 bytes, no object, nothing
+// for the garbage collector to trace. A million entries cost 18 MB.
 //
 // Due times are wall-clock times (nextRunAt), but Node timers run on the
 // monotonic clock. Every wake-up compares the two; when the wall clock
@@ -43,39 +49,41 @@ export const systemClock: WheelClock = {
   clearTimer: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
-export interface TimerWheelOptions<K, V> {
-  onFire: (key: K, dueMs: number, value: V) => void;
+export interface TimerWheelOptions {
+  /** Called once per entry when it is due; the entry is gone by then (it may schedule itself again). */
+  onFire: (key: number, dueMs: number) => void;
   resolutionMs?: number;
   maxSleepMs?: number;
   /** Disagreement between wall and monotonic time that counts as a step. */
   clockStepToleranceMs?: number;
   clock?: WheelClock;
   onClockStep?: (deltaMs: number) => void;
-}
-
-interface Entry<K, V> {
-  key: K;
-  at: number;
-  tick: number;
-  value: V;
-  /** -1: in `ready`. */
-  level: number;
-  slot: number;
+  /** Keys expected (arrays grow by doubling past it). */
+  initialCapacity?: number;
 }
 
 const SLOT_BITS = 6;
 const SLOTS = 1 << SLOT_BITS; // 64
 const LEVELS = 8; // 64^8 ticks: at 10 ms, about 89,000 years
-
 const POW: number[] = Array.from({ length: LEVELS + 1 }, (_, i) => SLOTS ** i);
 
-export class TimerWheel<K, V = undefined> {
-  private readonly entries = new Map<K, Entry<K, V>>();
-  private readonly slots: Set<Entry<K, V>>[][] = Array.from({ length: LEVELS }, () =>
-    Array.from({ length: SLOTS }, () => new Set<Entry<K, V>>()),
-  );
+/** Bucket numbers: level * SLOTS + slot for the levels, then these. */
+const READY = LEVELS * SLOTS;
+const BUCKETS = READY + 1;
+const ABSENT = -1;
+/** Taken out of `ready` for the firing pass that runs now. */
+const FIRING = -2;
+const NIL = -1;
+
+export class TimerWheel {
+  private at: Float64Array;
+  private next: Int32Array;
+  private prev: Int32Array;
+  private bucketOf: Int16Array;
+  private readonly heads = new Int32Array(BUCKETS).fill(NIL);
+  private readonly counts = new Int32Array(BUCKETS);
   private readonly levelCounts = new Array<number>(LEVELS).fill(0);
-  private ready = new Set<Entry<K, V>>();
+  private count = 0;
   private currentTick: number;
   private timer: unknown = null;
   private armedTick = Number.POSITIVE_INFINITY;
@@ -90,66 +98,75 @@ export class TimerWheel<K, V = undefined> {
   private readonly maxSleepMs: number;
   private readonly tolerance: number;
   private readonly clock: WheelClock;
-  private readonly onFire: (key: K, dueMs: number, value: V) => void;
+  private readonly onFire: (key: number, dueMs: number) => void;
   private readonly onClockStep: ((deltaMs: number) => void) | undefined;
 
-  constructor(opts: TimerWheelOptions<K, V>) {
+  constructor(opts: TimerWheelOptions) {
     this.resolutionMs = opts.resolutionMs ?? 10;
     this.maxSleepMs = opts.maxSleepMs ?? 60_000;
     this.tolerance = opts.clockStepToleranceMs ?? 1_000;
     this.clock = opts.clock ?? systemClock;
     this.onFire = opts.onFire;
     this.onClockStep = opts.onClockStep;
+    const cap = Math.max(16, opts.initialCapacity ?? 1024);
+    this.at = new Float64Array(cap);
+    this.next = new Int32Array(cap);
+    this.prev = new Int32Array(cap);
+    this.bucketOf = new Int16Array(cap).fill(ABSENT);
     this.anchorWall = this.clock.now();
     this.anchorMono = this.clock.monotonic();
     this.currentTick = Math.floor(this.anchorWall / this.resolutionMs);
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.count;
   }
 
-  has(key: K): boolean {
-    return this.entries.has(key);
+  has(key: number): boolean {
+    return key < this.bucketOf.length && this.bucketOf[key] !== ABSENT;
   }
 
-  get(key: K): { dueMs: number; value: V } | undefined {
-    const e = this.entries.get(key);
-    return e ? { dueMs: e.at, value: e.value } : undefined;
+  /** When `key` fires, or undefined when it is not scheduled. */
+  dueOf(key: number): number | undefined {
+    return this.has(key) ? this.at[key] : undefined;
   }
 
   /** Schedules (or moves) `key` to fire at wall-clock `dueMs`. O(1). */
-  schedule(key: K, dueMs: number, value: V): void {
+  schedule(key: number, dueMs: number): void {
     if (this.closed) return;
+    if (!Number.isInteger(key) || key < 0 || key > 0x7fffffff) throw new RangeError(`wheel keys are integers in [0, 2^31), got ${key}`);
     if (!Number.isFinite(dueMs)) throw new RangeError(`due time must be a finite number, got ${dueMs}`);
+    if (key >= this.bucketOf.length) this.grow(key + 1);
     this.remove(key);
-    const e: Entry<K, V> = { key, at: dueMs, tick: Math.ceil(dueMs / this.resolutionMs), value, level: -1, slot: -1 };
-    this.entries.set(key, e);
-    this.place(e);
-    const eventTick = e.level < 0 ? this.currentTick : this.slotStart(e.level, e.slot);
-    const sooner = eventTick < this.armedTick || (eventTick === this.armedTick && e.level === 0 && e.at < this.armedAtMs);
+    this.at[key] = dueMs;
+    this.count += 1;
+    const b = this.place(key);
+    const level = b === READY ? -1 : Math.floor(b / SLOTS);
+    const eventTick = level < 0 ? this.currentTick : this.slotStart(level, b % SLOTS);
+    const sooner = eventTick < this.armedTick || (eventTick === this.armedTick && level === 0 && dueMs < this.armedAtMs);
     if (sooner && !this.firing) this.arm();
   }
 
   /** Removes `key`; true when it was scheduled. O(1). */
-  cancel(key: K): boolean {
+  cancel(key: number): boolean {
     const had = this.remove(key);
-    if (had && this.entries.size === 0 && !this.firing) this.disarm();
+    if (had && this.count === 0 && !this.firing) this.disarm();
     return had;
   }
 
-  /** Every key with its due time; O(n), for resyncs and diagnostics. */
-  *keys(): IterableIterator<K> {
-    yield* this.entries.keys();
+  /** Every scheduled key; O(capacity), for resyncs and diagnostics. */
+  *keys(): IterableIterator<number> {
+    for (let k = 0; k < this.bucketOf.length; k++) if (this.bucketOf[k] !== ABSENT) yield k;
   }
 
   close(): void {
     this.closed = true;
     this.disarm();
-    this.entries.clear();
-    this.ready.clear();
-    for (const level of this.slots) for (const s of level) s.clear();
+    this.bucketOf.fill(ABSENT);
+    this.heads.fill(NIL);
+    this.counts.fill(0);
     this.levelCounts.fill(0);
+    this.count = 0;
   }
 
   /** For tests and diagnostics: is a Node timer armed, and for when. */
@@ -157,37 +174,83 @@ export class TimerWheel<K, V = undefined> {
     return this.timer === null ? null : this.armedAtMs;
   }
 
-  private remove(key: K): boolean {
-    const e = this.entries.get(key);
-    if (!e) return false;
-    this.entries.delete(key);
-    if (e.level < 0) this.ready.delete(e);
-    else {
-      this.slots[e.level]![e.slot]!.delete(e);
-      this.levelCounts[e.level]! -= 1;
-    }
+  private grow(min: number): void {
+    let cap = this.bucketOf.length;
+    while (cap < min) cap *= 2;
+    const at = new Float64Array(cap);
+    at.set(this.at);
+    const next = new Int32Array(cap);
+    next.set(this.next);
+    const prev = new Int32Array(cap);
+    prev.set(this.prev);
+    const bucketOf = new Int16Array(cap).fill(ABSENT);
+    bucketOf.set(this.bucketOf);
+    this.at = at;
+    this.next = next;
+    this.prev = prev;
+    this.bucketOf = bucketOf;
+  }
+
+  private link(b: number, key: number): void {
+    const head = this.heads[b]!;
+    this.next[key] = head;
+    this.prev[key] = NIL;
+    if (head !== NIL) this.prev[head] = key;
+    this.heads[b] = key;
+    this.bucketOf[key] = b;
+    this.counts[b]! += 1;
+    if (b < READY) this.levelCounts[Math.floor(b / SLOTS)]! += 1;
+  }
+
+  private unlink(key: number): void {
+    const b = this.bucketOf[key]!;
+    const n = this.next[key]!;
+    const p = this.prev[key]!;
+    if (p !== NIL) this.next[p] = n;
+    else this.heads[b] = n;
+    if (n !== NIL) this.prev[n] = p;
+    this.counts[b]! -= 1;
+    if (b < READY) this.levelCounts[Math.floor(b / SLOTS)]! -= 1;
+  }
+
+  /** Takes every key out of bucket `b` (they keep their bucket number until placed again). */
+  private detach(b: number): number[] {
+    const out: number[] = [];
+    for (let k = this.heads[b]!; k !== NIL; k = this.next[k]!) out.push(k);
+    this.heads[b] = NIL;
+    if (b < READY) this.levelCounts[Math.floor(b / SLOTS)]! -= this.counts[b]!;
+    this.counts[b] = 0;
+    return out;
+  }
+
+  private remove(key: number): boolean {
+    if (key >= this.bucketOf.length) return false;
+    const b = this.bucketOf[key]!;
+    if (b === ABSENT) return false;
+    if (b !== FIRING) this.unlink(key);
+    this.bucketOf[key] = ABSENT;
+    this.count -= 1;
     return true;
   }
 
-  private place(e: Entry<K, V>): void {
+  /** Puts `key` (its due time set) into the bucket its distance picks; returns the bucket. */
+  private place(key: number): number {
     const cur = this.currentTick;
-    if (e.tick <= cur) {
-      e.level = -1;
-      this.ready.add(e);
-      return;
+    const tick = Math.ceil(this.at[key]! / this.resolutionMs);
+    if (tick <= cur) {
+      this.link(READY, key);
+      return READY;
     }
     let level = LEVELS - 1;
     for (let i = 0; i < LEVELS; i++) {
-      if (Math.floor(e.tick / POW[i + 1]!) === Math.floor(cur / POW[i + 1]!)) {
+      if (Math.floor(tick / POW[i + 1]!) === Math.floor(cur / POW[i + 1]!)) {
         level = i;
         break;
       }
     }
-    const slot = Math.floor(e.tick / POW[level]!) % SLOTS;
-    e.level = level;
-    e.slot = slot;
-    this.slots[level]![slot]!.add(e);
-    this.levelCounts[level]! += 1;
+    const b = level * SLOTS + (Math.floor(tick / POW[level]!) % SLOTS);
+    this.link(b, key);
+    return b;
   }
 
   /** First tick of `slot` at `level` inside the current parent window. */
@@ -197,13 +260,13 @@ export class TimerWheel<K, V = undefined> {
 
   /** The next tick at which something fires or cascades; bounded scan. */
   private nextEventTick(): number | null {
-    if (this.ready.size > 0) return this.currentTick;
+    if (this.counts[READY]! > 0) return this.currentTick;
     let best: number | null = null;
     for (let i = 0; i < LEVELS; i++) {
       if (this.levelCounts[i] === 0) continue;
       const curSlot = Math.floor(this.currentTick / POW[i]!) % SLOTS;
       for (let s = curSlot + 1; s < SLOTS; s++) {
-        if (this.slots[i]![s]!.size > 0) {
+        if (this.counts[i * SLOTS + s]! > 0) {
           const start = this.slotStart(i, s);
           if (best === null || start < best) best = start;
           break;
@@ -222,39 +285,34 @@ export class TimerWheel<K, V = undefined> {
         if (this.levelCounts[i] === 0) continue;
         const slot = Math.floor(next / POW[i]!) % SLOTS;
         if (this.slotStart(i, slot) !== next) continue;
-        const bucket = this.slots[i]![slot]!;
-        if (bucket.size === 0) continue;
-        const moving = [...bucket];
-        bucket.clear();
-        this.levelCounts[i]! -= moving.length;
-        for (const e of moving) this.place(e);
+        const b = i * SLOTS + slot;
+        if (this.counts[b] === 0) continue;
+        for (const k of this.detach(b)) this.place(k);
       }
       const slot0 = next % SLOTS;
-      const bucket0 = this.slots[0]![slot0]!;
-      if (bucket0.size > 0 && this.slotStart(0, slot0) === next) {
-        for (const e of bucket0) {
-          e.level = -1;
-          this.ready.add(e);
-        }
-        this.levelCounts[0]! -= bucket0.size;
-        bucket0.clear();
+      if (this.counts[slot0]! > 0 && this.slotStart(0, slot0) === next) {
+        for (const k of this.detach(slot0)) this.link(READY, k);
       }
-      if (this.ready.size > 0) this.fireReady();
+      if (this.counts[READY]! > 0) this.fireReady();
     }
     if (targetTick > this.currentTick) this.currentTick = targetTick;
   }
 
   private fireReady(): void {
-    const due = [...this.ready].sort((a, b) => a.at - b.at);
-    this.ready = new Set();
+    const due = this.detach(READY);
+    for (const k of due) this.bucketOf[k] = FIRING;
+    due.sort((a, b) => this.at[a]! - this.at[b]!);
     this.firing = true;
     try {
-      for (const e of due) {
-        if (this.entries.get(e.key) !== e) continue; // cancelled by an earlier callback
-        this.entries.delete(e.key);
-        this.onFire(e.key, e.at, e.value);
+      for (const k of due) {
+        if (this.bucketOf[k] !== FIRING) continue; // cancelled or moved by an earlier callback
+        this.bucketOf[k] = ABSENT;
+        this.count -= 1;
+        this.onFire(k, this.at[k]!);
       }
     } finally {
+      // a callback that threw leaves the rest of this pass for the next one
+      for (const k of due) if (this.bucketOf[k] === FIRING) this.link(READY, k);
       this.firing = false;
     }
   }
@@ -268,12 +326,10 @@ export class TimerWheel<K, V = undefined> {
     this.anchorMono = mono;
     if (Math.abs(delta) <= this.tolerance) return;
     // Re-anchor: every entry is placed again relative to the new now.
-    const all = [...this.entries.values()];
-    this.ready.clear();
-    for (const level of this.slots) for (const s of level) s.clear();
-    this.levelCounts.fill(0);
+    const all: number[] = [];
+    for (let b = 0; b < BUCKETS; b++) if (this.counts[b]! > 0) all.push(...this.detach(b));
     this.currentTick = Math.floor(wall / this.resolutionMs);
-    for (const e of all) this.place(e);
+    for (const k of all) this.place(k);
     this.onClockStep?.(delta);
   }
 
@@ -288,26 +344,26 @@ export class TimerWheel<K, V = undefined> {
     this.arm();
   };
 
-  /** The level-0 bucket holding `tick`, when that tick is in the current window and has entries. */
-  private levelZeroBucket(tick: number): Set<Entry<K, V>> | null {
+  /** The level-0 bucket holding `tick`, when that tick is in the current window and has entries; else -1. */
+  private levelZeroBucket(tick: number): number {
     const slot = tick % SLOTS;
-    if (this.slotStart(0, slot) !== tick) return null; // beyond this window: it cascades at the boundary
-    const bucket = this.slots[0]![slot]!;
-    return bucket.size > 0 ? bucket : null;
+    if (this.slotStart(0, slot) !== tick) return -1; // beyond this window: it cascades at the boundary
+    return this.counts[slot]! > 0 ? slot : -1;
   }
 
   /** Fires entries of the imminent tick whose due time has already come. */
   private fireDueInNextTick(now: number): void {
-    const bucket = this.levelZeroBucket(this.currentTick + 1);
-    if (!bucket) return;
-    for (const e of bucket) {
-      if (e.at > now) continue;
-      bucket.delete(e);
-      this.levelCounts[0]! -= 1;
-      e.level = -1;
-      this.ready.add(e);
+    const b = this.levelZeroBucket(this.currentTick + 1);
+    if (b < 0) return;
+    for (let k = this.heads[b]!; k !== NIL; ) {
+      const n = this.next[k]!;
+      if (this.at[k]! <= now) {
+        this.unlink(k);
+        this.link(READY, k);
+      }
+      k = n;
     }
-    if (this.ready.size > 0) this.fireReady();
+    if (this.counts[READY]! > 0) this.fireReady();
   }
 
   private disarm(): void {
@@ -319,15 +375,15 @@ export class TimerWheel<K, V = undefined> {
 
   private arm(): void {
     this.disarm();
-    if (this.closed || this.entries.size === 0) return;
+    if (this.closed || this.count === 0) return;
     const next = this.nextEventTick();
     if (next === null) return;
     const now = this.clock.now();
     let target = next * this.resolutionMs;
     if (next > this.currentTick) {
       // aim at the earliest due time inside that tick, not at its end
-      const bucket = this.levelZeroBucket(next);
-      if (bucket) for (const e of bucket) if (e.at < target) target = e.at;
+      const b = this.levelZeroBucket(next);
+      if (b >= 0) for (let k = this.heads[b]!; k !== NIL; k = this.next[k]!) if (this.at[k]! < target) target = this.at[k]!;
     }
     const delay = Math.min(this.maxSleepMs, Math.max(0, target - now));
     this.armedTick = Math.min(next, Math.ceil((now + delay) / this.resolutionMs));

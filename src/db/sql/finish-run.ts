@@ -26,7 +26,7 @@ export async function releaseRuns(pool: pg.Pool, q: { runIds: number[]; workerId
         RETURNING r.sid, r.due_at)
      SELECT count(*)::int AS n,
             count(pg_notify('mana_ai_missions', json_build_object('s', s.sid, 'v', s.version, 'p', s.partition,
-                                                                  'd', mana_ai.schedulable_due_ms(s.state, s.deleted, s.next_run_at), 'r', 1, 'g', s.agent_ref)::text))::int AS notified
+                                                                  'd', mana_ai.schedulable_due_ms(s.state, s.deleted, s.next_run_at), 'r', 1, 'g', s.agent_ref, 'u', s.user_ref)::text))::int AS notified
        FROM released x JOIN mana_ai.mission_snapshots s ON s.sid = x.sid`,
     [q.runIds, q.workerId],
   );

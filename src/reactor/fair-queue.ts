@@ -1,0 +1,167 @@
+// Due runs waiting for a slot, served round-robin: across users first, then
+// across the agents of a user (a user's missions without an agent form one
+// more lane), and in due order inside a lane. So when every user's "daily
+// at 9" is due at 09:00:00, one user with a thousand missions delays the
+// others by one run each, not by a thousand.
+//
+// Holds only (sid, due) numbers and the lanes they wait in: records are
+// read when a run is claimed. A mission waits with one due time at most: a
+// newer due time for a mission still waiting replaces the older one (the
+// claim would refuse the older one anyway, since the snapshot moved on),
+// and `push` reports the one it replaced. Pure; no timers, no I/O.
+
+export interface QueuedRun {
+  sid: number;
+  dueMs: number;
+}
+
+/** One agent's (or the agentless) runs of a user: a min-heap by due time, then sid. */
+interface Lane {
+  ref: number;
+  sids: number[];
+  dues: number[];
+}
+
+interface UserLanes {
+  ref: number;
+  lanes: Map<number, Lane>;
+  /** lanes with runs, in round-robin order */
+  order: Ring<Lane>;
+}
+
+/** A FIFO with O(1) amortised push and shift (an array and a head index). */
+class Ring<T> {
+  private items: T[] = [];
+  private head = 0;
+  get size(): number {
+    return this.items.length - this.head;
+  }
+  push(x: T): void {
+    this.items.push(x);
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const x = this.items[this.head]!;
+    this.items[this.head++] = undefined as T;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return x;
+  }
+}
+
+export class FairQueue {
+  private readonly users = new Map<number, UserLanes>();
+  private readonly order = new Ring<UserLanes>();
+  /** sid -> the due time it waits with */
+  private readonly waiting = new Map<number, number>();
+
+  get size(): number {
+    return this.waiting.size;
+  }
+
+  has(sid: number, dueMs: number): boolean {
+    return this.waiting.get(sid) === dueMs;
+  }
+
+  /**
+   * Queues (sid, due) in the lane of (user, agent); refs < 0 = unknown user
+   * or no agent. Returns the due time it replaced, `null` when it replaced
+   * none, or `false` when exactly this run already waits.
+   */
+  push(sid: number, dueMs: number, userRef: number, agentRef: number): number | null | false {
+    const before = this.waiting.get(sid);
+    if (before === dueMs) return false;
+    this.waiting.set(sid, dueMs);
+    let user = this.users.get(userRef);
+    if (!user) {
+      user = { ref: userRef, lanes: new Map(), order: new Ring() };
+      this.users.set(userRef, user);
+      this.order.push(user);
+    }
+    let lane = user.lanes.get(agentRef);
+    if (!lane) {
+      lane = { ref: agentRef, sids: [], dues: [] };
+      user.lanes.set(agentRef, lane);
+      user.order.push(lane);
+    }
+    heapPush(lane, sid, dueMs);
+    // The replaced entry stays in its heap and is skipped when it surfaces.
+    return before === undefined ? null : before;
+  }
+
+  /** The next run: the next user in turn, that user's next lane in turn, its earliest run. */
+  pop(): QueuedRun | undefined {
+    while (this.waiting.size > 0) {
+      const user = this.order.shift();
+      if (!user) return undefined;
+      const lane = user.order.shift();
+      if (!lane) {
+        this.users.delete(user.ref);
+        continue;
+      }
+      let run: QueuedRun | undefined;
+      while (lane.sids.length > 0 && !run) {
+        const r = heapPop(lane);
+        if (this.waiting.get(r.sid) === r.dueMs) run = r; // else replaced meanwhile
+      }
+      if (lane.sids.length > 0) user.order.push(lane);
+      else user.lanes.delete(lane.ref);
+      if (user.order.size > 0) this.order.push(user);
+      else this.users.delete(user.ref);
+      if (run) {
+        this.waiting.delete(run.sid);
+        return run;
+      }
+    }
+    return undefined;
+  }
+}
+
+function less(l: Lane, i: number, j: number): boolean {
+  return l.dues[i]! < l.dues[j]! || (l.dues[i] === l.dues[j] && l.sids[i]! < l.sids[j]!);
+}
+
+function swap(l: Lane, i: number, j: number): void {
+  const s = l.sids[i]!;
+  l.sids[i] = l.sids[j]!;
+  l.sids[j] = s;
+  const d = l.dues[i]!;
+  l.dues[i] = l.dues[j]!;
+  l.dues[j] = d;
+}
+
+function heapPush(l: Lane, sid: number, dueMs: number): void {
+  l.sids.push(sid);
+  l.dues.push(dueMs);
+  let i = l.sids.length - 1;
+  while (i > 0) {
+    const p = (i - 1) >> 1;
+    if (!less(l, i, p)) break;
+    swap(l, i, p);
+    i = p;
+  }
+}
+
+function heapPop(l: Lane): QueuedRun {
+  const top = { sid: l.sids[0]!, dueMs: l.dues[0]! };
+  const lastSid = l.sids.pop()!;
+  const lastDue = l.dues.pop()!;
+  if (l.sids.length > 0) {
+    l.sids[0] = lastSid;
+    l.dues[0] = lastDue;
+    let i = 0;
+    for (;;) {
+      const a = 2 * i + 1;
+      const b = a + 1;
+      let m = i;
+      if (a < l.sids.length && less(l, a, m)) m = a;
+      if (b < l.sids.length && less(l, b, m)) m = b;
+      if (m === i) break;
+      swap(l, i, m);
+      i = m;
+    }
+  }
+  return top;
+}

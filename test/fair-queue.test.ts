@@ -1,0 +1,90 @@
+// The run queue's order without a database: round-robin across users, then
+// across a user's agents, due order inside a lane; one waiting due time per
+// mission; the mission table's slots.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { FairQueue } from '../src/reactor/fair-queue.js';
+import { MissionTable, NO_REF } from '../src/reactor/mission-table.js';
+
+const drain = (q: FairQueue) => {
+  const out: number[] = [];
+  for (let r = q.pop(); r; r = q.pop()) out.push(r.sid);
+  return out;
+};
+
+describe('fair queue', () => {
+  it('serves 200 runs of one user and 20 single runs of others round-robin: all 20 within the first 21', () => {
+    const q = new FairQueue();
+    const due = 1_000;
+    for (let i = 0; i < 200; i++) q.push(i, due, 1, NO_REF); // the big user first
+    for (let u = 0; u < 20; u++) q.push(1_000 + u, due, 100 + u, NO_REF);
+    const order = drain(q);
+    assert.equal(order.length, 220);
+    const positions = order.map((sid, i) => (sid >= 1_000 ? i : -1)).filter((i) => i >= 0);
+    assert.equal(positions.length, 20);
+    assert.ok(Math.max(...positions) < 21, `the last single run is number ${Math.max(...positions) + 1}`);
+    assert.deepEqual(order.filter((sid) => sid < 1_000), Array.from({ length: 200 }, (_, i) => i), 'the big user\'s runs in due (then sid) order');
+  });
+
+  it('takes a user\'s agents (and its agentless missions) in turn, each lane in due order', () => {
+    const q = new FairQueue();
+    q.push(1, 300, 7, 11);
+    q.push(2, 100, 7, 11);
+    q.push(3, 200, 7, 11);
+    q.push(4, 500, 7, 22);
+    q.push(5, 400, 7, NO_REF);
+    q.push(6, 600, 8, NO_REF);
+    // users 7, 8 alternate; inside 7 the lanes 11, 22, none alternate; lane 11 by due
+    assert.deepEqual(drain(q), [2, 6, 4, 5, 3, 1]);
+  });
+
+  it('keeps one due time per mission: a newer one replaces the waiting one and says which', () => {
+    const q = new FairQueue();
+    assert.equal(q.push(1, 100, 1, NO_REF), null);
+    assert.equal(q.push(1, 100, 1, NO_REF), false, 'the same run twice is one run');
+    assert.equal(q.push(1, 200, 1, NO_REF), 100);
+    assert.equal(q.size, 1);
+    assert.equal(q.has(1, 100), false);
+    assert.equal(q.has(1, 200), true);
+    assert.deepEqual(q.pop(), { sid: 1, dueMs: 200 });
+    assert.equal(q.pop(), undefined);
+    assert.equal(q.size, 0);
+  });
+
+  it('holds 100,000 queued runs as numbers: pushes and pops them all in order per lane', () => {
+    const q = new FairQueue();
+    for (let i = 0; i < 100_000; i++) q.push(i, 1_000 + (i % 977), i % 1_000, NO_REF);
+    assert.equal(q.size, 100_000);
+    const lastDue = new Map<number, number>();
+    let n = 0;
+    for (let r = q.pop(); r; r = q.pop(), n++) {
+      const user = r.sid % 1_000;
+      assert.ok((lastDue.get(user) ?? -Infinity) <= r.dueMs, 'due order inside a user');
+      lastDue.set(user, r.dueMs);
+    }
+    assert.equal(n, 100_000);
+  });
+});
+
+describe('mission table', () => {
+  it('gives each mission a slot, reuses freed slots, grows past its capacity and keeps columns', () => {
+    const t = new MissionTable(16);
+    const slots = Array.from({ length: 100 }, (_, i) => t.ensure(1_000 + i));
+    assert.equal(new Set(slots).size, 100);
+    assert.equal(t.size, 100);
+    t.version[slots[42]!] = 7;
+    t.agentRef[slots[42]!] = 2 ** 52 + 1;
+    assert.equal(t.ensure(1_042), slots[42], 'a known mission keeps its slot');
+    assert.equal(t.version[t.slotOf(1_042)!], 7);
+    assert.equal(t.agentRef[t.slotOf(1_042)!], 2 ** 52 + 1, '53-bit refs are exact');
+    assert.equal(t.release(1_042), slots[42]);
+    assert.equal(t.slotOf(1_042), undefined);
+    const reused = t.ensure(5_000);
+    assert.equal(reused, slots[42], 'the freed slot is reused');
+    assert.equal(t.version[reused], -1, 'with nothing known');
+    assert.equal(t.agentRef[reused], NO_REF);
+    assert.equal(t.sid[reused], 5_000);
+    assert.deepEqual([...t.sids()].length, 100);
+  });
+});
