@@ -8,7 +8,10 @@
 //  notification-to-rescheduled latency p50/p99; queries per minute while
 //  idle; 10,000 missions due in the same second drained at the rate the
 //  LLM stand-in allows; cold start from 100k snapshots to fully scheduled.
-// Usage: npm run bench:reactor [-- --only wheel,rss,lag,agents,notify,idle,cold] [-- --quick]
+//  Issue 13: RSS and cold start of the built daemon at 0, 100k and 1M
+//  missions (rss); a burst of one big and 20 small users served round-robin
+//  (burst-fair); 100,000 runs queued at once (queue).
+// Usage: npm run bench:reactor [-- --only wheel,rss,lag,agents,notify,idle,burst,burst-fair,queue,cold] [-- --quick]
 //        (BENCH_DATABASE_URL to use a server of yours)
 
 import { execFileSync } from 'node:child_process';
@@ -23,10 +26,11 @@ import type { RunEvent } from '../src/reactor/reactor.js';
 import { AgentGates } from '../src/reactor/agent-gates.js';
 import { TimerWheel } from '../src/reactor/timer-wheel.js';
 import { machine, openBenchDatabase, percentile } from './lib/bench-db.js';
+import { insertManySnapshots, measureBuiltDaemon, startFlags } from './lib/daemon-memory.js';
 
 const { values: args } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false }, help: { type: 'boolean' } } });
 if (args.help) {
-  console.log(`usage: npm run bench:reactor -- [--only wheel,rss,lag,agents,notify,idle,burst,cold] [--quick]
+  console.log(`usage: npm run bench:reactor -- [--only wheel,rss,lag,agents,notify,idle,burst,burst-fair,queue,cold] [--quick]
 
 Prints the reactor figures of docs/performance.md. Starts an embedded
 PostgreSQL, or creates a scratch database on BENCH_DATABASE_URL's server
@@ -45,7 +49,7 @@ const COLD_N = Q ? 10_000 : 100_000;
 const BURST_N = Q ? 1_000 : 10_000;
 const BURST_LLM_MS = 20;
 const BURST_CONCURRENCY = 8;
-const only = new Set((args.only ?? (Q ? 'wheel,lag,agents,notify,cold' : 'wheel,rss,lag,agents,notify,idle,burst,cold')).split(','));
+const only = new Set((args.only ?? (Q ? 'wheel,lag,agents,notify,cold' : 'wheel,rss,lag,agents,notify,idle,burst,burst-fair,queue,cold')).split(','));
 
 const out: string[] = [];
 const report = (line: string) => {
@@ -88,14 +92,25 @@ if (only.has('agents')) {
   gates.close();
 }
 
-if (only.has('rss')) execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+// 2. memory and cold start of the built daemon (`npm start`'s command) after
+// it loaded 0, 100k and 1M missions from Postgres (scripts/lib/daemon-memory.ts;
+// its own database, so the other sections stay small)
 if (only.has('rss')) {
-  const r = JSON.parse(execFileSync(process.execPath, ['--expose-gc', 'scripts/lib/rss-child.mjs', '100000', '10000'], { encoding: 'utf8' }));
-  report(`  RSS with 100,000 missions under 10,000 agents: ${r.rssMb.toFixed(0)} MB (wheel, versions, mission->agent map, agent gates; heap ${r.heapMb.toFixed(0)} MB)`);
-}
-for (const n of only.has('rss') ? [0, 100_000, 1_000_000] : []) {
-  const r = JSON.parse(execFileSync(process.execPath, ['--expose-gc', 'scripts/lib/rss-child.mjs', String(n)], { encoding: 'utf8' }));
-  report(`  RSS with ${n.toLocaleString('en')} missions scheduled: ${r.rssMb.toFixed(0)} MB (whole process on dist/, daemon modules loaded; heap ${r.heapMb.toFixed(0)} MB)${n === 100_000 ? ' (target <= 150 MB)' : n === 1_000_000 ? ' (target <= 512 MB)' : ''}`);
+  execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'inherit' });
+  const memDb = await openBenchDatabase();
+  try {
+    let have = 0;
+    for (const n of Q ? [0, 100_000] : [0, 100_000, 1_000_000]) {
+      if (n > have) await insertManySnapshots(memDb.pool, have + 1, n);
+      have = n;
+      const m = await measureBuiltDaemon(memDb.url);
+      const target = n === 100_000 ? ' (target <= 100 MB)' : n === 1_000_000 ? ' (target <= 200 MB)' : '';
+      report(`  RSS of the built daemon (node ${startFlags().join(' ')} dist/main.js) with ${m.missions.toLocaleString('en')} missions loaded from Postgres: ${m.rssMb.toFixed(0)} MB, peak during the start ${m.peakRssMb.toFixed(0)} MB${target}; heap ${m.heapUsedMb.toFixed(0)} MB`);
+      if (n === 1_000_000) report(`  cold start with 1,000,000 missions: ${(m.coldStartMs / 1000).toFixed(2)} s from spawn to fully scheduled (target <= 5 s)`);
+    }
+  } finally {
+    await memDb.close();
+  }
 }
 
 // 3.-6. against a real daemon
@@ -294,17 +309,17 @@ if (only.has('burst')) {
   );
   try {
     stubDelayMs = BURST_LLM_MS;
-    const starts: [number, number][] = []; // [dequeued at, due]
+    const starts: [number, number, string][] = []; // [dequeued at, due, user]
     let maxInFlight = 0;
     let firstStart = 0;
     const loop = monitorEventLoopDelay({ resolution: 5 });
-    const onStarted = (e: { missionId: string; dueMs: number; startedAtMs: number }) => {
+    const onStarted = (e: { missionId: string; dueMs: number; startedAtMs: number; userId: string }) => {
       if (!e.missionId.startsWith('burst-')) return;
       if (!firstStart) {
         firstStart = performance.now();
         loop.enable();
       }
-      starts.push([e.startedAtMs, e.dueMs]);
+      starts.push([e.startedAtMs, e.dueMs, e.userId]);
       maxInFlight = Math.max(maxInFlight, burst.reactor!.runsInFlight);
     };
     let finished = 0;
@@ -337,26 +352,106 @@ if (only.has('burst')) {
     await done;
     const seconds = (performance.now() - firstStart) / 1000;
     loop.disable();
-    // Due order is the order runs leave the queue (claims then finish in any
-    // order, 8 at a time): count pairs dequeued strictly later but due earlier.
+    // Runs leave the queue round-robin across the 997 users (fair-queue.ts),
+    // in due order inside each user: count a user's runs that left the
+    // queue before an earlier-due run of the same user.
     starts.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
     let inversions = 0;
-    let maxDueSoFar = -Infinity;
-    let prevStart = -1;
-    let maxDueBefore = -Infinity;
-    for (const [start, due] of starts) {
-      if (start !== prevStart) {
-        maxDueBefore = maxDueSoFar;
-        prevStart = start;
-      }
-      if (due < maxDueBefore) inversions++;
-      maxDueSoFar = Math.max(maxDueSoFar, due);
+    const lastDue = new Map<string, number>();
+    for (const [, due, user] of starts) {
+      if (due < (lastDue.get(user) ?? -Infinity)) inversions++;
+      lastDue.set(user, Math.max(due, lastDue.get(user) ?? -Infinity));
     }
-    report(`  burst: ${BURST_N.toLocaleString('en')} missions due within one second drained in ${seconds.toFixed(1)} s = ${(BURST_N / seconds).toFixed(0)} runs/s (stand-in LLM ${BURST_LLM_MS} ms x ${BURST_CONCURRENCY} in flight allows ${((1000 / BURST_LLM_MS) * BURST_CONCURRENCY).toFixed(0)}/s); max in flight ${maxInFlight}; runs dequeued after a later-due one: ${inversions}`);
+    report(`  burst: ${BURST_N.toLocaleString('en')} missions due within one second drained in ${seconds.toFixed(1)} s = ${(BURST_N / seconds).toFixed(0)} runs/s (stand-in LLM ${BURST_LLM_MS} ms x ${BURST_CONCURRENCY} in flight allows ${((1000 / BURST_LLM_MS) * BURST_CONCURRENCY).toFixed(0)}/s); max in flight ${maxInFlight}; runs dequeued before an earlier-due run of the same user: ${inversions}`);
     report(`    event-loop delay during the drain p50 ${(loop.percentile(50) / 1e6).toFixed(0)} / p99 ${(loop.percentile(99) / 1e6).toFixed(0)} / max ${(loop.max / 1e6).toFixed(0)} ms (target p99 < 50 ms); RSS peak ${(rssPeak / 2 ** 20).toFixed(0)} MB (bench process: daemon + stand-in + bench)`);
   } finally {
     stubDelayMs = 0;
     await burst.stop();
+  }
+}
+
+// 6b. burst-fair (issue 13): 200 missions of one user and one mission each
+// of 20 other users due at the same instant, stand-in LLM 50 ms, default
+// concurrency, a warm daemon: the latest of the 20 must start within
+// ceil(21 / concurrency) x 50 ms + 100 ms of its due time.
+if (only.has('burst-fair')) {
+  const fair = await startDaemon(
+    loadConfig({ PORT: '0', SYNC_DATABASE_URL: db.url, MANA_LLM_URL: llmUrl, MANA_AI_WORKER_ID: 'bench-fair' }),
+    createLogger({ level: 'silent', destination: quiet }),
+  );
+  const concurrency = fair.config.concurrency;
+  try {
+    stubDelayMs = 50;
+    const insertFair = (prefix: string, user: string, perMission: boolean, n: number, dueMs: number) =>
+      db.pool.query(
+        `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+         SELECT 'ai', 'aiMissions', $1 || g, CASE WHEN $3 THEN $2 || g ELSE $2 END, 'insert',
+                jsonb_build_object('title', $1 || g, 'state', 'active', 'cadence', jsonb_build_object('kind', 'interval', 'everyMinutes', 60),
+                                   'nextRunAt', to_char(to_timestamp($4::bigint / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                                   'iterations', '[]'::jsonb, 'updatedAt', '2026-01-01T00:00:00.000Z'),
+                '{}'::jsonb, 'bench'
+           FROM generate_series(1, $5::int) g`,
+        [prefix, user, perMission, dueMs, n],
+      );
+    const finishedOf = (prefix: string, n: number) => new Promise<void>((resolve) => {
+      let k = 0;
+      const on = (e: { missionId?: string }) => {
+        if (e.missionId?.startsWith(prefix) && ++k === n) {
+          fair.reactor!.off('run-finished', on);
+          resolve();
+        }
+      };
+      fair.reactor!.on('run-finished', on);
+    });
+    // warm: a daemon at 09:00 has been running and holds pool connections
+    const warm = finishedOf('fairwarm-', concurrency);
+    await insertFair('fairwarm-', 'fairwarm-', true, concurrency, Date.now());
+    await warm;
+    const dueMs = Math.ceil((Date.now() + 4_000) / 1000) * 1000;
+    const singles: number[] = [];
+    const bigStarts: number[] = [];
+    fair.reactor!.on('run-started', (e: { missionId: string; startedAtMs: number }) => {
+      if (e.missionId.startsWith('fairsingle-')) singles.push(e.startedAtMs - dueMs);
+      if (e.missionId.startsWith('fairbig-')) bigStarts.push(e.startedAtMs - dueMs);
+    });
+    const allDone = finishedOf('fair', 220);
+    await insertFair('fairbig-', 'fair-whale', false, 200, dueMs); // the big user first: in due order all 200 would go first
+    await insertFair('fairsingle-', 'fair-minnow-', true, 20, dueMs);
+    await allDone;
+    const latest = Math.max(...singles);
+    const bound = Math.ceil(21 / concurrency) * 50 + 100;
+    report(`  burst-fair: 200 missions of one user + 20 single missions of 20 users due at once, LLM 50 ms, concurrency ${concurrency}: the latest single mission started ${latest} ms after its due time (target <= ceil(21/${concurrency}) x 50 + 100 = ${bound} ms); the big user's last run ${Math.max(...bigStarts)} ms`);
+  } finally {
+    stubDelayMs = 0;
+    await fair.stop();
+  }
+}
+
+// 6c. queue: 100,000 runs due at once and waiting (the stand-in holds its
+// answers, 8 in flight): what the queue costs in heap, and the event-loop
+// delay while the wheel hands them over and the queue takes them.
+if (only.has('queue')) {
+  const QUEUE_N = Q ? 10_000 : 100_000;
+  await insertManySnapshots(db.pool, 1, QUEUE_N, 100_000, { dueInPast: true });
+  globalThis.gc?.();
+  const heapBefore = process.memoryUsage().heapUsed;
+  stubDelayMs = 600_000;
+  const loop = monitorEventLoopDelay({ resolution: 5 });
+  loop.enable();
+  const q = await startDaemon(
+    loadConfig({ PORT: '0', SYNC_DATABASE_URL: db.url, MANA_LLM_URL: llmUrl, MANA_AI_WORKER_ID: 'bench-queue', MANA_AI_CONCURRENCY: '8', MANA_AI_SHUTDOWN_GRACE_MS: '0' }),
+    createLogger({ level: 'silent', destination: quiet }),
+  );
+  try {
+    while (q.reactor!.runsQueued + q.reactor!.runsInFlight < QUEUE_N) await new Promise((r) => setTimeout(r, 50));
+    loop.disable();
+    globalThis.gc?.();
+    const heapAfter = process.memoryUsage().heapUsed;
+    report(`  queue: ${q.reactor!.runsQueued.toLocaleString('en')} runs queued (+${q.reactor!.runsInFlight} in flight): heap +${((heapAfter - heapBefore) / 2 ** 20).toFixed(0)} MB with the daemon and its ${QUEUE_N.toLocaleString('en')} missions (${(((heapAfter - heapBefore) / QUEUE_N)).toFixed(0)} bytes a mission, scheduled and queued); event-loop delay while queuing p99 ${(loop.percentile(99) / 1e6).toFixed(0)} / max ${(loop.max / 1e6).toFixed(0)} ms (target p99 < 50 ms)`);
+  } finally {
+    stubDelayMs = 0;
+    await q.stop();
+    await db.pool.query(`DELETE FROM mana_ai.mission_snapshots WHERE mission_id LIKE 'mem-%'`);
   }
 }
 

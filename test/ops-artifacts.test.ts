@@ -231,8 +231,8 @@ describe('deployment files', () => {
     assert.match(health, /\/health/);
     assert.ok(health.includes(`process.env.PORT||${port}`), 'the health check asks the configured port, default the same');
     assert.ok(!/curl|wget/.test(health.split('\n').slice(0, 3).join('\n')), 'no extra binary for the health check');
-    assert.match(lines.filter((l) => l.startsWith('CMD ')).at(-1)!, /^CMD \["node", "dist\/main\.js"\]$/, 'exec form: SIGTERM reaches node');
+    assert.match(lines.filter((l) => l.startsWith('CMD ')).at(-1)!, /^CMD \["node", "--max-semi-space-size=2", "dist\/main\.js"\]$/, 'exec form: SIGTERM reaches node; the same flags as npm start');
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> };
-    assert.equal(pkg.scripts['start'], 'node dist/main.js', 'the image runs what npm start runs');
+    assert.equal(pkg.scripts['start'], 'node --max-semi-space-size=2 dist/main.js', 'the image runs what npm start runs');
   });
 });

@@ -122,9 +122,9 @@ it('honours Retry-After on a 429 and plans once; logs carry no key and no user c
 
 it('`npm start` runs the built daemon: healthy, then exit 0 on SIGTERM', async () => {
   const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> };
-  assert.equal(pkg.scripts['start'], 'node dist/main.js', 'the test runs what `npm start` runs');
+  assert.equal(pkg.scripts['start'], 'node --max-semi-space-size=2 dist/main.js', 'the test runs what `npm start` runs');
   execFileSync('npm', ['run', '--silent', 'build'], { stdio: 'ignore' });
-  const child = spawn(process.execPath, ['dist/main.js'], {
+  const child = spawn(process.execPath, ['--max-semi-space-size=2', 'dist/main.js'], {
     env: { ...process.env, PORT: '0', SYNC_DATABASE_URL: db.url, MANA_LLM_URL: llm.url, MANA_SERVICE_KEY: SERVICE_KEY, MANA_AI_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

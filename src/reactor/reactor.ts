@@ -21,6 +21,8 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Db } from '../db/pool.js';
 import { adoptClaims, claimRun, type ClaimAgent } from '../db/sql/claim-run.js';
+import { estimateMissions } from '../db/sql/estimate-missions.js';
+import { PARTITIONS } from '../db/sql/partition-locks.js';
 import { loadAgents } from '../db/sql/load-agents.js';
 import { releaseRuns } from '../db/sql/finish-run.js';
 import { loadDueNow, loadSchedule } from '../db/sql/load-schedule.js';
@@ -81,8 +83,8 @@ export class Reactor extends EventEmitter {
   /** keyed by mission table slot */
   readonly wheel: TimerWheel;
   private readonly table = new MissionTable();
-  /** load generation: a full resync drops the missions it did not see */
-  private generation = 0;
+  /** slot -> the run's due time, for wheel entries armed later than the run's due time (retries) */
+  private readonly retryDue = new Map<number, number>();
   private readonly queue = new FairQueue();
   private pumpScheduled = false;
   private readonly inFlight = new Set<string>();
@@ -106,9 +108,10 @@ export class Reactor extends EventEmitter {
     this.wheel = new TimerWheel({
       resolutionMs: deps.config.wheelResolutionMs,
       clock: deps.clock,
-      onFire: (slot) => {
+      onFire: (slot, at) => {
         const sid = this.table.sid[slot]!;
-        const dueMs = this.table.dueMs[slot]!;
+        const dueMs = this.retryDue.get(slot) ?? at;
+        this.retryDue.delete(slot);
         this.deps.metrics.missionsScheduled.set(this.wheel.size);
         this.emit('fired', sid, dueMs);
         this.admitDue(sid, dueMs);
@@ -190,6 +193,7 @@ export class Reactor extends EventEmitter {
     const slot = this.table.slotOf(sid);
     if (slot !== undefined) {
       this.wheel.cancel(slot);
+      this.retryDue.delete(slot);
       this.table.release(sid);
     }
     this.gates.unpark(sid);
@@ -198,7 +202,7 @@ export class Reactor extends EventEmitter {
   /** The due time of the run a mission's wheel entry stands for, or undefined (not in the wheel). */
   scheduledDue(sid: number): number | undefined {
     const slot = this.table.slotOf(sid);
-    return slot !== undefined && this.wheel.has(slot) ? this.table.dueMs[slot] : undefined;
+    return slot !== undefined && this.wheel.has(slot) ? (this.retryDue.get(slot) ?? this.wheel.dueOf(slot)) : undefined;
   }
 
   private agentRefOf(sid: number): number | undefined {
@@ -259,26 +263,38 @@ export class Reactor extends EventEmitter {
           for (const a of agents) {
             if (this.ownership.owns(a.partition)) this.gates.update(a.ref, a.partition, a);
           }
-          const gen = ++this.generation;
           const t = this.table;
+          if (full) t.seen.fill(0);
+          if (wanted.length) {
+            // room for the share of the estimate these partitions hold, before the rows arrive
+            const estimate = await estimateMissions(this.deps.pool);
+            const expected = t.size + Math.ceil((estimate * wanted.length) / PARTITIONS * 1.05);
+            if (estimate > 0) {
+              t.reserve(expected);
+              this.wheel.reserve(expected);
+            }
+          }
           let missions = 0;
           for await (const page of wanted.length ? loadSchedule(this.deps.pool, { partitions: wanted }) : []) {
-            for (const [sid, version, partition, dueMs, agentRef, userRef] of page) {
+            for (let i = 0; i < page.length; i++) {
+              const partition = page.partition(i);
               if (!this.ownership.owns(partition)) continue;
               missions += 1;
-              const slot = t.ensure(sid);
-              t.seen[slot] = gen;
+              const slot = t.ensure(page.sid(i));
+              t.seen[slot] = 1;
               t.partition[slot] = partition;
-              t.agentRef[slot] = agentRef ?? NO_REF;
-              t.userRef[slot] = userRef;
+              t.agentRef[slot] = page.agentRef(i); // -1 = none = NO_REF
+              t.userRef[slot] = page.userRef(i);
+              const version = page.version(i);
               if (t.version[slot]! > version) continue; // a newer notification already arrived
               t.version[slot] = version;
-              this.arm(slot, dueMs);
+              this.arm(slot, page.dueMs(i));
             }
           }
           if (full) {
             // not in the database any more, and not notified while this load ran
-            for (const sid of t.sids()) if (t.seen[t.slotOf(sid)!] !== gen) this.forget(sid);
+            // (forget() frees only the slot being looked at, so the live iteration is safe)
+            for (const sid of t.sids()) if (t.seen[t.slotOf(sid)!] === 0) this.forget(sid);
           }
           this.deps.metrics.resyncs.inc({ reason: full ? reason : 'partitions-acquired' });
           this.deps.metrics.missionsScheduled.set(this.wheel.size);
@@ -315,7 +331,7 @@ export class Reactor extends EventEmitter {
       const slot = t.ensure(p.s);
       if (known === undefined || p.v > known) t.version[slot] = p.v;
       t.partition[slot] = p.p;
-      t.seen[slot] = this.generation; // a resync running now keeps it
+      t.seen[slot] = 1; // a resync running now keeps it
       t.agentRef[slot] = typeof p.g === 'number' ? p.g : NO_REF;
       if (typeof p.u === 'number') t.userRef[slot] = p.u;
       this.arm(slot, p.d);
@@ -364,7 +380,7 @@ export class Reactor extends EventEmitter {
       this.wheel.cancel(slot); // that due time is being handled
       return;
     }
-    this.table.dueMs[slot] = dueMs;
+    this.retryDue.delete(slot);
     this.wheel.schedule(slot, dueMs);
   }
 
@@ -425,7 +441,7 @@ export class Reactor extends EventEmitter {
     if (this.stopping || slot === undefined || this.wheel.has(slot)) return; // forgotten, or a newer schedule already replaced it
     const part = this.table.partition[slot]!;
     if (part < 0 || !this.ownership.owns(part)) return; // moved away: its new owner loads it
-    this.table.dueMs[slot] = dueMs;
+    if (atMs !== dueMs) this.retryDue.set(slot, dueMs);
     this.wheel.schedule(slot, atMs);
   }
 
@@ -545,8 +561,9 @@ export class Reactor extends EventEmitter {
       const part = this.partitionOf(sid);
       if (part === undefined || !this.ownership.owns(part)) continue;
       const slot = this.table.slotOf(sid)!;
-      if (this.wheel.has(slot) && this.table.dueMs[slot] !== dueMs) continue; // rescheduled since
+      if (this.wheel.has(slot) && (this.retryDue.get(slot) ?? this.wheel.dueOf(slot)) !== dueMs) continue; // rescheduled since
       this.wheel.cancel(slot);
+      this.retryDue.delete(slot);
       this.admitDue(sid, dueMs);
     }
   }
@@ -619,6 +636,7 @@ export class Reactor extends EventEmitter {
       this.table.agentRef[slot] = agentRef ?? NO_REF;
       this.table.userRef[slot] = userRef;
       this.wheel.cancel(slot);
+      this.retryDue.delete(slot);
       this.admitDue(sid, dueMs);
       if (this.queue.has(sid, dueMs) || this.inFlight.has(key)) queued += 1;
     }

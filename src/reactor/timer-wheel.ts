@@ -131,6 +131,11 @@ export class TimerWheel {
     return this.has(key) ? this.at[key] : undefined;
   }
 
+  /** Makes room for keys below `n` at once (before a large load). */
+  reserve(n: number): void {
+    if (n > this.bucketOf.length) this.grow(n, true);
+  }
+
   /** Schedules (or moves) `key` to fire at wall-clock `dueMs`. O(1). */
   schedule(key: number, dueMs: number): void {
     if (this.closed) return;
@@ -174,9 +179,10 @@ export class TimerWheel {
     return this.timer === null ? null : this.armedAtMs;
   }
 
-  private grow(min: number): void {
+  private grow(min: number, exact = false): void {
     let cap = this.bucketOf.length;
-    while (cap < min) cap *= 2;
+    if (exact) cap = Math.max(cap, min);
+    else while (cap < min) cap = Math.ceil(cap * 1.5); // by half: a million and one keys must not cost two million
     const at = new Float64Array(cap);
     at.set(this.at);
     const next = new Int32Array(cap);
