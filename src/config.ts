@@ -78,6 +78,12 @@ const EnvSchema = v.object({
   MANA_AI_SHUTDOWN_GRACE_MS: int(25_000, 0, 600_000),
   MANA_AI_WHEEL_RESOLUTION_MS: int(10, 1, 1000),
   MANA_AI_LISTENER_CHECK_MS: int(30_000, 100, 3_600_000),
+  // OpenTelemetry's standard variables (tracing is off unless an endpoint is set)
+  OTEL_EXPORTER_OTLP_ENDPOINT: url(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url(),
+  OTEL_SERVICE_NAME: v.optional(v.pipe(v.string(), v.minLength(1)), 'mana-ai'),
+  OTEL_BSP_SCHEDULE_DELAY: int(5_000, 0, 600_000),
+  OTEL_SDK_DISABLED: bool(false),
   MANA_AI_WORKER_ID: v.optional(v.pipe(v.string(), v.minLength(1))),
   MANA_AI_LOG_LEVEL: v.optional(v.picklist(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']), 'info'),
   MANA_AI_DB_POOL_SIZE: int(10, 2, 200),
@@ -114,6 +120,11 @@ export interface Config {
   workerId: string;
   logLevel: string;
   dbPoolSize: number;
+  /** OTLP/HTTP export of spans; both null = tracing off (src/tracing/tracing.ts) */
+  otlpEndpoint: string | null;
+  otlpTracesEndpoint: string | null;
+  otelServiceName: string;
+  otelScheduleDelayMs: number;
 }
 
 export class ConfigError extends Error {
@@ -175,5 +186,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerId: e.MANA_AI_WORKER_ID ?? `${hostname()}-${process.pid}`,
     logLevel: e.MANA_AI_LOG_LEVEL,
     dbPoolSize: e.MANA_AI_DB_POOL_SIZE,
+    otlpEndpoint: e.OTEL_SDK_DISABLED ? null : (e.OTEL_EXPORTER_OTLP_ENDPOINT ?? null),
+    otlpTracesEndpoint: e.OTEL_SDK_DISABLED ? null : (e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? null),
+    otelServiceName: e.OTEL_SERVICE_NAME,
+    otelScheduleDelayMs: e.OTEL_BSP_SCHEDULE_DELAY,
   };
 }

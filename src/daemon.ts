@@ -16,6 +16,7 @@ import { createUserTokenVerifier } from './http/user-token.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { LlmClient } from './planner/llm-client.js';
+import { startTracing, type Tracing } from './tracing/tracing.js';
 import { loadPrivateKey, reportPrivateKey } from './grants/private-key.js';
 import { encryptedResolver, ENCRYPTED_MODULES } from './planner/resolvers/encrypted.js';
 import { goalsResolver } from './planner/resolvers/goals.js';
@@ -60,6 +61,7 @@ export interface Daemon {
   pool: pg.Pool;
   db: Db;
   reactor: Reactor | null;
+  tracing: Tracing;
   http: Server;
   port: number;
   stop(): Promise<void>;
@@ -102,7 +104,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const resolvers = new ResolverRegistry().register('goals', goalsResolver);
   for (const m of ENCRYPTED_MODULES) resolvers.register(m.modules, encryptedResolver(m), { encrypted: true });
 
-  const reactor = config.tickEnabled ? new Reactor({ pool, db, config, log, metrics, llm, resolvers, privateKey }) : null;
+  const tracing = await startTracing({
+    endpoint: config.otlpEndpoint, tracesEndpoint: config.otlpTracesEndpoint, serviceName: config.otelServiceName, scheduleDelayMs: config.otelScheduleDelayMs, log,
+  });
+  const reactor = config.tickEnabled ? new Reactor({ pool, db, config, log, metrics, llm, resolvers, privateKey, tracing }) : null;
   if (!reactor) log.info('TICK_ENABLED=false: serving HTTP only, no missions are run');
 
   // Event-loop delay is read at scrape time and reset, so each scrape sees its own window.
@@ -138,7 +143,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
 
   let stopped: Promise<void> | null = null;
   return {
-    config, metrics, pool, db, reactor, http, port,
+    config, metrics, pool, db, reactor, tracing, http, port,
     stop() {
       stopped ??= (async () => {
         log.info('shutting down');
@@ -149,6 +154,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         await new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeAllConnections?.();
         await llm.close();
+        await tracing.shutdown(); // the last runs' spans
         loop.disable();
         await db.destroy().catch(() => {});
         log.info('stopped');

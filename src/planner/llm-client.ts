@@ -87,13 +87,19 @@ export class LlmClient {
   }
 
   /** One answer, after retries; throws LlmError. */
-  async complete(messages: ChatMessage[], signal?: AbortSignal): Promise<LlmAnswer> {
+  /** The model every request names. */
+  get model(): string {
+    return this.opts.model;
+  }
+
+  /** `headers` are added to every attempt (trace context). */
+  async complete(messages: ChatMessage[], signal?: AbortSignal, headers: Record<string, string> = {}): Promise<LlmAnswer> {
     const combined = signal ? AbortSignal.any([signal, this.shutdown.signal]) : this.shutdown.signal;
     let lastError: LlmError = new LlmError('unreachable', 'no attempt made');
     for (let attempt = 1; attempt <= this.opts.maxAttempts; attempt++) {
       let hintMs: number | null = null;
       try {
-        return await this.once(messages, combined);
+        return await this.once(messages, combined, headers);
       } catch (error) {
         lastError = error instanceof LlmError ? error : new LlmError('unreachable', (error as Error).message);
         if ('retryAfterMs' in (error as object)) hintMs = (error as { retryAfterMs: number | null }).retryAfterMs;
@@ -108,7 +114,7 @@ export class LlmClient {
     throw lastError;
   }
 
-  private async once(messages: ChatMessage[], signal: AbortSignal): Promise<LlmAnswer> {
+  private async once(messages: ChatMessage[], signal: AbortSignal, extraHeaders: Record<string, string>): Promise<LlmAnswer> {
     const started = performance.now();
     let outcome = 'ok';
     // One deadline for the whole attempt (connect, headers and body), so the
@@ -116,7 +122,7 @@ export class LlmClient {
     const deadline = AbortSignal.timeout(this.opts.timeoutMs);
     const attemptSignal = AbortSignal.any([signal, deadline]);
     try {
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      const headers: Record<string, string> = { ...extraHeaders, 'content-type': 'application/json' };
       if (this.opts.serviceKey) headers['authorization'] = `Bearer ${this.opts.serviceKey}`;
       const res = await this.pool.request({
         method: 'POST',

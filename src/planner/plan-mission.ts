@@ -15,6 +15,8 @@ import type { Logger } from '../log.js';
 import { allowedTools, type Agent } from '../agent/agent.js';
 import type { Mission } from '../mission/mission.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { Span } from '@opentelemetry/api';
+import { inSpan, type Tracing } from '../tracing/tracing.js';
 import { failedIteration, planIteration, type Iteration } from '../write-back/iteration.js';
 import { LlmError, type LlmClient } from './llm-client.js';
 import { parsePlan } from './parse-plan.js';
@@ -46,6 +48,9 @@ export interface PlanDeps {
   log: Logger;
   /** The runner's RSA key for mission grants; null = grants disabled. */
   privateKey: webcrypto.CryptoKey | null;
+  tracing: Tracing;
+  /** the run's span: input resolution and the LLM request are its children */
+  span: Span;
 }
 
 export async function planMission(
@@ -56,7 +61,11 @@ export async function planMission(
   signal: AbortSignal,
 ): Promise<{ iteration: Iteration; failure: string | null; usage: RunUsage | null }> {
   const log = deps.log.child({ userId: run.userId, missionId: run.missionId, iterationId: run.iterationId });
-  const inputs = await resolveInputs(deps, run, mission, log);
+  const inputs = await inSpan(deps.tracing.tracer, deps.span, 'mission.resolve_inputs', { 'mission.inputs': mission.inputs.length }, async (s) => {
+    const resolved = await resolveInputs(deps, run, mission, log);
+    s.setAttribute('mission.inputs_resolved', resolved.length);
+    return resolved;
+  });
   const { allowed, denied } = agent ? allowedTools(agent.policy, TOOLS) : { allowed: [...TOOLS], denied: [] };
   if (denied.length) log.debug({ agentId: agent?.id, denied: denied.map((t) => t.name) }, 'tools denied by the agent policy are not offered');
   const messages = buildMessages(mission, inputs, allowed, run.startedAt, agent);
@@ -69,7 +78,14 @@ export async function planMission(
   let answer: string;
   let usage: RunUsage;
   try {
-    const reply = await deps.llm.complete(messages, signal);
+    // the LLM request's span; mana-llm continues the trace from its traceparent
+    const reply = await inSpan(deps.tracing.tracer, deps.span, 'llm.request', { 'llm.model': deps.llm.model }, async (s) => {
+      const headers: Record<string, string> = {};
+      deps.tracing.inject(s, headers);
+      const r = await deps.llm.complete(messages, signal, headers);
+      if (r.totalTokens !== null) s.setAttribute('llm.total_tokens', r.totalTokens);
+      return r;
+    });
     answer = reply.content;
     usage = reply.totalTokens !== null ? { tokens: reply.totalTokens, estimated: false } : { tokens: estimateTokens(messages, answer), estimated: true };
   } catch (error) {

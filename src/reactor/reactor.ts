@@ -39,6 +39,8 @@ import { MEMBERS_CHANNEL, PartitionOwnership, type OwnershipChange } from './own
 import { FairQueue } from './fair-queue.js';
 import { MissionTable, NO_REF } from './mission-table.js';
 import { TimerWheel, type WheelClock } from './timer-wheel.js';
+import { SpanStatusCode } from '@opentelemetry/api';
+import { inSpan, userIdHash, type Tracing } from '../tracing/tracing.js';
 
 export { MAX_ATTEMPTS, type RunEvent, type RunOutcome } from '../run/execute-run.js';
 
@@ -69,6 +71,7 @@ export interface ReactorDeps {
   resolvers: ResolverRegistry;
   /** The runner's RSA key for mission grants; null = grants disabled. */
   privateKey: webcrypto.CryptoKey | null;
+  tracing: Tracing;
   clock?: WheelClock;
 }
 
@@ -326,6 +329,10 @@ export class Reactor extends EventEmitter {
       return;
     }
     this.deps.metrics.notificationsReceived.inc({ kind: p.d === null ? 'unschedule' : 'schedule' });
+    // one short span per notification that changes the schedule
+    this.deps.tracing.tracer.startSpan('mission.reschedule', {
+      attributes: { 'mission.sid': p.s, 'mission.version': p.v, 'mission.partition': p.p, 'mission.due': p.d === null ? 'none' : new Date(p.d).toISOString(), 'mana_ai.kind': p.d === null ? 'unschedule' : 'schedule' },
+    }).end();
     if (p.d === null) this.forget(p.s);
     else {
       const slot = t.ensure(p.s);
@@ -452,9 +459,18 @@ export class Reactor extends EventEmitter {
     // first step. Lag is observed only for runs this daemon claims, so a
     // run lost to another daemon is not counted twice.
     const startedAtMs = Date.now();
+    const { tracer } = this.deps.tracing;
+    const span = tracer.startSpan('mission.run', {
+      startTime: startedAtMs,
+      attributes: { 'mission.sid': sid, 'mission.due': new Date(dueMs).toISOString(), 'mission.lag_ms': Math.max(0, startedAtMs - dueMs), 'mana_ai.worker': config.workerId },
+    });
     try {
-      const claim = await claimRun(this.deps.pool, {
-        sid, dueMs, workerId: config.workerId, leaseMs: config.claimLeaseMs, minGapMs: config.minRunGapMs, witness: this.ownership.witness,
+      const claim = await inSpan(tracer, span, 'mission.claim', {}, async (claimSpan) => {
+        const c = await claimRun(this.deps.pool, {
+          sid, dueMs, workerId: config.workerId, leaseMs: config.claimLeaseMs, minGapMs: config.minRunGapMs, witness: this.ownership.witness,
+        });
+        claimSpan.setAttribute('mana_ai.claim', c.outcome);
+        return c;
       });
       metrics.claims.inc({ outcome: claim.outcome });
       const part = this.partitionOf(sid);
@@ -475,8 +491,9 @@ export class Reactor extends EventEmitter {
           this.gates.ran(ref);
           metrics.agentDecisions.inc({ decision: 'ran' });
         }
+        span.setAttributes({ 'mission.id': claim.missionId, 'user.id_hash': userIdHash(claim.userId), 'mission.attempt': claim.attempts });
         try {
-          outcome = await executeRun(this.deps, { sid, dueMs, startedAtMs, claim }, this.abort.signal, {
+          outcome = await executeRun(this.deps, { sid, dueMs, startedAtMs, claim, span }, this.abort.signal, {
             started: (e) => this.emit('run-started', e),
             finished: (e) => this.emit('run-finished', e),
           });
@@ -503,6 +520,9 @@ export class Reactor extends EventEmitter {
         this.retryLater(sid, dueMs, Date.now() + 5_000 + Math.random() * 5_000);
       }
     } finally {
+      span.setAttribute('mission.outcome', outcome);
+      if (outcome === 'error' || outcome === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+      span.end();
       this.inFlight.delete(key);
       const ref = this.countedRef.get(key);
       if (ref !== undefined) {

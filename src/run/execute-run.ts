@@ -26,6 +26,8 @@ import type { ResolverRegistry } from '../planner/resolvers/registry.js';
 import { retryDelayMs } from '../reactor/backoff.js';
 import { failedIteration, iterationIdFor, type Iteration } from '../write-back/iteration.js';
 import { writeBack } from '../write-back/write-back.js';
+import type { Span } from '@opentelemetry/api';
+import { inSpan, type Tracing } from '../tracing/tracing.js';
 
 /** A run whose daemon died this often is written as failed, not planned again. */
 export const MAX_ATTEMPTS = 3;
@@ -59,6 +61,7 @@ export interface RunDeps {
   llm: LlmClient;
   resolvers: ResolverRegistry;
   privateKey: webcrypto.CryptoKey | null;
+  tracing: Tracing;
 }
 
 export interface RunHooks {
@@ -72,11 +75,11 @@ export class ShutdownError extends Error {
 
 export async function executeRun(
   deps: RunDeps,
-  run: { sid: number; dueMs: number; startedAtMs: number; claim: Claimed },
+  run: { sid: number; dueMs: number; startedAtMs: number; claim: Claimed; /** the run's span: resolve, LLM and write-back are its children */ span: Span },
   signal: AbortSignal,
   hooks: RunHooks,
 ): Promise<RunOutcome> {
-  const { sid, dueMs, startedAtMs, claim } = run;
+  const { sid, dueMs, startedAtMs, claim, span } = run;
   const { config, metrics } = deps;
   const log = deps.log.child({ userId: claim.userId, missionId: claim.missionId });
   const lagMs = Math.max(0, startedAtMs - dueMs);
@@ -108,7 +111,7 @@ export async function executeRun(
       failure = 'too-many-attempts';
     } else {
       ({ iteration, failure, usage } = await planMission(
-        { db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, privateKey: deps.privateKey },
+        { db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, privateKey: deps.privateKey, tracing: deps.tracing, span },
         { userId: claim.userId, missionId: claim.missionId, iterationId, startedAt },
         mission,
         agent,
@@ -116,7 +119,7 @@ export async function executeRun(
       ));
     }
     if (signal.aborted) throw new ShutdownError('shutting down');
-    const written = await writeBack(deps.db, {
+    const written = await inSpan(deps.tracing.tracer, span, 'mission.write_back', {}, () => writeBack(deps.db, {
       runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,
       userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(),
       agent: agent ? { id: agent.id, nameAtClaim: agent.name, rationale: mission.objective } : null,
@@ -126,7 +129,7 @@ export async function executeRun(
         const cadence = parseCadence(record['cadence']);
         return cadence ? nextRunAfter(cadence, nowMs, config.timeZone) : null;
       },
-    });
+    }));
     if (written.outcome !== 'written') {
       log.warn({ outcome: written.outcome }, 'run not written back');
       hooks.finished({ ...base, outcome: written.outcome, iteration });
