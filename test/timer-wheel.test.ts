@@ -214,6 +214,19 @@ describe('timer wheel', () => {
     assert.equal(wheel.size, 0);
   });
 
+  it('fires a large due set in passes of maxFirePerPass, in due order, yielding to the event loop between passes', () => {
+    const clock = new FakeClock(T0);
+    const fired: number[] = [];
+    const wheel = keyedWheel({ clock, maxFirePerPass: 1_000, onFire: (_k, due) => fired.push(due) });
+    for (let i = 0; i < 2_500; i++) wheel.schedule(`k${i}`, T0 + 100 + ((i * 7919) % 2_500) / 10);
+    const setsBefore = clock.setCalls;
+    clock.advance(400);
+    assert.equal(fired.length, 2_500, 'all fired');
+    assert.deepEqual(fired, [...fired].sort((a, b) => a - b), 'in due order across passes');
+    assert.ok(clock.setCalls - setsBefore >= 3, 'at least three timer turns for 2,500 entries at 1,000 a pass');
+    assert.equal(wheel.size, 0);
+  });
+
   it('matches a naive model for random operations', () => {
     let seed = 42;
     const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);

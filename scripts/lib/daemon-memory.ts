@@ -37,7 +37,8 @@ export async function insertManySnapshots(pool: pg.Pool, from: number, to: numbe
     await pool.query(
       `INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, state, next_run_at)
        SELECT 'mem-user-' || (g % 100000), 'mem-' || g,
-              jsonb_build_object('title', 'm' || g, 'state', 'active', 'cadence', jsonb_build_object('kind', 'daily', 'atHour', 9, 'atMinute', 0)),
+              jsonb_build_object('id', 'mem-' || g, 'title', 'm' || g, 'objective', 'bench', 'conceptMarkdown', '', 'inputs', '[]'::jsonb, 'iterations', '[]'::jsonb,
+                                 'state', 'active', 'cadence', jsonb_build_object('kind', 'daily', 'atHour', 9, 'atMinute', 0)),
               'active', CASE WHEN $3 THEN now() - interval '1 minute' ELSE now() + interval '1 hour' + (g % 43200) * interval '1 minute' END
          FROM generate_series($1::int, $2::int) g`,
       [a, Math.min(to, a + batch - 1), opts.dueInPast === true],

@@ -22,11 +22,15 @@ interface Lane {
   dues: number[];
 }
 
+/**
+ * A user with waiting runs: its lanes, taken in turn. Kept small on
+ * purpose (a burst can queue one run each for 100,000 users): no Map or
+ * ring per user, and a new lane's arrays hold exactly its first run.
+ */
 interface UserLanes {
   ref: number;
-  lanes: Map<number, Lane>;
-  /** lanes with runs, in round-robin order */
-  order: Ring<Lane>;
+  lanes: Lane[];
+  turn: number;
 }
 
 /** A FIFO with O(1) amortised push and shift (an array and a head index). */
@@ -76,18 +80,15 @@ export class FairQueue {
     this.waiting.set(sid, dueMs);
     let user = this.users.get(userRef);
     if (!user) {
-      user = { ref: userRef, lanes: new Map(), order: new Ring() };
+      user = { ref: userRef, lanes: [{ ref: agentRef, sids: [sid], dues: [dueMs] }], turn: 0 };
       this.users.set(userRef, user);
       this.order.push(user);
+    } else {
+      const lane = user.lanes.find((l) => l.ref === agentRef);
+      if (lane) heapPush(lane, sid, dueMs);
+      else user.lanes.push({ ref: agentRef, sids: [sid], dues: [dueMs] });
     }
-    let lane = user.lanes.get(agentRef);
-    if (!lane) {
-      lane = { ref: agentRef, sids: [], dues: [] };
-      user.lanes.set(agentRef, lane);
-      user.order.push(lane);
-    }
-    heapPush(lane, sid, dueMs);
-    // The replaced entry stays in its heap and is skipped when it surfaces.
+    // A replaced entry stays in its heap and is skipped when it surfaces.
     return before === undefined ? null : before;
   }
 
@@ -96,19 +97,18 @@ export class FairQueue {
     while (this.waiting.size > 0) {
       const user = this.order.shift();
       if (!user) return undefined;
-      const lane = user.order.shift();
-      if (!lane) {
-        this.users.delete(user.ref);
-        continue;
-      }
       let run: QueuedRun | undefined;
-      while (lane.sids.length > 0 && !run) {
-        const r = heapPop(lane);
-        if (this.waiting.get(r.sid) === r.dueMs) run = r; // else replaced meanwhile
+      while (!run && user.lanes.length > 0) {
+        const at = user.turn % user.lanes.length;
+        const lane = user.lanes[at]!;
+        while (lane.sids.length > 0 && !run) {
+          const r = heapPop(lane);
+          if (this.waiting.get(r.sid) === r.dueMs) run = r; // else replaced meanwhile
+        }
+        if (lane.sids.length === 0) user.lanes.splice(at, 1); // the next lane moves into its place
+        else user.turn = at + 1;
       }
-      if (lane.sids.length > 0) user.order.push(lane);
-      else user.lanes.delete(lane.ref);
-      if (user.order.size > 0) this.order.push(user);
+      if (user.lanes.length > 0) this.order.push(user);
       else this.users.delete(user.ref);
       if (run) {
         this.waiting.delete(run.sid);

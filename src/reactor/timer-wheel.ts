@@ -58,8 +58,13 @@ export interface TimerWheelOptions {
   clockStepToleranceMs?: number;
   clock?: WheelClock;
   onClockStep?: (deltaMs: number) => void;
-  /** Keys expected (arrays grow by doubling past it). */
+  /** Keys expected (arrays grow by half past it). */
   initialCapacity?: number;
+  /**
+   * Entries fired per pass at most; the rest fire on the next turn of the
+   * event loop, so 100,000 entries due at once never block it for long.
+   */
+  maxFirePerPass?: number;
 }
 
 const SLOT_BITS = 6;
@@ -100,8 +105,10 @@ export class TimerWheel {
   private readonly clock: WheelClock;
   private readonly onFire: (key: number, dueMs: number) => void;
   private readonly onClockStep: ((deltaMs: number) => void) | undefined;
+  private readonly maxFirePerPass: number;
 
   constructor(opts: TimerWheelOptions) {
+    this.maxFirePerPass = opts.maxFirePerPass ?? 5_000;
     this.resolutionMs = opts.resolutionMs ?? 10;
     this.maxSleepMs = opts.maxSleepMs ?? 60_000;
     this.tolerance = opts.clockStepToleranceMs ?? 1_000;
@@ -299,15 +306,23 @@ export class TimerWheel {
       if (this.counts[slot0]! > 0 && this.slotStart(0, slot0) === next) {
         for (const k of this.detach(slot0)) this.link(READY, k);
       }
-      if (this.counts[READY]! > 0) this.fireReady();
+      if (this.counts[READY]! > 0) {
+        this.fireReady();
+        if (this.counts[READY]! > 0) return; // a pass was cut short: the rest after a turn of the event loop
+      }
     }
     if (targetTick > this.currentTick) this.currentTick = targetTick;
   }
 
   private fireReady(): void {
-    const due = this.detach(READY);
-    for (const k of due) this.bucketOf[k] = FIRING;
+    let due = this.detach(READY);
     due.sort((a, b) => this.at[a]! - this.at[b]!);
+    if (due.length > this.maxFirePerPass) {
+      // the earliest now, the rest at the next turn (arm() sees `ready` and sets a 0 ms timer)
+      for (const k of due.slice(this.maxFirePerPass)) this.link(READY, k);
+      due = due.slice(0, this.maxFirePerPass);
+    }
+    for (const k of due) this.bucketOf[k] = FIRING;
     this.firing = true;
     try {
       for (const k of due) {
