@@ -24,6 +24,7 @@ describe('fair queue', () => {
     const positions = order.map((sid, i) => (sid >= 1_000 ? i : -1)).filter((i) => i >= 0);
     assert.equal(positions.length, 20);
     assert.ok(Math.max(...positions) < 21, `the last single run is number ${Math.max(...positions) + 1}`);
+    assert.deepEqual(positions, Array.from({ length: 20 }, (_, i) => i), 'users with fewer waiting runs go first inside a round');
     assert.deepEqual(order.filter((sid) => sid < 1_000), Array.from({ length: 200 }, (_, i) => i), 'the big user\'s runs in due (then sid) order');
   });
 
@@ -35,8 +36,9 @@ describe('fair queue', () => {
     q.push(4, 500, 7, 22);
     q.push(5, 400, 7, NO_REF);
     q.push(6, 600, 8, NO_REF);
-    // users 7, 8 alternate; inside 7 the lanes 11, 22, none alternate; lane 11 by due
-    assert.deepEqual(drain(q), [2, 6, 4, 5, 3, 1]);
+    // users 8 (one run: fewer waiting, so first in the round) and 7 alternate;
+    // inside 7 the lanes 11, 22, none take turns; lane 11 goes by due time
+    assert.deepEqual(drain(q), [6, 2, 4, 5, 3, 1]);
   });
 
   it('keeps one due time per mission: a newer one replaces the waiting one and says which', () => {

@@ -4,6 +4,7 @@
 // across users, the latest of the 20 starts within ceil(21 / concurrency)
 // rounds of 50 ms plus 100 ms of its due time (issue 13); served in due
 // order it would wait behind the 200 (about 50 rounds).
+// This file runs alone (scripts/test.ts): it measures time.
 
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';

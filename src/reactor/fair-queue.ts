@@ -31,6 +31,8 @@ interface UserLanes {
   ref: number;
   lanes: Lane[];
   turn: number;
+  /** runs waiting */
+  count: number;
 }
 
 /** A FIFO with O(1) amortised push and shift (an array and a head index). */
@@ -58,6 +60,12 @@ class Ring<T> {
 export class FairQueue {
   private readonly users = new Map<number, UserLanes>();
   private readonly order = new Ring<UserLanes>();
+  /**
+   * Users that arrived since the last pop. They join the round at its end,
+   * those with the fewest waiting runs first: the order inside a round is
+   * free, and this one lets the small users of a burst finish soonest.
+   */
+  private fresh: UserLanes[] = [];
   /** sid -> the due time it waits with */
   private readonly waiting = new Map<number, number>();
 
@@ -80,10 +88,11 @@ export class FairQueue {
     this.waiting.set(sid, dueMs);
     let user = this.users.get(userRef);
     if (!user) {
-      user = { ref: userRef, lanes: [{ ref: agentRef, sids: [sid], dues: [dueMs] }], turn: 0 };
+      user = { ref: userRef, lanes: [{ ref: agentRef, sids: [sid], dues: [dueMs] }], turn: 0, count: 1 };
       this.users.set(userRef, user);
-      this.order.push(user);
+      this.fresh.push(user);
     } else {
+      user.count += 1;
       const lane = user.lanes.find((l) => l.ref === agentRef);
       if (lane) heapPush(lane, sid, dueMs);
       else user.lanes.push({ ref: agentRef, sids: [sid], dues: [dueMs] });
@@ -94,6 +103,10 @@ export class FairQueue {
 
   /** The next run: the next user in turn, that user's next lane in turn, its earliest run. */
   pop(): QueuedRun | undefined {
+    if (this.fresh.length > 0) {
+      for (const u of this.fresh.sort((a, b) => a.count - b.count)) this.order.push(u);
+      this.fresh = [];
+    }
     while (this.waiting.size > 0) {
       const user = this.order.shift();
       if (!user) return undefined;
@@ -103,6 +116,7 @@ export class FairQueue {
         const lane = user.lanes[at]!;
         while (lane.sids.length > 0 && !run) {
           const r = heapPop(lane);
+          user.count -= 1;
           if (this.waiting.get(r.sid) === r.dueMs) run = r; // else replaced meanwhile
         }
         if (lane.sids.length === 0) user.lanes.splice(at, 1); // the next lane moves into its place

@@ -1,9 +1,9 @@
-// The reactor: keeps every schedulable mission's next run in the timer
-// wheel, fed by the initial load and by NOTIFY; when an entry fires it
-// queues the run (round-robin across users and their agents, fair-queue.ts),
-// runs at most `concurrency` at once, claims each in Postgres and hands it
-// to the planner and the write-back. What it knows per mission lives in
-// typed-array columns (mission-table.ts), so a million missions fit the
+// The reactor decides *when* a mission runs: it keeps every schedulable
+// mission's next run in the timer wheel, fed by the initial load and by
+// NOTIFY, for the partitions this daemon owns; when an entry fires it hands
+// the run to the dispatcher (run-dispatcher.ts), which queues it
+// round-robin, claims it and executes it. What it knows per mission lives
+// in typed-array columns (mission-table.ts), so a million missions fit the
 // deployed 256 MB.
 //
 // A mission of an agent passes the agent's gates first (agent-gates.ts):
@@ -20,46 +20,29 @@ import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Db } from '../db/pool.js';
-import { adoptClaims, claimRun, type ClaimAgent } from '../db/sql/claim-run.js';
 import { estimateMissions } from '../db/sql/estimate-missions.js';
-import { PARTITIONS } from '../db/sql/partition-locks.js';
 import { loadAgents } from '../db/sql/load-agents.js';
-import { releaseRuns } from '../db/sql/finish-run.js';
 import { loadDueNow, loadSchedule } from '../db/sql/load-schedule.js';
+import { PARTITIONS } from '../db/sql/partition-locks.js';
 import { pendingSnapshotErrors, repairSnapshotError, type RepairOutcome } from '../db/sql/snapshot-repair.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { LlmError, type LlmClient } from '../planner/llm-client.js';
+import type { LlmClient } from '../planner/llm-client.js';
 import type { ResolverRegistry } from '../planner/resolvers/registry.js';
-import { executeRun, ShutdownError, type RunOutcome } from '../run/execute-run.js';
-import { AgentGates, type AgentDecision } from './agent-gates.js';
+import type { RunOutcome } from '../run/execute-run.js';
+import type { Tracing } from '../tracing/tracing.js';
+import { AgentGates } from './agent-gates.js';
 import { retryDelayMs } from './backoff.js';
 import { ScheduleListener, type AgentPayload, type SchedulePayload, type SnapshotErrorPayload } from './listener.js';
-import { MEMBERS_CHANNEL, PartitionOwnership, type OwnershipChange } from './ownership.js';
-import { FairQueue } from './fair-queue.js';
 import { MissionTable, NO_REF } from './mission-table.js';
+import { MEMBERS_CHANNEL, PartitionOwnership, type OwnershipChange } from './ownership.js';
+import { RunDispatcher } from './run-dispatcher.js';
 import { TimerWheel, type WheelClock } from './timer-wheel.js';
-import { SpanStatusCode } from '@opentelemetry/api';
-import { inSpan, userIdHash, type Tracing } from '../tracing/tracing.js';
 
 export { MAX_ATTEMPTS, type RunEvent, type RunOutcome } from '../run/execute-run.js';
 
 /** Pending transient fold errors repaired per partition load (the rest at the next load or notification). */
 const REPAIR_BATCH = 1_000;
-
-/**
- * An agent's runs are all in this daemon's partition, so its slots are
- * counted here; a claim that still finds them taken saw a peer's run (a
- * partition handover) and is tried again after this long.
- */
-const PEER_BUSY_RETRY_MS = 2_000;
-
-/** The decision metric's label for a gate the claim reported. */
-const GATE_DECISION: Record<string, AgentDecision> = {
-  'agent-paused': 'skipped-paused',
-  'agent-archived': 'skipped-archived',
-  'agent-deleted': 'skipped-archived',
-};
 
 export interface ReactorDeps {
   pool: pg.Pool;
@@ -75,35 +58,20 @@ export interface ReactorDeps {
   clock?: WheelClock;
 }
 
-/** The key of one run of a mission (in flight, waited for). */
-const runKey = (sid: number, dueMs: number) => `${sid}@${dueMs}`;
-
-interface Deferred {
-  resolve(outcome: RunOutcome): void;
-}
-
 export class Reactor extends EventEmitter {
   /** keyed by mission table slot */
   readonly wheel: TimerWheel;
   private readonly table = new MissionTable();
   /** slot -> the run's due time, for wheel entries armed later than the run's due time (retries) */
   private readonly retryDue = new Map<number, number>();
-  private readonly queue = new FairQueue();
-  private pumpScheduled = false;
-  private readonly inFlight = new Set<string>();
-  private readonly claimed = new Map<number, string>(); // runId -> key
-  /** runs a live peer holds: sid -> due; tried again when a peer dies */
-  private readonly held = new Map<number, number>();
-  private readonly waiters = new Map<string, Deferred[]>();
+  /** executing runs: queue, claims, in flight (run-dispatcher.ts) */
+  private readonly runs: RunDispatcher;
   private readonly listener: ScheduleListener;
   readonly ownership: PartitionOwnership;
   readonly gates: AgentGates;
-  /** run key -> agent ref, for runs counted against their agent's slots */
-  private readonly countedRef = new Map<string, number>();
   /** loads run one after another, so a partial load never races a full one */
   private loads: Promise<void> = Promise.resolve();
   private started = false;
-  private readonly abort = new AbortController();
   private stopping = false;
 
   constructor(private readonly deps: ReactorDeps) {
@@ -117,14 +85,14 @@ export class Reactor extends EventEmitter {
         this.retryDue.delete(slot);
         this.deps.metrics.missionsScheduled.set(this.wheel.size);
         this.emit('fired', sid, dueMs);
-        this.admitDue(sid, dueMs);
+        this.runs.admit(sid, dueMs);
       },
       onClockStep: (delta) => deps.log.warn({ deltaMs: Math.round(delta) }, 'wall clock stepped; schedule re-anchored'),
     });
     this.gates = new AgentGates({
       now: () => Date.now(),
       onRelease: (missions) => {
-        for (const m of missions) this.admitDue(m.sid, m.dueMs);
+        for (const m of missions) this.runs.admit(m.sid, m.dueMs);
       },
     });
     deps.metrics.budgetBlockedSource.current = () => this.gates.budgetBlocked();
@@ -138,7 +106,19 @@ export class Reactor extends EventEmitter {
     });
     this.ownership.on('changed', (c: OwnershipChange) => this.onOwnershipChanged(c));
     this.ownership.on('peer-lost', () => this.onPeerLost());
-    this.ownership.on('reconnected', () => void this.onOwnershipReconnected());
+    this.ownership.on('reconnected', () => void this.runs.adoptInFlight());
+    this.runs = new RunDispatcher(deps, this.gates, {
+      events: this,
+      partitionOf: (sid) => this.partitionOf(sid),
+      owns: (partition) => this.ownership.owns(partition),
+      agentRefOf: (sid) => this.agentRefOf(sid),
+      lanesOf: (sid) => {
+        const slot = this.table.slotOf(sid);
+        return slot === undefined ? { userRef: NO_REF, agentRef: NO_REF } : { userRef: this.table.userRef[slot]!, agentRef: this.table.agentRef[slot]! };
+      },
+      retryLater: (sid, dueMs, atMs) => this.retryLater(sid, dueMs, atMs),
+      witness: () => this.ownership.witness,
+    });
     this.listener = new ScheduleListener(deps.config.databaseUrl, {
       onNotification: (p) => this.onNotification(p),
       onReconnected: () => {
@@ -234,11 +214,16 @@ export class Reactor extends EventEmitter {
   }
 
   get runsInFlight(): number {
-    return this.inFlight.size;
+    return this.runs.runsInFlight;
   }
 
   get runsQueued(): number {
-    return this.queue.size;
+    return this.runs.runsQueued;
+  }
+
+  /** Queues (sid, due) and resolves when its run attempt ends (tests and tools; the wheel queues without a promise). */
+  enqueue(sid: number, dueMs: number): Promise<RunOutcome> {
+    return this.runs.enqueue(sid, dueMs);
   }
 
   /** Reloads the schedule of every owned partition (start, reconnect). */
@@ -359,88 +344,15 @@ export class Reactor extends EventEmitter {
     this.emit('agent', a);
   }
 
-  /**
-   * A mission is due: past its agent's gates (in memory) to the queue, or
-   * held back by its agent until the agent lets it run.
-   */
-  private admitDue(sid: number, dueMs: number): void {
-    if (this.stopping) return;
-    const key = runKey(sid, dueMs);
-    if (this.inFlight.has(key) || this.queue.has(sid, dueMs)) return;
-    const ref = this.agentRefOf(sid);
-    if (ref !== undefined) {
-      const decision = this.gates.admit(ref, sid, dueMs);
-      if (decision === 'ran') this.countedRef.set(key, ref);
-      else if (decision !== 'unknown') {
-        this.deps.metrics.agentDecisions.inc({ decision });
-        this.emit('agent-held', { sid, dueMs, decision });
-        return;
-      }
-    }
-    this.push(sid, dueMs);
-  }
-
   private arm(slot: number, dueMs: number): void {
     const sid = this.table.sid[slot]!;
     this.gates.unpark(sid);
-    if (this.inFlight.has(runKey(sid, dueMs)) || this.queue.has(sid, dueMs)) {
+    if (this.runs.pending(sid, dueMs)) {
       this.wheel.cancel(slot); // that due time is being handled
       return;
     }
     this.retryDue.delete(slot);
     this.wheel.schedule(slot, dueMs);
-  }
-
-  /** Queues (sid, due) and resolves when its run attempt ends (tests and tools; the wheel queues without a promise). */
-  enqueue(sid: number, dueMs: number): Promise<RunOutcome> {
-    const key = runKey(sid, dueMs);
-    const p = new Promise<RunOutcome>((resolve) => {
-      const list = this.waiters.get(key) ?? [];
-      list.push({ resolve });
-      this.waiters.set(key, list);
-    });
-    if (this.stopping) this.settle(key, 'shutdown');
-    else this.push(sid, dueMs);
-    return p;
-  }
-
-  /**
-   * Queues a run in its user's and agent's lane. The queue is served once
-   * the current burst is in (a microtask later), so runs due together are
-   * taken round-robin, not in the order the wheel handed them over.
-   */
-  private push(sid: number, dueMs: number): void {
-    if (this.inFlight.has(runKey(sid, dueMs))) return;
-    const slot = this.table.slotOf(sid);
-    const userRef = slot === undefined ? NO_REF : this.table.userRef[slot]!;
-    const agentRef = slot === undefined ? NO_REF : this.table.agentRef[slot]!;
-    const replaced = this.queue.push(sid, dueMs, userRef, agentRef);
-    if (typeof replaced === 'number') this.settle(runKey(sid, replaced), 'moved'); // the mission moved on while it waited
-    this.deps.metrics.runsQueued.set(this.queue.size);
-    if (!this.pumpScheduled) {
-      this.pumpScheduled = true;
-      queueMicrotask(() => {
-        this.pumpScheduled = false;
-        this.pump();
-      });
-    }
-  }
-
-  private settle(key: string, outcome: RunOutcome): void {
-    const list = this.waiters.get(key);
-    this.waiters.delete(key);
-    for (const w of list ?? []) w.resolve(outcome);
-  }
-
-  private pump(): void {
-    while (!this.stopping && this.inFlight.size < this.deps.config.concurrency && this.queue.size > 0) {
-      const next = this.queue.pop()!;
-      const key = runKey(next.sid, next.dueMs);
-      this.inFlight.add(key);
-      this.deps.metrics.runsInFlight.set(this.inFlight.size);
-      this.deps.metrics.runsQueued.set(this.queue.size);
-      void this.runOne(next.sid, next.dueMs, key);
-    }
   }
 
   private retryLater(sid: number, dueMs: number, atMs: number): void {
@@ -452,131 +364,10 @@ export class Reactor extends EventEmitter {
     this.wheel.schedule(slot, atMs);
   }
 
-  private async runOne(sid: number, dueMs: number, key: string): Promise<void> {
-    let outcome: RunOutcome = 'error';
-    const { config, metrics, log } = this.deps;
-    // A run starts when it leaves the queue for a slot: the claim is its
-    // first step. Lag is observed only for runs this daemon claims, so a
-    // run lost to another daemon is not counted twice.
-    const startedAtMs = Date.now();
-    const { tracer } = this.deps.tracing;
-    const span = tracer.startSpan('mission.run', {
-      startTime: startedAtMs,
-      attributes: { 'mission.sid': sid, 'mission.due': new Date(dueMs).toISOString(), 'mission.lag_ms': Math.max(0, startedAtMs - dueMs), 'mana_ai.worker': config.workerId },
-    });
-    try {
-      const claim = await inSpan(tracer, span, 'mission.claim', {}, async (claimSpan) => {
-        const c = await claimRun(this.deps.pool, {
-          sid, dueMs, workerId: config.workerId, leaseMs: config.claimLeaseMs, minGapMs: config.minRunGapMs, witness: this.ownership.witness,
-        });
-        claimSpan.setAttribute('mana_ai.claim', c.outcome);
-        return c;
-      });
-      metrics.claims.inc({ outcome: claim.outcome });
-      const part = this.partitionOf(sid);
-      if (claim.outcome === 'claimed') {
-        this.held.delete(sid);
-        this.claimed.set(claim.runId, key);
-        if (claim.agent && part !== undefined) {
-          const ref = claim.agent.ref;
-          // Counted first, so the update below releases no mission into the slot this run holds.
-          if (!this.countedRef.has(key)) {
-            if (!this.gates.adopt(ref)) {
-              this.gates.update(ref, part, claim.agent);
-              this.gates.adopt(ref);
-            }
-            this.countedRef.set(key, ref);
-          }
-          this.gates.update(ref, part, claim.agent);
-          this.gates.ran(ref);
-          metrics.agentDecisions.inc({ decision: 'ran' });
-        }
-        span.setAttributes({ 'mission.id': claim.missionId, 'user.id_hash': userIdHash(claim.userId), 'mission.attempt': claim.attempts });
-        try {
-          outcome = await executeRun(this.deps, { sid, dueMs, startedAtMs, claim, span }, this.abort.signal, {
-            started: (e) => this.emit('run-started', e),
-            finished: (e) => this.emit('run-finished', e),
-          });
-        } finally {
-          this.claimed.delete(claim.runId);
-        }
-      } else {
-        outcome = claim.outcome;
-        // A run held by a live peer is retried when a peer dies (onPeerLost)
-        // and, as the last resort, when its lease ends.
-        if (claim.outcome === 'held') this.held.set(sid, dueMs);
-        if (claim.outcome === 'held' || claim.outcome === 'throttled') this.retryLater(sid, dueMs, claim.retryAtMs);
-        if ('agent' in claim && claim.agent) this.onAgentGate(sid, dueMs, key, part, claim.outcome, claim.agent, 'retryAtMs' in claim ? claim.retryAtMs : null);
-      }
-    } catch (error) {
-      if (this.stopping || error instanceof ShutdownError || (error instanceof LlmError && error.reason === 'aborted')) {
-        outcome = 'shutdown';
-      } else {
-        // Only the claim itself can fail here (executeRun ends every run it
-        // was handed): nothing was claimed, so trying again is safe.
-        outcome = 'error';
-        metrics.missionErrors.inc({ reason: 'internal' });
-        log.error({ sid, dueAt: new Date(dueMs).toISOString(), err: (error as Error).message }, 'claim failed; retrying later');
-        this.retryLater(sid, dueMs, Date.now() + 5_000 + Math.random() * 5_000);
-      }
-    } finally {
-      span.setAttribute('mission.outcome', outcome);
-      if (outcome === 'error' || outcome === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
-      span.end();
-      this.inFlight.delete(key);
-      const ref = this.countedRef.get(key);
-      if (ref !== undefined) {
-        this.countedRef.delete(key);
-        this.gates.ended(ref); // may admit a mission of the same agent that waited for this slot
-      }
-      metrics.runsInFlight.set(this.inFlight.size);
-      metrics.runs.inc({ outcome });
-      this.settle(key, outcome);
-      this.pump();
-      if (this.inFlight.size === 0 && this.queue.size === 0) this.emit('idle');
-    }
-  }
-
-  /**
-   * The claim said no because of the mission's agent: the mission waits in
-   * memory (paused and the like: until the agent changes; budget: until the
-   * computed time or a new budget; busy: until a run of ours ends), so no
-   * query is made for it meanwhile.
-   */
-  private onAgentGate(sid: number, dueMs: number, key: string, part: number | undefined, outcome: string, agent: ClaimAgent, retryAtMs: number | null): void {
-    if (part === undefined || !this.ownership.owns(part) || this.stopping) return;
-    const { metrics, log } = this.deps;
-    const ref = agent.ref;
-    if (outcome === 'over-budget') {
-      metrics.agentDecisions.inc({ decision: 'skipped-budget' });
-      this.gates.update(ref, part, agent);
-      this.gates.blockBudget(ref, sid, dueMs, retryAtMs);
-      log.info(
-        { sid, used: agent.used, budget: agent.budget, waitsUntil: retryAtMs === null ? null : new Date(retryAtMs).toISOString() },
-        retryAtMs === null ? 'agent has no budget left; its missions wait until the budget is raised' : 'agent budget used up; its missions wait until the window frees enough',
-      );
-      this.emit('budget-wait', { sid, dueMs, untilMs: retryAtMs, used: agent.used ?? null, budget: agent.budget });
-    } else if (outcome === 'agent-busy') {
-      metrics.agentDecisions.inc({ decision: 'skipped-concurrency' });
-      this.gates.update(ref, part, agent);
-      const ours = (this.gates.fields(ref)?.admitted ?? 0) - (this.countedRef.get(key) === ref ? 1 : 0);
-      if (ours >= agent.maxConcurrent) this.gates.hold(ref, sid, dueMs);
-      else this.retryLater(sid, dueMs, Date.now() + Math.min(PEER_BUSY_RETRY_MS, Math.max(0, (retryAtMs ?? Infinity) - Date.now())));
-      this.emit('agent-held', { sid, dueMs, decision: 'skipped-concurrency' });
-    } else if (outcome in GATE_DECISION) {
-      const decision = GATE_DECISION[outcome]!;
-      metrics.agentDecisions.inc({ decision });
-      this.gates.update(ref, part, agent);
-      this.gates.hold(ref, sid, dueMs);
-      this.emit('agent-held', { sid, dueMs, decision });
-    }
-  }
-
   /** A peer daemon is gone: the runs it held may be ours to take now (claim_run checks its session). */
   private onPeerLost(): void {
-    if (this.stopping || this.held.size === 0) return;
-    const held = [...this.held];
-    this.held.clear();
+    if (this.stopping) return;
+    const held = this.runs.takeHeld();
     for (const [sid, dueMs] of held) {
       const part = this.partitionOf(sid);
       if (part === undefined || !this.ownership.owns(part)) continue;
@@ -584,20 +375,7 @@ export class Reactor extends EventEmitter {
       if (this.wheel.has(slot) && (this.retryDue.get(slot) ?? this.wheel.dueOf(slot)) !== dueMs) continue; // rescheduled since
       this.wheel.cancel(slot);
       this.retryDue.delete(slot);
-      this.admitDue(sid, dueMs);
-    }
-  }
-
-  /** Our lock connection is back under a new session: our runs in flight name it as their witness again. */
-  private async onOwnershipReconnected(): Promise<void> {
-    const witness = this.ownership.witness;
-    const runIds = [...this.claimed.keys()];
-    if (!witness || runIds.length === 0) return;
-    try {
-      const kept = await adoptClaims(this.deps.pool, { runIds, workerId: this.deps.config.workerId, witness });
-      this.deps.log.info({ inFlight: runIds.length, kept: kept.length }, 'runs in flight now vouched for by the new lock session');
-    } catch (error) {
-      this.deps.log.warn({ err: (error as Error).message }, 'could not move the runs in flight to the new lock session; a peer may take them over');
+      this.runs.admit(sid, dueMs);
     }
   }
 
@@ -625,12 +403,16 @@ export class Reactor extends EventEmitter {
       for (let attempt = 1; attempt <= 5 && !this.stopping; attempt++) {
         try {
           outcome = await repairSnapshotError(this.deps.pool, id);
-          break;
+          // 'failed': the rebuild itself met a transient error (a deadlock
+          // with a write-back, a lock timeout); the fold error stays pending,
+          // so trying again shortly is what repairs it
+          if (outcome !== 'failed') break;
+          log.warn({ snapshotErrorId: id, attempt }, 'snapshot rebuild failed (see mana_ai.snapshot_errors.repair_error); retrying');
         } catch (error) {
           outcome = 'error';
           log.warn({ snapshotErrorId: id, attempt, err: (error as Error).message }, 'snapshot repair failed; retrying');
-          await new Promise((r) => setTimeout(r, retryDelayMs(attempt, { jitter: true })));
         }
+        if (attempt < 5) await new Promise((r) => setTimeout(r, retryDelayMs(attempt, { jitter: true })));
       }
       metrics.snapshotRepairs.inc({ outcome });
       if (outcome === 'repaired') log.info({ snapshotErrorId: id, source }, 'snapshot repaired from the mission\'s rows after a transient fold error');
@@ -649,16 +431,15 @@ export class Reactor extends EventEmitter {
     const due = owned.length ? await loadDueNow(this.deps.pool, { partitions: owned }) : [];
     let queued = 0;
     for (const [sid, , partition, dueMs, agentRef, userRef] of due) {
-      const key = runKey(sid, dueMs);
-      if (this.inFlight.has(key) || this.queue.has(sid, dueMs)) continue;
+      if (this.runs.pending(sid, dueMs)) continue;
       const slot = this.table.ensure(sid);
       this.table.partition[slot] = partition;
       this.table.agentRef[slot] = agentRef ?? NO_REF;
       this.table.userRef[slot] = userRef;
       this.wheel.cancel(slot);
       this.retryDue.delete(slot);
-      this.admitDue(sid, dueMs);
-      if (this.queue.has(sid, dueMs) || this.inFlight.has(key)) queued += 1;
+      this.runs.admit(sid, dueMs);
+      if (this.runs.pending(sid, dueMs)) queued += 1;
     }
     return { due: due.length, queued, partitions: owned.length };
   }
@@ -669,31 +450,12 @@ export class Reactor extends EventEmitter {
     this.stopping = true;
     this.wheel.close();
     this.gates.close();
-    for (const r of this.drainQueue()) this.settle(runKey(r.sid, r.dueMs), 'shutdown');
+    this.runs.close();
     // Partitions go first, so the other daemons schedule them while our
     // runs in flight finish (the claims keep those from running twice).
     await this.ownership.stop();
     await this.listener.close();
-    if (this.inFlight.size > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, graceMs);
-        this.once('idle', () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
-    const unfinished = [...this.claimed.keys()];
-    this.abort.abort();
-    if (unfinished.length > 0) {
-      const n = await releaseRuns(this.deps.pool, { runIds: unfinished, workerId: this.deps.config.workerId }).catch(() => 0);
-      this.deps.log.warn({ released: n }, 'gave back claims of runs that did not finish within the grace period');
-    }
+    await this.runs.finish(graceMs);
   }
 
-  private drainQueue(): { sid: number; dueMs: number }[] {
-    const out: { sid: number; dueMs: number }[] = [];
-    for (let r = this.queue.pop(); r; r = this.queue.pop()) out.push(r);
-    return out;
-  }
 }

@@ -1,0 +1,334 @@
+// Executing runs: the queue of due runs (round-robin, fair-queue.ts), at
+// most `concurrency` in flight, each claimed in Postgres and handed to
+// executeRun (claim, resolve, plan, write back, finish); what a claim
+// refused goes back to the scheduler (retry later) or waits with its
+// agent's gates. Deciding *when* a mission is due is the reactor's job
+// (reactor.ts: wheel, notifications, ownership): this file never touches
+// the wheel or the mission table, it asks its host.
+
+import type { EventEmitter } from 'node:events';
+import { SpanStatusCode } from '@opentelemetry/api';
+import { adoptClaims, claimRun, type ClaimAgent, type ClaimWitness } from '../db/sql/claim-run.js';
+import { releaseRuns } from '../db/sql/finish-run.js';
+import { LlmError } from '../planner/llm-client.js';
+import { executeRun, ShutdownError, type RunOutcome } from '../run/execute-run.js';
+import { inSpan, userIdHash } from '../tracing/tracing.js';
+import type { AgentDecision, AgentGates } from './agent-gates.js';
+import { FairQueue } from './fair-queue.js';
+import type { ReactorDeps } from './reactor.js';
+
+/**
+ * An agent's runs are all in this daemon's partition, so its slots are
+ * counted here; a claim that still finds them taken saw a peer's run (a
+ * partition handover) and is tried again after this long.
+ */
+const PEER_BUSY_RETRY_MS = 2_000;
+
+/** The decision metric's label for a gate the claim reported. */
+const GATE_DECISION: Record<string, AgentDecision> = {
+  'agent-paused': 'skipped-paused',
+  'agent-archived': 'skipped-archived',
+  'agent-deleted': 'skipped-archived',
+};
+
+/** The key of one run of a mission (in flight, waited for). */
+export const runKey = (sid: number, dueMs: number) => `${sid}@${dueMs}`;
+
+/** What the dispatcher asks of the scheduler. */
+export interface DispatchHost {
+  /** the reactor: run events go out on it */
+  events: EventEmitter;
+  partitionOf(sid: number): number | undefined;
+  owns(partition: number): boolean;
+  /** the mission's agent, undefined = none */
+  agentRefOf(sid: number): number | undefined;
+  /** the lane the mission's runs wait in (refs < 0: unknown user, no agent) */
+  lanesOf(sid: number): { userRef: number; agentRef: number };
+  /** try (sid, due) again at `atMs`, unless a newer schedule replaced it */
+  retryLater(sid: number, dueMs: number, atMs: number): void;
+  /** the lock session that vouches for our claims (sql/010) */
+  witness(): ClaimWitness | null;
+}
+
+interface Deferred {
+  resolve(outcome: RunOutcome): void;
+}
+
+export class RunDispatcher {
+  private readonly queue = new FairQueue();
+  private pumpScheduled = false;
+  private readonly inFlight = new Set<string>();
+  private readonly claimed = new Map<number, string>(); // runId -> key
+  /** runs a live peer holds: sid -> due; tried again when a peer dies */
+  private readonly held = new Map<number, number>();
+  private readonly waiters = new Map<string, Deferred[]>();
+  /** run key -> agent ref, for runs counted against their agent's slots */
+  private readonly countedRef = new Map<string, number>();
+  private readonly abort = new AbortController();
+  private stopping = false;
+
+  constructor(
+    private readonly deps: Omit<ReactorDeps, 'clock'>,
+    private readonly gates: AgentGates,
+    private readonly host: DispatchHost,
+  ) {}
+
+  private emit(event: string, payload?: unknown): void {
+    this.host.events.emit(event, payload);
+  }
+
+  get runsInFlight(): number {
+    return this.inFlight.size;
+  }
+
+  get runsQueued(): number {
+    return this.queue.size;
+  }
+
+  /** (sid, due) waits in the queue or runs now. */
+  pending(sid: number, dueMs: number): boolean {
+    return this.inFlight.has(runKey(sid, dueMs)) || this.queue.has(sid, dueMs);
+  }
+
+  /** Runs held by a live peer, handed back (and forgotten here) when a peer died. */
+  takeHeld(): [number, number][] {
+    const held = [...this.held];
+    this.held.clear();
+    return held;
+  }
+
+  /**
+   * A mission is due: past its agent's gates (in memory) to the queue, or
+   * held back by its agent until the agent lets it run.
+   */
+  admit(sid: number, dueMs: number): void {
+    if (this.stopping) return;
+    const key = runKey(sid, dueMs);
+    if (this.inFlight.has(key) || this.queue.has(sid, dueMs)) return;
+    const ref = this.host.agentRefOf(sid);
+    if (ref !== undefined) {
+      const decision = this.gates.admit(ref, sid, dueMs);
+      if (decision === 'ran') this.countedRef.set(key, ref);
+      else if (decision !== 'unknown') {
+        this.deps.metrics.agentDecisions.inc({ decision });
+        this.emit('agent-held', { sid, dueMs, decision });
+        return;
+      }
+    }
+    this.push(sid, dueMs);
+  }
+
+  /** Queues (sid, due) and resolves when its run attempt ends (tests and tools; the wheel queues without a promise). */
+  enqueue(sid: number, dueMs: number): Promise<RunOutcome> {
+    const key = runKey(sid, dueMs);
+    const p = new Promise<RunOutcome>((resolve) => {
+      const list = this.waiters.get(key) ?? [];
+      list.push({ resolve });
+      this.waiters.set(key, list);
+    });
+    if (this.stopping) this.settle(key, 'shutdown');
+    else this.push(sid, dueMs);
+    return p;
+  }
+
+  /**
+   * Queues a run in its user's and agent's lane. The queue is served once
+   * the current burst is in (a microtask later), so runs due together are
+   * taken round-robin, not in the order the wheel handed them over.
+   */
+  private push(sid: number, dueMs: number): void {
+    if (this.inFlight.has(runKey(sid, dueMs))) return;
+    const { userRef, agentRef } = this.host.lanesOf(sid);
+    const replaced = this.queue.push(sid, dueMs, userRef, agentRef);
+    if (typeof replaced === 'number') this.settle(runKey(sid, replaced), 'moved'); // the mission moved on while it waited
+    this.deps.metrics.runsQueued.set(this.queue.size);
+    if (!this.pumpScheduled) {
+      this.pumpScheduled = true;
+      queueMicrotask(() => {
+        this.pumpScheduled = false;
+        this.pump();
+      });
+    }
+  }
+
+  private settle(key: string, outcome: RunOutcome): void {
+    const list = this.waiters.get(key);
+    this.waiters.delete(key);
+    for (const w of list ?? []) w.resolve(outcome);
+  }
+
+  private pump(): void {
+    while (!this.stopping && this.inFlight.size < this.deps.config.concurrency && this.queue.size > 0) {
+      const next = this.queue.pop()!;
+      const key = runKey(next.sid, next.dueMs);
+      this.inFlight.add(key);
+      this.deps.metrics.runsInFlight.set(this.inFlight.size);
+      this.deps.metrics.runsQueued.set(this.queue.size);
+      void this.runOne(next.sid, next.dueMs, key);
+    }
+  }
+
+  private async runOne(sid: number, dueMs: number, key: string): Promise<void> {
+    let outcome: RunOutcome = 'error';
+    const { config, metrics, log } = this.deps;
+    // A run starts when it leaves the queue for a slot: the claim is its
+    // first step. Lag is observed only for runs this daemon claims, so a
+    // run lost to another daemon is not counted twice.
+    const startedAtMs = Date.now();
+    const { tracer } = this.deps.tracing;
+    const span = tracer.startSpan('mission.run', {
+      startTime: startedAtMs,
+      attributes: { 'mission.sid': sid, 'mission.due': new Date(dueMs).toISOString(), 'mission.lag_ms': Math.max(0, startedAtMs - dueMs), 'mana_ai.worker': config.workerId },
+    });
+    try {
+      const claim = await inSpan(tracer, span, 'mission.claim', {}, async (claimSpan) => {
+        const c = await claimRun(this.deps.pool, {
+          sid, dueMs, workerId: config.workerId, leaseMs: config.claimLeaseMs, minGapMs: config.minRunGapMs, witness: this.host.witness(),
+        });
+        claimSpan.setAttribute('mana_ai.claim', c.outcome);
+        return c;
+      });
+      metrics.claims.inc({ outcome: claim.outcome });
+      const part = this.host.partitionOf(sid);
+      if (claim.outcome === 'claimed') {
+        this.held.delete(sid);
+        this.claimed.set(claim.runId, key);
+        if (claim.agent && part !== undefined) {
+          const ref = claim.agent.ref;
+          // Counted first, so the update below releases no mission into the slot this run holds.
+          if (!this.countedRef.has(key)) {
+            if (!this.gates.adopt(ref)) {
+              this.gates.update(ref, part, claim.agent);
+              this.gates.adopt(ref);
+            }
+            this.countedRef.set(key, ref);
+          }
+          this.gates.update(ref, part, claim.agent);
+          this.gates.ran(ref);
+          metrics.agentDecisions.inc({ decision: 'ran' });
+        }
+        span.setAttributes({ 'mission.id': claim.missionId, 'user.id_hash': userIdHash(claim.userId), 'mission.attempt': claim.attempts });
+        try {
+          outcome = await executeRun(this.deps, { sid, dueMs, startedAtMs, claim, span }, this.abort.signal, {
+            started: (e) => this.emit('run-started', e),
+            finished: (e) => this.emit('run-finished', e),
+          });
+        } finally {
+          this.claimed.delete(claim.runId);
+        }
+      } else {
+        outcome = claim.outcome;
+        // A run held by a live peer is retried when a peer dies (onPeerLost)
+        // and, as the last resort, when its lease ends.
+        if (claim.outcome === 'held') this.held.set(sid, dueMs);
+        if (claim.outcome === 'held' || claim.outcome === 'throttled') this.host.retryLater(sid, dueMs, claim.retryAtMs);
+        if ('agent' in claim && claim.agent) this.onAgentGate(sid, dueMs, key, part, claim.outcome, claim.agent, 'retryAtMs' in claim ? claim.retryAtMs : null);
+      }
+    } catch (error) {
+      if (this.stopping || error instanceof ShutdownError || (error instanceof LlmError && error.reason === 'aborted')) {
+        outcome = 'shutdown';
+      } else {
+        // Only the claim itself can fail here (executeRun ends every run it
+        // was handed): nothing was claimed, so trying again is safe.
+        outcome = 'error';
+        metrics.missionErrors.inc({ reason: 'internal' });
+        log.error({ sid, dueAt: new Date(dueMs).toISOString(), err: (error as Error).message }, 'claim failed; retrying later');
+        this.host.retryLater(sid, dueMs, Date.now() + 5_000 + Math.random() * 5_000);
+      }
+    } finally {
+      span.setAttribute('mission.outcome', outcome);
+      if (outcome === 'error' || outcome === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+      span.end();
+      this.inFlight.delete(key);
+      const ref = this.countedRef.get(key);
+      if (ref !== undefined) {
+        this.countedRef.delete(key);
+        this.gates.ended(ref); // may admit a mission of the same agent that waited for this slot
+      }
+      metrics.runsInFlight.set(this.inFlight.size);
+      metrics.runs.inc({ outcome });
+      this.settle(key, outcome);
+      this.pump();
+      if (this.inFlight.size === 0 && this.queue.size === 0) this.emit('idle');
+    }
+  }
+
+  /**
+   * The claim said no because of the mission's agent: the mission waits in
+   * memory (paused and the like: until the agent changes; budget: until the
+   * computed time or a new budget; busy: until a run of ours ends), so no
+   * query is made for it meanwhile.
+   */
+  private onAgentGate(sid: number, dueMs: number, key: string, part: number | undefined, outcome: string, agent: ClaimAgent, retryAtMs: number | null): void {
+    if (part === undefined || !this.host.owns(part) || this.stopping) return;
+    const { metrics, log } = this.deps;
+    const ref = agent.ref;
+    if (outcome === 'over-budget') {
+      metrics.agentDecisions.inc({ decision: 'skipped-budget' });
+      this.gates.update(ref, part, agent);
+      this.gates.blockBudget(ref, sid, dueMs, retryAtMs);
+      log.info(
+        { sid, used: agent.used, budget: agent.budget, waitsUntil: retryAtMs === null ? null : new Date(retryAtMs).toISOString() },
+        retryAtMs === null ? 'agent has no budget left; its missions wait until the budget is raised' : 'agent budget used up; its missions wait until the window frees enough',
+      );
+      this.emit('budget-wait', { sid, dueMs, untilMs: retryAtMs, used: agent.used ?? null, budget: agent.budget });
+    } else if (outcome === 'agent-busy') {
+      metrics.agentDecisions.inc({ decision: 'skipped-concurrency' });
+      this.gates.update(ref, part, agent);
+      const ours = (this.gates.fields(ref)?.admitted ?? 0) - (this.countedRef.get(key) === ref ? 1 : 0);
+      if (ours >= agent.maxConcurrent) this.gates.hold(ref, sid, dueMs);
+      else this.host.retryLater(sid, dueMs, Date.now() + Math.min(PEER_BUSY_RETRY_MS, Math.max(0, (retryAtMs ?? Infinity) - Date.now())));
+      this.emit('agent-held', { sid, dueMs, decision: 'skipped-concurrency' });
+    } else if (outcome in GATE_DECISION) {
+      const decision = GATE_DECISION[outcome]!;
+      metrics.agentDecisions.inc({ decision });
+      this.gates.update(ref, part, agent);
+      this.gates.hold(ref, sid, dueMs);
+      this.emit('agent-held', { sid, dueMs, decision });
+    }
+  }
+
+  /** Our lock connection is back under a new session: our runs in flight name it as their witness again. */
+  async adoptInFlight(): Promise<void> {
+    const witness = this.host.witness();
+    const runIds = [...this.claimed.keys()];
+    if (!witness || runIds.length === 0) return;
+    try {
+      const kept = await adoptClaims(this.deps.pool, { runIds, workerId: this.deps.config.workerId, witness });
+      this.deps.log.info({ inFlight: runIds.length, kept: kept.length }, 'runs in flight now vouched for by the new lock session');
+    } catch (error) {
+      this.deps.log.warn({ err: (error as Error).message }, 'could not move the runs in flight to the new lock session; a peer may take them over');
+    }
+  }
+
+  private drainQueue(): { sid: number; dueMs: number }[] {
+    const out: { sid: number; dueMs: number }[] = [];
+    for (let r = this.queue.pop(); r; r = this.queue.pop()) out.push(r);
+    return out;
+  }
+
+  /** Stops taking runs: everything queued ends as `shutdown`. */
+  close(): void {
+    this.stopping = true;
+    for (const r of this.drainQueue()) this.settle(runKey(r.sid, r.dueMs), 'shutdown');
+  }
+
+  /** Lets runs in flight finish for `graceMs`, then aborts them and gives their claims back. */
+  async finish(graceMs: number): Promise<void> {
+    if (this.inFlight.size > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs);
+        this.host.events.once('idle', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    const unfinished = [...this.claimed.keys()];
+    this.abort.abort();
+    if (unfinished.length > 0) {
+      const n = await releaseRuns(this.deps.pool, { runIds: unfinished, workerId: this.deps.config.workerId }).catch(() => 0);
+      this.deps.log.warn({ released: n }, 'gave back claims of runs that did not finish within the grace period');
+    }
+  }
+}
