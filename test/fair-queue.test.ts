@@ -87,6 +87,7 @@ describe('mission table', () => {
     assert.equal(t.version[reused], -1, 'with nothing known');
     assert.equal(t.agentRef[reused], NO_REF);
     assert.equal(t.sid[reused], 5_000);
-    assert.deepEqual([...t.sids()].length, 100);
+    assert.deepEqual([...t.slots()].length, 100);
+    assert.ok([...t.slots()].every((slot) => t.slotOf(t.sid[slot]!) === slot), 'every live slot is indexed under its sid');
   });
 });

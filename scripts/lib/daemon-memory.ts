@@ -88,7 +88,6 @@ export async function measureBuiltDaemon(url: string, opts: { settleMs?: number;
     const peakRssMb = statusMb(child.pid!, 'VmHWM');
     const metrics = port ? await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()).catch(() => '') : '';
     const heap = /^mana_ai_nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\S+)$/m.exec(metrics);
-    if (process.env['BENCH_MEMORY_DEBUG']) console.log(metrics.split('\n').filter((l) => /heap_size|external|nodejs_heap_space_size_(used|total)/.test(l) && !l.startsWith('#')).join('\n'));
     return { missions: loaded.missions, coldStartMs: loaded.ms, rssMb, peakRssMb, heapUsedMb: heap ? Number(heap[1]) / 2 ** 20 : NaN };
   } finally {
     child.kill('SIGTERM');

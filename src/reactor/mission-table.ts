@@ -111,9 +111,9 @@ export class MissionTable {
     return slot;
   }
 
-  /** Snapshot ids of every mission held; O(capacity). */
-  *sids(): IterableIterator<number> {
-    for (let slot = 0; slot < this.high; slot++) if (this.sid[slot]! >= 0) yield this.sid[slot]!;
+  /** Every slot that holds a mission; O(capacity). Releasing the slot just yielded is safe. */
+  *slots(): IterableIterator<number> {
+    for (let slot = 0; slot < this.high; slot++) if (this.sid[slot]! >= 0) yield slot;
   }
 
   private rehash(size: number): void {

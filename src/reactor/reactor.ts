@@ -15,22 +15,14 @@
 // notification older than what it knows for a mission is ignored, and the
 // claim re-checks the snapshot in the database anyway.
 
-import type { webcrypto } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type pg from 'pg';
 import type { Config } from '../config.js';
-import type { Db } from '../db/pool.js';
 import { estimateMissions } from '../db/sql/estimate-missions.js';
 import { loadAgents } from '../db/sql/load-agents.js';
 import { loadDueNow, loadSchedule } from '../db/sql/load-schedule.js';
 import { PARTITIONS } from '../db/sql/partition-locks.js';
 import { pendingSnapshotErrors, repairSnapshotError, type RepairOutcome } from '../db/sql/snapshot-repair.js';
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics/metrics.js';
-import type { LlmClient } from '../planner/llm-client.js';
-import type { ResolverRegistry } from '../planner/resolvers/registry.js';
-import type { RunOutcome } from '../run/execute-run.js';
-import type { Tracing } from '../tracing/tracing.js';
+import type { RunDeps, RunOutcome } from '../run/execute-run.js';
 import { AgentGates } from './agent-gates.js';
 import { retryDelayMs } from './backoff.js';
 import { ScheduleListener, type AgentPayload, type SchedulePayload, type SnapshotErrorPayload } from './listener.js';
@@ -44,17 +36,9 @@ export { MAX_ATTEMPTS, type RunEvent, type RunOutcome } from '../run/execute-run
 /** Pending transient fold errors repaired per partition load (the rest at the next load or notification). */
 const REPAIR_BATCH = 1_000;
 
-export interface ReactorDeps {
-  pool: pg.Pool;
-  db: Db;
+/** What a run needs (execute-run.ts), with the whole config and, for tests, the wheel's clock. */
+export interface ReactorDeps extends Omit<RunDeps, 'config'> {
   config: Config;
-  log: Logger;
-  metrics: Metrics;
-  llm: LlmClient;
-  resolvers: ResolverRegistry;
-  /** The runner's RSA key for mission grants; null = grants disabled. */
-  privateKey: webcrypto.CryptoKey | null;
-  tracing: Tracing;
   clock?: WheelClock;
 }
 
@@ -164,7 +148,7 @@ export class Reactor extends EventEmitter {
   private onOwnershipChanged(c: OwnershipChange): void {
     if (c.released.length) {
       const gone = new Set(c.released);
-      for (const sid of this.table.sids()) if (gone.has(this.table.partition[this.table.slotOf(sid)!]!)) this.forget(sid);
+      for (const slot of this.table.slots()) if (gone.has(this.table.partition[slot]!)) this.forget(this.table.sid[slot]!);
       this.gates.dropPartitions(gone);
       this.deps.metrics.missionsScheduled.set(this.wheel.size);
     }
@@ -282,7 +266,7 @@ export class Reactor extends EventEmitter {
           if (full) {
             // not in the database any more, and not notified while this load ran
             // (forget() frees only the slot being looked at, so the live iteration is safe)
-            for (const sid of t.sids()) if (t.seen[t.slotOf(sid)!] === 0) this.forget(sid);
+            for (const slot of t.slots()) if (t.seen[slot] === 0) this.forget(t.sid[slot]!);
           }
           this.deps.metrics.resyncs.inc({ reason: full ? reason : 'partitions-acquired' });
           this.deps.metrics.missionsScheduled.set(this.wheel.size);
@@ -314,10 +298,12 @@ export class Reactor extends EventEmitter {
       return;
     }
     this.deps.metrics.notificationsReceived.inc({ kind: p.d === null ? 'unschedule' : 'schedule' });
-    // one short span per notification that changes the schedule
-    this.deps.tracing.tracer.startSpan('mission.reschedule', {
-      attributes: { 'mission.sid': p.s, 'mission.version': p.v, 'mission.partition': p.p, 'mission.due': p.d === null ? 'none' : new Date(p.d).toISOString(), 'mana_ai.kind': p.d === null ? 'unschedule' : 'schedule' },
-    }).end();
+    // one short span per notification that changes the schedule (its attributes are not even built when tracing is off)
+    if (this.deps.tracing.enabled) {
+      this.deps.tracing.tracer.startSpan('mission.reschedule', {
+        attributes: { 'mission.sid': p.s, 'mission.version': p.v, 'mission.partition': p.p, 'mission.due': p.d === null ? 'none' : new Date(p.d).toISOString(), 'mana_ai.kind': p.d === null ? 'unschedule' : 'schedule' },
+      }).end();
+    }
     if (p.d === null) this.forget(p.s);
     else {
       const slot = t.ensure(p.s);

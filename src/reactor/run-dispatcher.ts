@@ -207,7 +207,7 @@ export class RunDispatcher {
           this.gates.ran(ref);
           metrics.agentDecisions.inc({ decision: 'ran' });
         }
-        span.setAttributes({ 'mission.id': claim.missionId, 'user.id_hash': userIdHash(claim.userId), 'mission.attempt': claim.attempts });
+        if (span.isRecording()) span.setAttributes({ 'mission.id': claim.missionId, 'user.id_hash': userIdHash(claim.userId), 'mission.attempt': claim.attempts });
         try {
           outcome = await executeRun(this.deps, { sid, dueMs, startedAtMs, claim, span }, this.abort.signal, {
             started: (e) => this.emit('run-started', e),

@@ -166,11 +166,6 @@ export class TimerWheel {
     return had;
   }
 
-  /** Every scheduled key; O(capacity), for resyncs and diagnostics. */
-  *keys(): IterableIterator<number> {
-    for (let k = 0; k < this.bucketOf.length; k++) if (this.bucketOf[k] !== ABSENT) yield k;
-  }
-
   close(): void {
     this.closed = true;
     this.disarm();

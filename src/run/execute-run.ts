@@ -60,6 +60,7 @@ export interface RunDeps {
   metrics: Metrics;
   llm: LlmClient;
   resolvers: ResolverRegistry;
+  /** The runner's RSA key for mission grants; null = grants disabled. */
   privateKey: webcrypto.CryptoKey | null;
   tracing: Tracing;
 }
