@@ -77,7 +77,13 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const metrics = createMetrics();
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
-  const pool = createPool({ connectionString: config.databaseUrl, applicationName: 'mana-ai', max: config.dbPoolSize });
+  const pool = createPool({
+    connectionString: config.databaseUrl, applicationName: 'mana-ai', max: config.dbPoolSize,
+    onClientError: (error) => {
+      metrics.dbConnectionErrors.inc();
+      log.warn({ err: error.message }, 'a database connection was lost while in use; its transaction fails and its run is given back');
+    },
+  });
   let dbHealthy = true;
   pool.on('error', () => {
     dbHealthy = false;

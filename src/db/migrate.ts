@@ -120,6 +120,18 @@ export async function migrate(
         applied.push(m.name);
         opts.log?.(`applied ${m.name}`);
       }
+      // Every SECURITY DEFINER function pinned and owned by a non-superuser
+      // (sql/014): checked after every run, so a function a later
+      // migration adds is covered at once.
+      const hardened = await client.query(`SELECT to_regprocedure('mana_ai.secure_definers()') IS NOT NULL AS ok`);
+      if (hardened.rows[0].ok) {
+        try {
+          await client.query('SELECT mana_ai.secure_definers()');
+        } catch (error) {
+          const e = error as Error & { hint?: string };
+          throw new MigrationError(`securing the SECURITY DEFINER functions failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+        }
+      }
       // Grants follow the schema: a role named now, and every role named
       // before whenever a migration was applied (a new table must not leave
       // the daemon without its rights).

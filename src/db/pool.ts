@@ -19,6 +19,8 @@ export interface PoolOptions {
   connectionString: string;
   applicationName?: string;
   max?: number;
+  /** told about a connection a checked-out client lost (the query in flight rejects too) */
+  onClientError?: (error: Error) => void;
 }
 
 export function createPool(opts: PoolOptions): pg.Pool {
@@ -33,6 +35,16 @@ export function createPool(opts: PoolOptions): pg.Pool {
   // An idle client losing its connection must not crash the process; the
   // pool drops it and the next checkout connects afresh.
   pool.on('error', () => {});
+  // pg-pool removes its idle-error listener while a client is checked out
+  // (Kysely checks clients out for every transaction), so a backend that
+  // dies mid-transaction (failover, pg_terminate_backend, a network cut,
+  // idle_in_transaction_session_timeout) would emit 'error' on a client
+  // with no listener and end the process. Every client gets a listener of
+  // its own for its whole life; the failed query rejects as well, so the
+  // transaction ends through the caller's normal error path.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => opts.onClientError?.(error));
+  });
   return pool;
 }
 

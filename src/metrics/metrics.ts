@@ -40,6 +40,8 @@ export interface Metrics {
   peersLost: Counter;
   watchReconnects: Counter;
   eventLoopDelay: Gauge<'quantile'>;
+  dbConnectionErrors: Counter;
+  runRetries: Counter<'reason'>;
   agentDecisions: Counter<'decision'>;
   tokensUsed: Counter;
   tokensEstimated: Counter;
@@ -116,6 +118,11 @@ export function createMetrics(): Metrics {
     peersLost: new Counter({ name: 'mana_ai_peers_lost_total', help: 'Peer daemons noticed gone by the watcher', ...r }),
     watchReconnects: new Counter({ name: 'mana_ai_watch_reconnects_total', help: 'Watch connections (on a peer daemon) lost and re-established', ...r }),
     missionsSkipped: new Counter({ name: 'mana_ai_missions_skipped_total', help: 'Due missions the runner could not read', labelNames: ['reason'], ...r }),
+    dbConnectionErrors: new Counter({ name: 'mana_ai_db_connection_errors_total', help: 'Work-pool connections lost while checked out (the transaction in flight failed and its run was given back)', ...r }),
+    runRetries: new Counter({
+      name: 'mana_ai_run_retries_total', labelNames: ['reason'], ...r,
+      help: 'Runs given back after their claim for a reason outside the mission (database unavailable, lock or statement timeout, lost connection), tried again with backoff',
+    }),
     eventLoopDelay: new Gauge({ name: 'mana_ai_event_loop_delay_seconds', help: 'Event-loop delay over the last scrape interval', labelNames: ['quantile'], ...r }),
   };
   zeroAlertSeries(metrics);

@@ -10,6 +10,7 @@ import type { EventEmitter } from 'node:events';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { adoptClaims, claimRun, type ClaimAgent, type ClaimWitness } from '../db/sql/claim-run.js';
 import { releaseRuns } from '../db/sql/finish-run.js';
+import { runRetryDelayMs } from '../db/error-class.js';
 import { LlmError } from '../planner/llm-client.js';
 import { executeRun, ShutdownError, type RunOutcome } from '../run/execute-run.js';
 import { inSpan, userIdHash } from '../tracing/tracing.js';
@@ -216,6 +217,8 @@ export class RunDispatcher {
         } finally {
           this.claimed.delete(claim.runId);
         }
+        // Given back after a failure outside the mission: the same due time again, after a backoff.
+        if (outcome === 'retry') this.host.retryLater(sid, dueMs, Date.now() + runRetryDelayMs(claim.attempts));
       } else {
         outcome = claim.outcome;
         // A run held by a live peer is retried when a peer dies (onPeerLost)

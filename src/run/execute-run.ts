@@ -2,11 +2,14 @@
 // parser), write the iteration back. Deciding *when* a mission runs is the
 // reactor's job; this module only carries out a run it was handed.
 //
-// Its promise: every run ends. Whatever goes wrong after the claim (a value
-// that cannot be represented, a resolver or grant that throws, a write-back
-// that fails for another reason than a lost claim) ends the run as
-// `failed`, with the reason in mana_ai.mission_runs, and frees the claim;
-// the same (mission, due time) is never handed to the LLM again. Only a
+// Its promise: every run ends, and the mission keeps a future. A failure
+// outside the mission (the database, a lost connection, a lock or statement
+// timeout, a revoked right) gives the claim back; the dispatcher tries the
+// same due time again after a backoff, and after MAX_ATTEMPTS claims that
+// try writes a failed iteration with the next due time instead of asking
+// the LLM again. A failure of the mission's content (or a bug it triggers)
+// writes a failed iteration with the next due time at once. Only when even
+// that write fails is the run ended as `failed` with nothing written. A
 // shutdown leaves a run open, and stop() gives those claims back.
 
 import type { webcrypto } from 'node:crypto';
@@ -14,7 +17,8 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Db } from '../db/pool.js';
 import type { Claimed } from '../db/sql/claim-run.js';
-import { finishRun } from '../db/sql/finish-run.js';
+import { finishRun, giveBackRun } from '../db/sql/finish-run.js';
+import { classifyFailure } from '../db/error-class.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { nextRunAfter, parseCadence } from '../mission/cadence.js';
@@ -159,26 +163,61 @@ export async function executeRun(
     return outcome;
   } catch (error) {
     if (signal.aborted || error instanceof ShutdownError || (error instanceof LlmError && error.reason === 'aborted')) throw error;
-    // Anything else ends this run for good: a failed run is never claimed again.
-    const reason = `run-error: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`.slice(0, 500);
+    const message = `${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`.slice(0, 480);
+    const failure = classifyFailure(error);
+    if (failure.outside) {
+      // The database, a connection or a lock failed, not the mission: the
+      // claim goes back and the run is tried again after a backoff (the
+      // dispatcher re-arms it); after MAX_ATTEMPTS claims the retry writes a
+      // failed iteration with the next due time instead of asking the LLM.
+      metrics.runRetries.inc({ reason: failure.reason });
+      const given = await withRetries(signal, () => giveBackRun(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, error: `retry: ${message}` }));
+      log.warn({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, reason: failure.reason, err: message, givenBack: given !== null },
+        given !== null ? 'run failed outside the mission; claim given back, tried again after a backoff' : 'run failed outside the mission and the claim could not be given back; it ends with this daemon\'s session or its lease');
+      hooks.finished({ ...base, outcome: 'retry', error: message });
+      return 'retry';
+    }
+    // The mission's content (or a bug it triggers): the failed iteration is
+    // written with the next due time, so a recurring mission runs again.
+    const reason = `run-error: ${message}`.slice(0, 500);
     metrics.missionErrors.inc({ reason: 'run-error' });
-    log.error({ dueAt: new Date(dueMs).toISOString(), err: reason }, 'run failed; ended as failed, this due time is not planned again');
-    const ended = await endFailed(deps, claim, reason, signal);
-    if (!ended) log.error({ runId: claim.runId }, 'could not record the failed run; its claim ends with this daemon or its lease');
+    log.error({ dueAt: new Date(dueMs).toISOString(), err: reason }, 'run failed; writing a failed iteration with the next due time');
+    const iteration = failedIteration(iterationIdFor(claim.userId, claim.missionId, dueMs), new Date(startedAtMs).toISOString(), new Date().toISOString(), 'run-error');
+    try {
+      const written = await writeBack(deps.db, {
+        runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,
+        userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(), agent: null, usage: null,
+        nextRunAt: (record, nowMs) => {
+          const cadence = parseCadence(record['cadence']);
+          try {
+            return cadence ? nextRunAfter(cadence, nowMs, config.timeZone) : null;
+          } catch {
+            return null;
+          }
+        },
+      });
+      if (written.outcome === 'written') {
+        hooks.finished({ ...base, outcome: 'failed', error: reason, iteration, nextRunAtMs: written.nextRunAtMs });
+        return 'failed';
+      }
+    } catch (writeError) {
+      log.error({ err: writeError instanceof Error ? writeError.message : String(writeError) }, 'the failed iteration could not be written either; the run ends as failed');
+    }
+    const ended = await withRetries(signal, () => finishRun(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, status: 'failed', error: reason }));
+    if (ended === null) log.error({ runId: claim.runId }, 'could not record the failed run; its claim ends with this daemon or its lease');
     hooks.finished({ ...base, outcome: 'failed', error: reason });
     return 'failed';
   }
 }
 
-/** Records a failed run, retrying while the database is away (a few seconds), unless shutting down. */
-async function endFailed(deps: RunDeps, claim: Claimed, reason: string, signal: AbortSignal): Promise<boolean> {
+/** Runs `fn` while the database is away (a few seconds), unless shutting down; null = it never succeeded. */
+async function withRetries<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T | null> {
   for (let attempt = 1; attempt <= 6 && !signal.aborted; attempt++) {
     try {
-      await finishRun(deps.pool, { runId: claim.runId, workerId: deps.config.workerId, attempts: claim.attempts, status: 'failed', error: reason });
-      return true;
+      return await fn();
     } catch {
       await new Promise((r) => setTimeout(r, retryDelayMs(attempt, { jitter: true })));
     }
   }
-  return false;
+  return null;
 }

@@ -15,6 +15,22 @@ export async function finishRun(pool: pg.Pool, q: { runId: number; workerId: str
   return rowCount === 1;
 }
 
+/**
+ * Gives one claim back after a failure outside the mission (the database,
+ * the connection, a lock): released without a notification, so nobody
+ * retries at once; the daemon that gave it back retries after its backoff,
+ * and any daemon that loads the mission's partition claims it again.
+ */
+export async function giveBackRun(pool: pg.Pool, q: { runId: number; workerId: string; attempts: number; error: string }): Promise<boolean> {
+  const { rowCount } = await pool.query(
+    `UPDATE mana_ai.mission_runs
+        SET status = 'released', claimed_by = NULL, lease_until = now(), error = $4
+      WHERE run_id = $1 AND claimed_by = $2 AND attempts = $3 AND status = 'running'`,
+    [q.runId, q.workerId, q.attempts, q.error],
+  );
+  return rowCount === 1;
+}
+
 /** Gives back the given runs; notifies so that listeners re-arm them now. */
 export async function releaseRuns(pool: pg.Pool, q: { runIds: number[]; workerId: string }): Promise<number> {
   if (q.runIds.length === 0) return 0;
