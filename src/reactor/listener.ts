@@ -61,7 +61,8 @@ export interface ListenerHandlers {
   onSnapshotError(payload: SnapshotErrorPayload): void;
   onAgentChanged(payload: AgentPayload): void;
   /** A daemon joined, left or released partitions (ownership.ts). */
-  onMembersChanged(): void;
+  /** a daemon joined, released partitions or left (`e` of the payload; null when unreadable) */
+  onMembersChanged(event: string | null): void;
   /** The connection check's answer: partitions nobody holds right now. */
   onCheck(unownedPartitions: number): void;
 }
@@ -146,7 +147,8 @@ export class ScheduleListener {
       if (isAgentPayload(payload)) this.handlers.onAgentChanged(payload);
       else this.handlers.onInvalidPayload(payload);
     } else if (channel === MEMBERS_CHANNEL) {
-      this.handlers.onMembersChanged();
+      const e = payload && typeof payload === 'object' ? (payload as { e?: unknown }).e : undefined;
+      this.handlers.onMembersChanged(typeof e === 'string' ? e : null);
     }
   }
 

@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { retryDelayMs } from './backoff.js';
 import { planRebalance } from './balance.js';
-import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, readLocks, takeMemberSlot, tryLock, unlock, waitForLock } from '../db/sql/partition-locks.js';
+import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, backendIdentity, readLocks, takeMemberSlot, tryLock, unlock, waitForLock } from '../db/sql/partition-locks.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ClaimWitness } from '../db/sql/claim-run.js';
@@ -45,11 +45,26 @@ export interface OwnershipOptions {
   metrics: Metrics;
   /** NOTIFY on another connection (the pool), used once this session is gone. */
   notifyViaPool(payload: string): Promise<void>;
+  /**
+   * Ends a backend of our own role on another connection (the pool): a
+   * watch connection blocked in pg_advisory_lock does not read its socket,
+   * so closing it client-side would leave the backend waiting until the
+   * watched peer dies (issue 18, item 4).
+   */
+  terminateBackend(pid: number, startedAt: string): Promise<void>;
 }
+
+/**
+ * The backstop for a daemon that dies while it watches (its socket closes,
+ * nobody terminates the backend): the server checks the watch connection's
+ * socket this often during the lock wait and ends the backend (PG 14+;
+ * older servers ignore the setting).
+ */
+const WATCH_CONNECTION_CHECK = '2s';
 
 export class PartitionOwnership extends EventEmitter {
   private client: pg.Client | null = null;
-  private watcher: { client: pg.Client; slot: number } | null = null;
+  private watcher: { client: pg.Client; slot: number; backend: { pid: number; startedAt: string } | null } | null = null;
   private slot: number | null = null;
   /** backend pid of the lock connection: with the slot, the witness of our claims */
   private pid: number | null = null;
@@ -113,7 +128,7 @@ export class PartitionOwnership extends EventEmitter {
   private lost(): void {
     if (this.stopped) return;
     this.client = null;
-    this.stopWatching();
+    void this.stopWatching();
     const released = [...this.ownedSet];
     this.ownedSet.clear();
     this.o.metrics.partitionsOwned.set(0);
@@ -205,15 +220,22 @@ export class PartitionOwnership extends EventEmitter {
     const others = members.filter((s) => s !== this.slot);
     const next = others.length === 0 ? null : (others.find((s) => s > this.slot!) ?? others[0]!);
     if (this.watcher?.slot === next) return;
-    this.stopWatching();
+    void this.stopWatching();
     if (next === null) return;
     const client = new pg.Client({ connectionString: this.o.connectionString, application_name: 'mana-ai-watch', ...KEEPALIVE });
-    const w = { client, slot: next };
+    const w: { client: pg.Client; slot: number; backend: { pid: number; startedAt: string } | null } = { client, slot: next, backend: null };
     this.watcher = w;
     client.on('error', () => {});
     void (async () => {
       try {
         await client.connect();
+        w.backend = await backendIdentity(client);
+        await client.query(`SET client_connection_check_interval = '${WATCH_CONNECTION_CHECK}'`).catch(() => {});
+        // Re-targeted or stopped while connecting: end it here, before the wait.
+        if (this.watcher !== w || this.stopped) {
+          void client.end().catch(() => {});
+          return;
+        }
         await waitForLock(client, MEMBER_NS, next);
       } catch (error) {
         // Ended on purpose (re-targeted, stopped): nothing to do. Otherwise
@@ -233,24 +255,34 @@ export class PartitionOwnership extends EventEmitter {
       if (this.watcher !== w || this.stopped) return;
       this.o.log.info({ peerSlot: next }, 'a peer daemon is gone; taking over its share');
       this.o.metrics.peersLost.inc();
-      this.stopWatching();
+      void this.stopWatching();
       await this.o.notifyViaPool(JSON.stringify({ e: 'left', slot: next })).catch(() => {});
       await this.rebalance('peer-left');
       this.emit('peer-lost', next);
     })();
   }
 
-  private stopWatching(): void {
+  /**
+   * Ends the watch: its backend is terminated first (it is blocked in the
+   * lock wait and would not notice the client going away), then the client
+   * is closed. At most one watch backend per daemon, ever.
+   */
+  private stopWatching(): Promise<void> {
     const w = this.watcher;
     this.watcher = null;
-    if (w) void w.client.end().catch(() => {});
+    if (!w) return Promise.resolve();
+    const backend = w.backend;
+    return (async () => {
+      if (backend !== null) await this.o.terminateBackend(backend.pid, backend.startedAt).catch(() => {});
+      await w.client.end().catch(() => {});
+    })();
   }
 
   /** Gives every partition back at once and tells the others. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.stopWatching();
+    await this.stopWatching();
     await this.running?.catch(() => {}); // one query at a time on the lock connection
     const client = this.client;
     this.client = null;

@@ -20,7 +20,7 @@ import type { Config } from '../config.js';
 import { estimateMissions } from '../db/sql/estimate-missions.js';
 import { loadAgents } from '../db/sql/load-agents.js';
 import { loadDueNow, loadSchedule } from '../db/sql/load-schedule.js';
-import { PARTITIONS } from '../db/sql/partition-locks.js';
+import { PARTITIONS, terminateWatchBackend } from '../db/sql/partition-locks.js';
 import { pendingSnapshotErrors, repairSnapshotError, type RepairOutcome } from '../db/sql/snapshot-repair.js';
 import type { RunDeps, RunOutcome } from '../run/execute-run.js';
 import { AgentGates } from './agent-gates.js';
@@ -87,6 +87,7 @@ export class Reactor extends EventEmitter {
       notifyViaPool: async (payload) => {
         await deps.pool.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, payload]);
       },
+      terminateBackend: (pid, startedAt) => terminateWatchBackend(deps.pool, pid, startedAt),
     });
     this.ownership.on('changed', (c: OwnershipChange) => this.onOwnershipChanged(c));
     this.ownership.on('peer-lost', () => this.onPeerLost());
@@ -119,7 +120,12 @@ export class Reactor extends EventEmitter {
         this.emit('listener', false);
       },
       onInvalidPayload: () => deps.metrics.notificationsReceived.inc({ kind: 'invalid' }),
-      onMembersChanged: () => void this.ownership.rebalance('member-notify'),
+      // Any daemon that left may have held runs of ours-to-be: every daemon
+      // (not only the dead one's watcher) retries its held runs (item 7).
+      onMembersChanged: (e) =>
+        void this.ownership.rebalance('member-notify').then(() => {
+          if (e === 'left') this.onPeerLost();
+        }),
       onSnapshotError: (e) => this.onSnapshotError(e),
       onAgentChanged: (a) => this.onAgentChanged(a),
       onCheck: (unowned) => {

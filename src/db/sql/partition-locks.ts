@@ -74,3 +74,20 @@ export async function countUnownedPartitions(client: pg.ClientBase): Promise<num
   );
   return rows[0]!.unowned;
 }
+
+/** This connection's backend: its pid and start, which name it even after the pid is reused. */
+export async function backendIdentity(client: pg.ClientBase): Promise<{ pid: number; startedAt: string }> {
+  const { rows } = await client.query<{ pid: number; started_at: string }>(
+    `SELECT pid, backend_start::text AS started_at FROM pg_stat_activity WHERE pid = pg_backend_pid()`,
+  );
+  return { pid: Number(rows[0]!.pid), startedAt: rows[0]!.started_at };
+}
+
+/** Ends one of our watch backends (blocked in a lock wait, it would not notice its client closing). */
+export async function terminateWatchBackend(pool: pg.Pool, pid: number, startedAt: string): Promise<void> {
+  await pool.query(
+    `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE pid = $1 AND backend_start::text = $2 AND application_name = 'mana-ai-watch'`,
+    [pid, startedAt],
+  );
+}
