@@ -32,6 +32,9 @@ const GATE_DECISION: Record<string, AgentDecision> = {
   'agent-deleted': 'skipped-archived',
 };
 
+/** Claim answers of an agent's gate: the mission waits with its agent. */
+const AGENT_GATE_OUTCOMES: ReadonlySet<RunOutcome> = new Set(['agent-paused', 'agent-archived', 'agent-deleted', 'agent-busy', 'over-budget']);
+
 /** The key of one run of a mission (in flight, waited for). */
 export const runKey = (sid: number, dueMs: number) => `${sid}@${dueMs}`;
 
@@ -65,6 +68,13 @@ export class RunDispatcher {
   private readonly waiters = new Map<string, Deferred[]>();
   /** run key -> agent ref, for runs counted against their agent's slots */
   private readonly countedRef = new Map<string, number>();
+  /**
+   * Runs admitted again while their key was still in flight (an agent gate
+   * released the mission from inside the claim's own answer, or a claim
+   * read an older gate than memory holds): admitted once that attempt ends,
+   * so the mission is never in no wheel, queue or gate (issue 18, item 5).
+   */
+  private readonly readmit = new Set<string>();
   private readonly abort = new AbortController();
   private stopping = false;
 
@@ -105,7 +115,11 @@ export class RunDispatcher {
   admit(sid: number, dueMs: number): void {
     if (this.stopping) return;
     const key = runKey(sid, dueMs);
-    if (this.inFlight.has(key) || this.queue.has(sid, dueMs)) return;
+    if (this.inFlight.has(key)) {
+      this.readmit.add(key);
+      return;
+    }
+    if (this.queue.has(sid, dueMs)) return;
     const ref = this.host.agentRefOf(sid);
     if (ref !== undefined) {
       const decision = this.gates.admit(ref, sid, dueMs);
@@ -141,7 +155,13 @@ export class RunDispatcher {
     if (this.inFlight.has(runKey(sid, dueMs))) return;
     const { userRef, agentRef } = this.host.lanesOf(sid);
     const replaced = this.queue.push(sid, dueMs, userRef, agentRef);
-    if (typeof replaced === 'number') this.settle(runKey(sid, replaced), 'moved'); // the mission moved on while it waited
+    if (typeof replaced === 'number') {
+      // The mission moved on while it waited: the replaced run ends here,
+      // and so does the agent slot it was counted against (item 6).
+      const oldKey = runKey(sid, replaced);
+      this.releaseSlot(oldKey);
+      this.settle(oldKey, 'moved');
+    }
     this.deps.metrics.runsQueued.set(this.queue.size);
     if (!this.pumpScheduled) {
       this.pumpScheduled = true;
@@ -150,6 +170,14 @@ export class RunDispatcher {
         this.pump();
       });
     }
+  }
+
+  /** The agent slot a run was counted against is given back, exactly once per run key. */
+  private releaseSlot(key: string): void {
+    const ref = this.countedRef.get(key);
+    if (ref === undefined) return;
+    this.countedRef.delete(key);
+    this.gates.ended(ref);
   }
 
   private settle(key: string, outcome: RunOutcome): void {
@@ -243,11 +271,11 @@ export class RunDispatcher {
       if (outcome === 'error' || outcome === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
       span.end();
       this.inFlight.delete(key);
-      const ref = this.countedRef.get(key);
-      if (ref !== undefined) {
-        this.countedRef.delete(key);
-        this.gates.ended(ref); // may admit a mission of the same agent that waited for this slot
-      }
+      this.releaseSlot(key); // may admit a mission of the same agent that waited for this slot
+      // Only a claim its agent's gate refused hands the mission back from
+      // inside the attempt; every other outcome has its own future (a
+      // write-back, a retry time, a lease).
+      if (this.readmit.delete(key) && !this.stopping && AGENT_GATE_OUTCOMES.has(outcome)) this.admit(sid, dueMs);
       metrics.runsInFlight.set(this.inFlight.size);
       metrics.runs.inc({ outcome });
       this.settle(key, outcome);
