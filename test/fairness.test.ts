@@ -1,10 +1,13 @@
 // Fair runs in a burst, with the real daemon: 200 missions of one user and
-// one mission each of 20 other users, all due at the same instant, a
-// stand-in LLM that takes 50 ms, default concurrency. Served round-robin
-// across users, the latest of the 20 starts within ceil(21 / concurrency)
-// rounds of 50 ms plus 100 ms of its due time (issue 13); served in due
-// order it would wait behind the 200 (about 50 rounds).
-// This file runs alone (scripts/test.ts): it measures time.
+// one mission each of 20 other users, due in the same wheel tick, the big
+// user's 5 ms earlier (so due order, and a FIFO queue, would serve all 200
+// first), a stand-in LLM that takes 50 ms, default concurrency. Served
+// round-robin across users, every one of the 20 starts among the first
+// 2 x 21 runs (issue 18, item 10: positions, not wall time, tell
+// round-robin from FIFO; a FIFO queue puts them at 201..220). The time the
+// latest of them started is reported, not asserted (issue 13's figure is
+// measured by `npm run bench:reactor -- --only burst-fair`).
+// This file runs alone (scripts/test.ts).
 
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
@@ -49,7 +52,7 @@ async function insertMissions(prefix: string, users: (g: number) => string, n: n
   );
 }
 
-it('a burst is served round-robin across users: the 20 single missions start within ceil(21 / concurrency) rounds of the big user\'s 200', async (t) => {
+it('a burst is served round-robin across users: the 20 single missions start among the first 2 x 21 runs, not behind the big user\'s 200', async (t) => {
   const concurrency = loadConfig({ SYNC_DATABASE_URL: 'postgres://x@y/z', MANA_LLM_URL: 'http://x' }).concurrency;
   // A daemon at 09:00 has been running: its pool holds connections. Warm
   // it with one round of runs first (a cold pool pays a password handshake
@@ -69,9 +72,11 @@ it('a burst is served round-robin across users: the 20 single missions start wit
   // due 4 s ahead, so every insert is folded and notified before the burst
   const dueMs = Math.ceil((Date.now() + 4_000) / 1000) * 1000;
   const small = new Map<string, number>();
+  const order: string[] = [];
   let bigStarted = 0;
   const allSmall = new Promise<void>((resolve) => {
     daemon.reactor!.on('run-started', (e: { missionId: string; startedAtMs: number; dueMs: number }) => {
+      if (e.missionId.startsWith('big-') || e.missionId.startsWith('small-')) order.push(e.missionId);
       if (e.missionId.startsWith('big-')) bigStarted += 1;
       if (!e.missionId.startsWith('small-')) return;
       assert.equal(e.dueMs, dueMs);
@@ -79,16 +84,25 @@ it('a burst is served round-robin across users: the 20 single missions start wit
       if (small.size === SMALL) resolve();
     });
   });
-  // the big user's missions first: in insertion (and due) order they would all go first
-  await insertMissions('big-', () => 'whale', BIG, dueMs);
+  // the big user's missions first and due 5 ms earlier (the same wheel
+  // tick): in insertion and due order they would all go first
+  await insertMissions('big-', () => 'whale', BIG, dueMs - 5);
   await insertMissions('small-', (g) => `minnow-${g}`, SMALL, dueMs);
   assert.ok(Date.now() < dueMs - 500, 'inserted well before the burst');
 
   await withTimeout(allSmall, 60_000, 'every single mission started');
   const latest = Math.max(...small.values()) - dueMs;
-  const bound = Math.ceil((SMALL + 1) / concurrency) * LLM_MS + 100;
-  t.diagnostic(`latest single mission started ${latest} ms after due (bound ${bound} ms, concurrency ${concurrency}); big user's runs started by then: ${bigStarted}`);
-  assert.ok(latest <= bound, `the latest single mission started ${latest} ms after its due time (bound ${bound} ms, concurrency ${concurrency}); big user's runs started before it: ${bigStarted}`);
-  // in due (= insertion) order the 200 would have gone first
-  assert.ok(bigStarted < concurrency, `at most one of the big user's runs per round went first (${bigStarted} of ${BIG} had started)`);
+  const positions = [...small.keys()].map((id) => order.indexOf(id) + 1);
+  t.diagnostic(`single missions started at positions ${Math.min(...positions)}..${Math.max(...positions)} of the burst; the latest ${latest} ms after due (concurrency ${concurrency}); big user's runs started by then: ${bigStarted}`);
+  // Round-robin: each round serves the big user once and every small user
+  // that waits; users new to the queue join fewest-waiting-first.
+  const bound = 2 * (SMALL + 1);
+  assert.ok(Math.max(...positions) <= bound, `every single mission among the first ${bound} starts (positions ${positions.sort((a, b) => a - b).join(',')}); FIFO would start them at ${BIG + 1}..${BIG + SMALL}`);
+  // Once the single missions are queued, the big user gets one turn per
+  // round: at most one of its runs between the first and the last of them
+  // (plus one for a round already begun).
+  const first = Math.min(...positions);
+  const last = Math.max(...positions);
+  const bigBetween = order.slice(first - 1, last).filter((id) => id.startsWith('big-')).length;
+  assert.ok(bigBetween <= 2, `${bigBetween} of the big user's runs started between the first and the last single mission`);
 });
