@@ -3,6 +3,7 @@ import { cpSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import pg from 'pg';
 import { migrate, SQL_DIR } from '../src/db/migrate.js';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 
@@ -34,6 +35,48 @@ describe('migrations', () => {
       writeFileSync(join(dir, '003_views.sql'), '-- edited\n', { flag: 'a' });
       await assert.rejects(migrate(db.url, { dir }), /003_views\.sql was edited after it was applied/);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a migration that locks sync_changes waits at most its lock_timeout at a time, so device inserts are never queued behind it for long, and it applies once the table is free (issue 18, item 9)', async () => {
+    const db = await createTestDatabase();
+    dbs.push(db);
+    const dir = mkdtempSync(join(tmpdir(), 'mana-ai-sql-'));
+    const device = new pg.Pool({ connectionString: db.writerUrl, max: 3 });
+    try {
+      cpSync(SQL_DIR, dir, { recursive: true });
+      // What 012 did: DDL on mana-sync's table (SHARE ROW EXCLUSIVE conflicts with inserts).
+      writeFileSync(join(dir, '999_lock_sync_changes.sql'), 'LOCK TABLE sync_changes IN SHARE ROW EXCLUSIVE MODE;\n');
+      // A device transaction stays open with an insert: the migration cannot get its lock.
+      const open = await device.connect();
+      await open.query('BEGIN');
+      await open.query(`SELECT set_config('app.current_user_id', 'u-open', true)`);
+      await open.query(`INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id) VALUES ('notes','notes','n1','u-open','insert','{}','d')`);
+      const logs: string[] = [];
+      const migrating = migrate(db.url, { dir, lockTimeoutMs: 200, log: (m) => logs.push(m) });
+      // While the migration tries, another device's insert completes: it is
+      // queued behind the migration's lock request for at most 200 ms a try.
+      for (let i = 0; i < 5; i++) {
+        const c = await device.connect();
+        try {
+          await c.query('BEGIN');
+          await c.query(`SELECT set_config('app.current_user_id', 'u-other', true)`);
+          const t = Date.now();
+          await c.query(`INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id) VALUES ('notes','notes','n2','u-other','insert','{}','d')`);
+          assert.ok(Date.now() - t < 2_000, `an insert waited ${Date.now() - t} ms behind the migration`);
+          await c.query('COMMIT');
+        } finally {
+          c.release();
+        }
+      }
+      await open.query('COMMIT');
+      open.release();
+      const r = await migrating;
+      assert.deepEqual(r.applied, ['999_lock_sync_changes.sql']);
+      assert.ok(logs.some((l) => /waited 200 ms for a lock/.test(l)), 'it gave up and tried again at least once');
+    } finally {
+      await device.end();
       rmSync(dir, { recursive: true, force: true });
     }
   });

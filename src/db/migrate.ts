@@ -67,9 +67,11 @@ export async function pendingMigrations(connectionString: string, dir?: string):
 
 export async function migrate(
   connectionString: string,
-  opts: { dir?: string; log?: (msg: string) => void; runtimeRole?: string } = {},
+  opts: { dir?: string; log?: (msg: string) => void; runtimeRole?: string; lockTimeoutMs?: number; lockAttempts?: number } = {},
 ): Promise<MigrateResult> {
   const migrations = loadMigrations(opts.dir);
+  const lockTimeoutMs = opts.lockTimeoutMs ?? 2_000;
+  const lockAttempts = opts.lockAttempts ?? 30;
   const client = new pg.Client({ connectionString, application_name: 'mana-ai-migrate' });
   await client.connect();
   try {
@@ -104,18 +106,30 @@ export async function migrate(
       const applied: string[] = [];
       for (const m of migrations) {
         if (done.has(m.version)) continue;
-        await client.query('BEGIN');
-        try {
-          await client.query(m.sql);
-          await client.query('INSERT INTO mana_ai.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
-            m.version,
-            m.name,
-            m.checksum,
-          ]);
-          await client.query('COMMIT');
-        } catch (error) {
-          await client.query('ROLLBACK').catch(() => {});
-          throw new MigrationError(`migration ${m.name} failed: ${(error as Error).message}`);
+        for (let attempt = 1; ; attempt++) {
+          await client.query('BEGIN');
+          try {
+            // A lock on mana-sync's table (a trigger, an index) queues every
+            // app's insert behind it while it waits: it waits at most
+            // lockTimeoutMs, gives up and is tried again (docs/ops.md).
+            await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
+            await client.query(m.sql);
+            await client.query('INSERT INTO mana_ai.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+              m.version,
+              m.name,
+              m.checksum,
+            ]);
+            await client.query('COMMIT');
+            break;
+          } catch (error) {
+            await client.query('ROLLBACK').catch(() => {});
+            if ((error as { code?: string }).code === '55P03' && attempt < lockAttempts) {
+              opts.log?.(`migration ${m.name} waited ${lockTimeoutMs} ms for a lock (attempt ${attempt} of ${lockAttempts}); trying again`);
+              await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** attempt)));
+              continue;
+            }
+            throw new MigrationError(`migration ${m.name} failed: ${(error as Error).message}`);
+          }
         }
         applied.push(m.name);
         opts.log?.(`applied ${m.name}`);
