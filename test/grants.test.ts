@@ -212,6 +212,7 @@ describe('mission grants', () => {
       ['wrong issuer', await auth.sign({ sub: USER }, { issuer: 'https://evil.example' })],
       ['unknown key', await auth.sign({ sub: USER }, { unknownKey: true })],
       ['no subject', await auth.sign({})],
+      ['no expiry', await auth.sign({ sub: USER }, { expiresIn: null })],
     ];
     for (const [what, token] of bad) {
       const r = await get('/api/v1/me/ai-audit', token);

@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { migrate, SQL_DIR } from '../src/db/migrate.js';
 import { createTestDatabase, type TestDb } from './harness/db.js';
+import { eventually } from './harness/wait.js';
 
 const dbs: TestDb[] = [];
 after(async () => {
@@ -55,6 +56,7 @@ describe('migrations', () => {
       await open.query(`INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id) VALUES ('notes','notes','n1','u-open','insert','{}','d')`);
       const logs: string[] = [];
       const migrating = migrate(db.url, { dir, lockTimeoutMs: 200, log: (m) => logs.push(m) });
+      await eventually(async () => (await db.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'mana-ai-migrate' AND wait_event_type = 'Lock'`)).rows[0].n === 1, 'the migration waits for its lock');
       // While the migration tries, another device's insert completes: it is
       // queued behind the migration's lock request for at most 200 ms a try.
       for (let i = 0; i < 5; i++) {
@@ -70,6 +72,7 @@ describe('migrations', () => {
           c.release();
         }
       }
+      await eventually(() => logs.some((l) => /waited 200 ms for a lock/.test(l)), 'the migration gave up once and tries again');
       await open.query('COMMIT');
       open.release();
       const r = await migrating;

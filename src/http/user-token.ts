@@ -32,7 +32,7 @@ export function createUserTokenVerifier(o: UserTokenOptions): VerifyUserToken {
     const m = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!m) throw unauthorized('missing-token', 'an Authorization: Bearer <user JWT> header is required');
     try {
-      const { payload } = await jwtVerify(m[1]!, jwks, { algorithms: ['EdDSA'], issuer: issuers, audience: o.audience });
+      const { payload } = await jwtVerify(m[1]!, jwks, { algorithms: ['EdDSA'], issuer: issuers, audience: o.audience, requiredClaims: ['exp'] });
       if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw unauthorized('invalid-token', 'the token has no subject');
       return payload.sub;
     } catch (error) {

@@ -33,6 +33,9 @@ import { TimerWheel, type WheelClock } from './timer-wheel.js';
 
 export { MAX_ATTEMPTS, type RunEvent, type RunOutcome } from '../run/execute-run.js';
 
+/** The soonest a claim that said "not now" is tried again (a skewed clock must not make it spin). */
+const MIN_RETRY_MS = 500;
+
 /** Pending transient fold errors repaired per partition load (the rest at the next load or notification). */
 const REPAIR_BATCH = 1_000;
 
@@ -347,7 +350,11 @@ export class Reactor extends EventEmitter {
     this.wheel.schedule(slot, dueMs);
   }
 
-  private retryLater(sid: number, dueMs: number, atMs: number): void {
+  private retryLater(sid: number, dueMs: number, requestedAtMs: number): void {
+    // Retry times come from the database's clock: a daemon whose clock runs
+    // ahead would see them as past and claim again at once, in a loop, for
+    // as long as the skew lasts. Never sooner than MIN_RETRY_MS from now.
+    const atMs = Math.max(requestedAtMs, Date.now() + MIN_RETRY_MS);
     const slot = this.table.slotOf(sid);
     if (this.stopping || slot === undefined || this.wheel.has(slot)) return; // forgotten, or a newer schedule already replaced it
     const part = this.table.partition[slot]!;

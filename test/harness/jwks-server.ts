@@ -7,7 +7,7 @@ import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 export interface AuthServer {
   url: string;
   jwksRequests: number;
-  sign(claims: JWTPayload & { sub?: string }, opts?: { expiresIn?: string | number; audience?: string; issuer?: string; unknownKey?: boolean }): Promise<string>;
+  sign(claims: JWTPayload & { sub?: string }, opts?: { expiresIn?: string | number | null; audience?: string; issuer?: string; unknownKey?: boolean }): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -37,8 +37,9 @@ export async function startAuthServer(issuer: string): Promise<AuthServer> {
         .setProtectedHeader({ alg: 'EdDSA', kid: opts.unknownKey ? 'auth-key-unknown' : 'auth-key-1' })
         .setIssuedAt()
         .setIssuer(opts.issuer ?? issuer)
-        .setAudience(opts.audience ?? 'mana')
-        .setExpirationTime(opts.expiresIn ?? '10m');
+        .setAudience(opts.audience ?? 'mana');
+      // null: a token without `exp` (never valid for the audit API)
+      if (opts.expiresIn !== null) jwt.setExpirationTime(opts.expiresIn ?? '10m');
       return jwt.sign(opts.unknownKey ? stranger.privateKey : known.privateKey);
     },
     close: () => new Promise<void>((r) => server.close(() => r())),
