@@ -104,4 +104,20 @@ describe('agent liveness', () => {
     await until(daemon.reactor!, 'idle', () => daemon.reactor!.runsInFlight === 0 && daemon.reactor!.runsQueued === 0);
     assert.equal(daemon.reactor!.gates.fields(ref)!.admitted, 0, 'every slot released exactly once');
   });
+
+  it('a resync forgets an agent whose removal was never notified: its waiting mission runs without it', async () => {
+    const u = 'u-lost';
+    await pushAgent(db.pool, u, 'ag-lost', { state: 'paused' });
+    const ref = await agentRef('ag-lost');
+    await eventually(() => daemon.reactor!.gates.fields(ref)?.gate === 'paused', 'the daemon knows the paused agent');
+    await pushChange(db.pool, { userId: u, recordId: 'm-lost', op: 'insert', data: webappMission({ id: 'm-lost', title: 'Verwaist', agentId: 'ag-lost', nextRunAt: iso(Date.now() + 50) }) });
+    await eventually(() => (daemon.reactor!.gates.fields(ref)?.waiting ?? 0) === 1, 'the mission waits with its paused agent');
+    // The agent's snapshot goes away without a notification (as if the
+    // `absent` NOTIFY was lost while the listener was down).
+    await db.pool.query(`DELETE FROM mana_ai.agent_snapshots WHERE agent_id = 'ag-lost'`);
+    await daemon.reactor!.resync('test');
+    assert.equal(daemon.reactor!.gates.fields(ref)?.gate, 'absent');
+    const ev = await runOf(daemon, 'm-lost', 20_000);
+    assert.equal(ev.outcome, 'planned', 'run as a mission without an agent');
+  });
 });

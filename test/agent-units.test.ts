@@ -167,6 +167,21 @@ describe('agent gates (fake clock and timers)', () => {
     assert.equal(released.length, 2);
     assert.equal(gates.admit(7, 3, 0), 'unknown');
   });
+
+  it('a load that no longer finds an agent of its partitions marks it absent and releases its missions; other partitions and present agents stay', () => {
+    const { gates, released } = setup();
+    gates.update(7, 0, { ...active, gate: 'paused' });
+    gates.update(8, 0, { ...active, gate: 'paused' });
+    gates.update(9, 1, { ...active, gate: 'paused' });
+    gates.admit(7, 1, 0);
+    gates.admit(8, 2, 0);
+    gates.admit(9, 3, 0);
+    gates.markAbsentExcept(new Set([0]), new Set([8]));
+    assert.deepEqual(released, [{ sid: 1, dueMs: 0 }]);
+    assert.equal(gates.fields(7)!.gate, 'absent');
+    assert.equal(gates.fields(8)!.gate, 'paused');
+    assert.equal(gates.fields(9)!.gate, 'paused', 'partition 1 was not loaded');
+  });
 });
 
 describe('usage', () => {

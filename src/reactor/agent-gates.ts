@@ -199,6 +199,22 @@ export class AgentGates {
     }
   }
 
+  /**
+   * A load of `partitions` found exactly the agents `present`: every other
+   * agent known here in those partitions was removed while its `absent`
+   * notification was lost. It becomes 'absent' (its waiting missions go,
+   * as missions without an agent); its counted runs stay counted until
+   * they end.
+   */
+  markAbsentExcept(partitions: ReadonlySet<number>, present: ReadonlySet<number>): void {
+    for (const [ref, e] of this.agents) {
+      if (!partitions.has(e.partition) || present.has(ref) || e.gate === 'absent') continue;
+      this.endBudgetWait(e);
+      e.gate = 'absent';
+      this.release(e);
+    }
+  }
+
   /** Agents whose due missions wait for budget now, and the longest such wait so far (seconds). */
   budgetBlocked(): { agents: number; maxSeconds: number } {
     const now = this.opts.now();

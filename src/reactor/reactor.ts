@@ -244,6 +244,9 @@ export class Reactor extends EventEmitter {
           for (const a of agents) {
             if (this.ownership.owns(a.partition)) this.gates.update(a.ref, a.partition, a);
           }
+          // Agents of these partitions the database no longer has (their
+          // `absent` notification was lost): their missions run without them.
+          this.gates.markAbsentExcept(new Set(wanted), new Set(agents.map((a) => a.ref)));
           const t = this.table;
           if (full) t.seen.fill(0);
           if (wanted.length) {
@@ -264,10 +267,12 @@ export class Reactor extends EventEmitter {
               const slot = t.ensure(page.sid(i));
               t.seen[slot] = 1;
               t.partition[slot] = partition;
+              const version = page.version(i);
+              // A newer notification already arrived: this page is older in
+              // every column (agent and user refs too), so it changes nothing.
+              if (t.version[slot]! > version) continue;
               t.agentRef[slot] = page.agentRef(i); // -1 = none = NO_REF
               t.userRef[slot] = page.userRef(i);
-              const version = page.version(i);
-              if (t.version[slot]! > version) continue; // a newer notification already arrived
               t.version[slot] = version;
               this.arm(slot, page.dueMs(i));
             }
