@@ -24,6 +24,7 @@ import { PARTITIONS, terminateWatchBackend } from '../db/sql/partition-locks.js'
 import { pendingSnapshotErrors, repairSnapshotError, type RepairOutcome } from '../db/sql/snapshot-repair.js';
 import type { RunDeps, RunOutcome } from '../run/execute-run.js';
 import { AgentGates } from './agent-gates.js';
+import { LogRate } from '../log-rate.js';
 import { retryDelayMs } from './backoff.js';
 import { ScheduleListener, type AgentPayload, type SchedulePayload, type SnapshotErrorPayload } from './listener.js';
 import { MissionTable, NO_REF } from './mission-table.js';
@@ -53,6 +54,7 @@ export class Reactor extends EventEmitter {
   private readonly retryDue = new Map<number, number>();
   /** executing runs: queue, claims, in flight (run-dispatcher.ts) */
   private readonly runs: RunDispatcher;
+  private readonly snapshotErrorLog = new LogRate(20, 60_000);
   private readonly listener: ScheduleListener;
   readonly ownership: PartitionOwnership;
   readonly gates: AgentGates;
@@ -391,10 +393,15 @@ export class Reactor extends EventEmitter {
    */
   private onSnapshotError(e: SnapshotErrorPayload): void {
     this.deps.metrics.snapshotErrors.inc();
-    this.deps.log.warn(
-      { snapshotErrorId: e.id, transient: e.t },
-      'the trigger could not fold a mission change (the insert committed); see mana_ai.snapshot_errors',
-    );
+    // Any user can write rows the fold refuses: at most 20 lines a minute,
+    // the rest counted in the next line (the table and the metric have all).
+    const line = this.snapshotErrorLog.take();
+    if (line) {
+      this.deps.log.warn(
+        { snapshotErrorId: e.id, transient: e.t, ...(line.suppressedBefore ? { suppressedBefore: line.suppressedBefore } : {}) },
+        'the trigger could not fold a mission change (the insert committed); see mana_ai.snapshot_errors',
+      );
+    }
     this.emit('snapshot-error', e.id);
     if (e.t && e.id !== null && e.p !== null && this.ownership.owns(e.p) && !this.stopping) void this.repair([e.id], 'notified');
   }
