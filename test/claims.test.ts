@@ -102,6 +102,7 @@ describe('ownership and tick', () => {
     const dueIn = async (d: TestDaemon) =>
       Number((await db.pool.query(`SELECT count(*) FROM mana_ai.mission_snapshots WHERE state = 'active' AND NOT deleted AND next_run_at <= now() AND partition = ANY($1::int[])`, [[...d.reactor!.ownership.owned]])).rows[0].count);
     for (const d of [first!, second]) {
+      d.reactor!.tickPageSize = 4; // the tick reads the due missions page by page
       const res = await fetch(`http://127.0.0.1:${d.port}/internal/tick`, { method: 'POST', headers: { 'x-service-key': SERVICE_KEY } });
       assert.equal(res.status, 200);
       const body = (await res.json()) as { counts: { due: number; queued: number; partitions: number } };

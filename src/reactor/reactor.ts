@@ -55,6 +55,8 @@ export class Reactor extends EventEmitter {
   /** executing runs: queue, claims, in flight (run-dispatcher.ts) */
   private readonly runs: RunDispatcher;
   private readonly snapshotErrorLog = new LogRate(20, 60_000);
+  /** Rows per page of POST /internal/tick (tests make it small). */
+  tickPageSize = 5_000;
   private readonly listener: ScheduleListener;
   readonly ownership: PartitionOwnership;
   readonly gates: AgentGates;
@@ -439,20 +441,23 @@ export class Reactor extends EventEmitter {
    */
   async tick(): Promise<{ due: number; queued: number; partitions: number }> {
     const owned = [...this.ownership.owned];
-    const due = owned.length ? await loadDueNow(this.deps.pool, { partitions: owned }) : [];
+    let due = 0;
     let queued = 0;
-    for (const [sid, , partition, dueMs, agentRef, userRef] of due) {
-      if (this.runs.pending(sid, dueMs)) continue;
-      const slot = this.table.ensure(sid);
-      this.table.partition[slot] = partition;
-      this.table.agentRef[slot] = agentRef ?? NO_REF;
-      this.table.userRef[slot] = userRef;
-      this.wheel.cancel(slot);
-      this.retryDue.delete(slot);
-      this.runs.admit(sid, dueMs);
-      if (this.runs.pending(sid, dueMs)) queued += 1;
+    for await (const page of owned.length ? loadDueNow(this.deps.pool, { partitions: owned, pageSize: this.tickPageSize }) : []) {
+      due += page.length;
+      for (const [sid, , partition, dueMs, agentRef, userRef] of page) {
+        if (this.runs.pending(sid, dueMs)) continue;
+        const slot = this.table.ensure(sid);
+        this.table.partition[slot] = partition;
+        this.table.agentRef[slot] = agentRef ?? NO_REF;
+        this.table.userRef[slot] = userRef;
+        this.wheel.cancel(slot);
+        this.retryDue.delete(slot);
+        this.runs.admit(sid, dueMs);
+        if (this.runs.pending(sid, dueMs)) queued += 1;
+      }
     }
-    return { due: due.length, queued, partitions: owned.length };
+    return { due, queued, partitions: owned.length };
   }
 
   /** Stops taking runs, lets runs in flight finish for `graceMs`, gives back the rest. */

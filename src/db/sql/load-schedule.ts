@@ -91,15 +91,33 @@ export async function* loadSchedule(pool: pg.Pool, opts: { pageSize?: number; pa
   }
 }
 
-/** Missions of these partitions due now (for POST /internal/tick). */
-export async function loadDueNow(pool: pg.Pool, q: { partitions: readonly number[] }): Promise<ScheduleRow[]> {
-  const { rows } = await pool.query<ScheduleRow>({
-    text: `SELECT sid, version, partition, mana_ai.schedulable_due_ms(state, deleted, next_run_at), agent_ref, user_ref
-             FROM mana_ai.mission_snapshots
-            WHERE state = 'active' AND NOT deleted AND next_run_at <= now() AND partition = ANY($1::int[])
-            ORDER BY next_run_at`,
-    values: [[...q.partitions]],
-    rowMode: 'array',
-  });
-  return rows;
+/**
+ * Missions of these partitions due now (for POST /internal/tick), page by
+ * page in due order (keyset on next_run_at, sid), so a tick never holds
+ * every due mission of a large deployment in memory at once.
+ */
+type DueRow = [...ScheduleRow, dueText: string];
+
+export async function* loadDueNow(pool: pg.Pool, q: { partitions: readonly number[]; pageSize?: number }): AsyncGenerator<ScheduleRow[]> {
+  const pageSize = q.pageSize ?? 5_000;
+  const nowMs = Date.now();
+  let after: [string, number] | null = null;
+  for (;;) {
+    const res: pg.QueryResult<DueRow> = await pool.query<DueRow>({
+      text: `SELECT sid, version, partition, mana_ai.schedulable_due_ms(state, deleted, next_run_at), agent_ref, user_ref, next_run_at::text
+               FROM mana_ai.mission_snapshots
+              WHERE state = 'active' AND NOT deleted AND partition = ANY($1::int[])
+                AND next_run_at <= to_timestamp($2::float8 / 1000)
+                AND ($3::timestamptz IS NULL OR (next_run_at, sid) > ($3::timestamptz, $4::bigint))
+              ORDER BY next_run_at, sid
+              LIMIT $5`,
+      values: [[...q.partitions], nowMs, after?.[0] ?? null, after?.[1] ?? 0, pageSize],
+      rowMode: 'array',
+    });
+    const rows = res.rows;
+    if (rows.length > 0) yield rows.map((r) => r.slice(0, 6) as unknown as ScheduleRow);
+    if (rows.length < pageSize) return;
+    const last: DueRow = rows[rows.length - 1]!;
+    after = [last[6], last[0]];
+  }
 }
