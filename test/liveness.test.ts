@@ -80,6 +80,9 @@ describe('liveness', () => {
     assert.equal(second.outcome, 'planned');
     const runs = (await db.pool.query(`SELECT status, attempts FROM mana_ai.mission_runs WHERE mission_id = 'term'`)).rows;
     assert.deepEqual(runs, [{ status: 'done', attempts: 2 }]);
+    assert.equal(llm.requests.filter((r) => promptMentions(r, title)).length, 1, 'asked once: the retry wrote the kept plan');
+    const pending = (await db.pool.query(`SELECT pending_plan FROM mana_ai.mission_runs WHERE mission_id = 'term'`)).rows[0].pending_plan;
+    assert.equal(pending, null, 'the kept plan is cleared once written');
     const snap = (await db.pool.query(`SELECT next_run_at, jsonb_array_length(record->'iterations') AS n FROM mana_ai.mission_snapshots WHERE mission_id = 'term'`)).rows[0];
     assert.equal(snap.n, 1, 'one iteration written');
     assert.ok(snap.next_run_at.getTime() > Date.now() + 50 * 60_000, 'the next run is an hour later');
@@ -105,7 +108,7 @@ describe('liveness', () => {
     }
     const second = await daemon.waitForRun((e) => e.missionId === 'locked' && e.outcome !== 'retry');
     assert.equal(second.outcome, 'planned');
-    assert.equal(llm.requests.filter((r) => promptMentions(r, title)).length, 2, 'asked again on the retry (attempt 2 of 3)');
+    assert.equal(llm.requests.filter((r) => promptMentions(r, title)).length, 1, 'the retry writes the plan the first attempt made (sql/017): the LLM is asked once');
     const snap = (await db.pool.query(`SELECT next_run_at FROM mana_ai.mission_snapshots WHERE mission_id = 'locked'`)).rows[0];
     assert.ok(snap.next_run_at.getTime() > Date.now(), 'the every-minute mission has its next due time');
   });
@@ -129,6 +132,7 @@ describe('liveness', () => {
     }
     const done = await daemon.waitForRun((e) => e.missionId === 'refused' && e.outcome !== 'retry');
     assert.equal(done.outcome, 'planned');
+    assert.equal(llm.requests.filter((r) => promptMentions(r, title)).length, 1);
   });
 
   it('a failure of the mission itself writes a failed iteration together with the next due time', async () => {

@@ -99,6 +99,8 @@ export interface MissionRunsTable {
   claimed_pid: number | null;
   /** the agent the run was claimed under (sql/012) */
   agent_key: Buffer | null;
+  /** sql/017: the plan of an attempt whose write-back failed outside the mission */
+  pending_plan: unknown | null;
 }
 
 export interface SnapshotErrorsTable {

@@ -17,7 +17,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Db } from '../db/pool.js';
 import type { Claimed } from '../db/sql/claim-run.js';
-import { finishRun, giveBackRun } from '../db/sql/finish-run.js';
+import { finishRun, giveBackRun, readPendingPlan, type PendingPlan } from '../db/sql/finish-run.js';
 import { classifyFailure } from '../db/error-class.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -96,6 +96,9 @@ export async function executeRun(
   hooks.started({ sid, dueMs, startedAtMs, lagMs, userId: claim.userId, missionId: claim.missionId, title });
   log.info({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, lagMs, claimMs: Date.now() - startedAtMs }, 'run started');
 
+  // The plan once the LLM (or an earlier attempt) made it: a write-back
+  // that fails outside the mission keeps it with the claim (sql/017).
+  let planned: PendingPlan | null = null;
   try {
     const read = readMission(claim.record);
     if (!read.ok) {
@@ -111,7 +114,13 @@ export async function executeRun(
     let iteration: Iteration;
     let failure: string | null = null;
     let usage: { tokens: number; estimated: boolean } | null = null;
-    if (claim.attempts > MAX_ATTEMPTS) {
+    const earlier = claim.attempts > 1 ? await readPendingPlan(deps.pool, claim.runId) : null;
+    if (earlier) {
+      // An earlier attempt planned this due time and could not write it:
+      // write that plan, do not ask the LLM again.
+      ({ iteration, failure, usage } = earlier);
+      log.info({ attempt: claim.attempts }, 'writing the plan an earlier attempt made (its write-back had failed)');
+    } else if (claim.attempts > MAX_ATTEMPTS) {
       iteration = failedIteration(iterationId, startedAt.toISOString(), new Date().toISOString(), 'too-many-attempts');
       failure = 'too-many-attempts';
     } else {
@@ -123,6 +132,7 @@ export async function executeRun(
         signal,
       ));
     }
+    planned = { iteration, failure, usage };
     if (signal.aborted) throw new ShutdownError('shutting down');
     const written = await inSpan(deps.tracing.tracer, span, 'mission.write_back', {}, () => writeBack(deps.db, {
       runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,
@@ -171,7 +181,7 @@ export async function executeRun(
       // dispatcher re-arms it); after MAX_ATTEMPTS claims the retry writes a
       // failed iteration with the next due time instead of asking the LLM.
       metrics.runRetries.inc({ reason: failure.reason });
-      const given = await withRetries(signal, () => giveBackRun(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, error: `retry: ${message}` }));
+      const given = await withRetries(signal, () => giveBackRun(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, error: `retry: ${message}`, plan: planned }));
       log.warn({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, reason: failure.reason, err: message, givenBack: given !== null },
         given !== null ? 'run failed outside the mission; claim given back, tried again after a backoff' : 'run failed outside the mission and the claim could not be given back; it ends with this daemon\'s session or its lease');
       hooks.finished({ ...base, outcome: 'retry', error: message });

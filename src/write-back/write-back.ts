@@ -63,7 +63,7 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
            SET status = ${gone ? 'cancelled' : w.iteration.overallStatus === 'failed' ? 'failed' : 'done'},
                iteration_id = ${gone ? null : w.iteration.id},
                error = ${gone ? 'mission deleted during the run' : null},
-               finished_at = now(), lease_until = NULL
+               finished_at = now(), lease_until = NULL, pending_plan = NULL
          WHERE run_id = ${w.runId} AND claimed_by = ${w.workerId} AND attempts = ${w.attempts} AND status = 'running'
          RETURNING run_id`.execute(trx);
       if (finished.rows.length !== 1) throw new LostClaim();

@@ -4,6 +4,7 @@
 
 import type pg from 'pg';
 import type { RunStatus } from '../schema.js';
+import type { Iteration } from '../../write-back/iteration.js';
 
 export async function finishRun(pool: pg.Pool, q: { runId: number; workerId: string; attempts: number; status: Extract<RunStatus, 'skipped' | 'cancelled' | 'failed'>; error: string | null }): Promise<boolean> {
   const { rowCount } = await pool.query(
@@ -21,14 +22,29 @@ export async function finishRun(pool: pg.Pool, q: { runId: number; workerId: str
  * retries at once; the daemon that gave it back retries after its backoff,
  * and any daemon that loads the mission's partition claims it again.
  */
-export async function giveBackRun(pool: pg.Pool, q: { runId: number; workerId: string; attempts: number; error: string }): Promise<boolean> {
+export async function giveBackRun(pool: pg.Pool, q: { runId: number; workerId: string; attempts: number; error: string; plan: PendingPlan | null }): Promise<boolean> {
   const { rowCount } = await pool.query(
     `UPDATE mana_ai.mission_runs
-        SET status = 'released', claimed_by = NULL, lease_until = now(), error = $4
+        SET status = 'released', claimed_by = NULL, lease_until = now(), error = $4,
+            pending_plan = coalesce($5::jsonb, pending_plan)
       WHERE run_id = $1 AND claimed_by = $2 AND attempts = $3 AND status = 'running'`,
-    [q.runId, q.workerId, q.attempts, q.error],
+    [q.runId, q.workerId, q.attempts, q.error, q.plan === null ? null : JSON.stringify(q.plan)],
   );
   return rowCount === 1;
+}
+
+/** What a run had planned when its write-back failed outside the mission (sql/017). */
+export interface PendingPlan {
+  iteration: Iteration;
+  failure: string | null;
+  usage: { tokens: number; estimated: boolean } | null;
+}
+
+/** The plan an earlier attempt of this run left behind, if any. */
+export async function readPendingPlan(pool: pg.Pool, runId: number): Promise<PendingPlan | null> {
+  const { rows } = await pool.query<{ pending_plan: PendingPlan | null }>('SELECT pending_plan FROM mana_ai.mission_runs WHERE run_id = $1', [runId]);
+  const p = rows[0]?.pending_plan;
+  return p && typeof p === 'object' && p.iteration && typeof p.iteration === 'object' ? p : null;
 }
 
 /** Gives back the given runs; notifies so that listeners re-arm them now. */
