@@ -10,6 +10,11 @@
 //   4. runs that started more than 5 s after their due time, with the
 //      chaos event that explains each.
 // Exits 1 if an invariant fails. Prints due-lag figures too.
+// Then the liveness oracle (scripts/lib/liveness-oracle.ts, issue 18) runs
+// on a database of its own for --oracle-seconds (default 120): backends
+// terminated mid-transaction, lock_timeout, agents deleted and re-created,
+// paused and resumed, due missions moved, daemons joining and stopping,
+// judged from the database alone. `--only classic|oracle` runs one.
 
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -19,13 +24,15 @@ import { startEmbeddedPostgres } from './lib/embedded-pg.js';
 import { machine, percentile } from './lib/bench-db.js';
 import { mulberry32 } from './lib/prng.js';
 import { createRuntimeRole, createSyncDatabase } from './lib/sync-database.js';
+import { runLivenessOracle } from './lib/liveness-oracle.js';
 
-const HELP = `usage: npm run chaos -- [--minutes M] [--daemons N] [--missions K] [--seed S]
+const HELP = `usage: npm run chaos -- [--minutes M] [--daemons N] [--missions K] [--seed S] [--oracle-seconds T] [--only classic|oracle]
 
 Runs N daemons (default 3) for M minutes (default 10) against an embedded
 PostgreSQL with K missions (default 300, every-minute cadence) while
 killing and restarting daemons, restarting Postgres once and killing LISTEN
-connections; then settles and checks the invariants. Prints a report.`;
+connections; then settles and checks the invariants. Prints a report.
+Then the liveness oracle for T seconds (default 120) with N daemons.`;
 
 const { values } = parseArgs({
   options: {
@@ -33,6 +40,8 @@ const { values } = parseArgs({
     daemons: { type: 'string', default: '3' },
     missions: { type: 'string', default: '300' },
     seed: { type: 'string', default: '7' },
+    'oracle-seconds': { type: 'string', default: '120' },
+    only: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -51,6 +60,28 @@ const say = (s: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0)
 
 // --- database and LLM stand-in
 const server = await startEmbeddedPostgres();
+
+/** The liveness oracle on a database of its own; true when every check held. */
+async function oracle(): Promise<boolean> {
+  const oracleUrl = await createSyncDatabase(server.url, 'oracle');
+  const oracleDaemonUrl = await createRuntimeRole(oracleUrl);
+  const seconds = Number(values['oracle-seconds']);
+  say(`liveness oracle: ${N_DAEMONS} daemons, ${seconds} s`);
+  const r = await runLivenessOracle({
+    adminUrl: oracleUrl, daemonUrl: oracleDaemonUrl, runtimeRole: 'mana_ai_runtime',
+    seconds, daemons: N_DAEMONS, missions: Math.min(N_MISSIONS, 200), agents: 12, seed: Number(values.seed), log: say,
+  });
+  console.log('');
+  console.log(`liveness oracle: ${N_DAEMONS} daemon(s), ${seconds} s, seed ${values.seed}; ${machine()}`);
+  for (const l of r.lines) console.log(l);
+  console.log(`chaos done: ${JSON.stringify(r.stats)}`);
+  return r.ok;
+}
+if (values.only === 'oracle') {
+  const ok = await oracle();
+  await server.stop();
+  process.exit(ok ? 0 : 1);
+}
 const url = await createSyncDatabase(server.url, 'chaos');
 // The daemons run as the least-privileged runtime role, as in production.
 const daemonUrl = await createRuntimeRole(url);
@@ -294,5 +325,6 @@ console.log(`due lag, ${free.length} runs not due within 60 s of their previous 
 
 await pool.end();
 llm.close();
+const oracleOk = values.only === 'classic' ? true : await oracle();
 await server.stop();
-process.exit(results.every(([ok]) => ok) ? 0 : 1);
+process.exit(results.every(([ok]) => ok) && oracleOk ? 0 : 1);

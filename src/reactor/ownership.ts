@@ -220,7 +220,8 @@ export class PartitionOwnership extends EventEmitter {
     const others = members.filter((s) => s !== this.slot);
     const next = others.length === 0 ? null : (others.find((s) => s > this.slot!) ?? others[0]!);
     if (this.watcher?.slot === next) return;
-    void this.stopWatching();
+    // The old watch backend is gone before the new one connects: one per daemon, ever.
+    const previous = this.stopWatching();
     if (next === null) return;
     const client = new pg.Client({ connectionString: this.o.connectionString, application_name: 'mana-ai-watch', ...KEEPALIVE });
     const w: { client: pg.Client; slot: number; backend: { pid: number; startedAt: string } | null } = { client, slot: next, backend: null };
@@ -228,6 +229,8 @@ export class PartitionOwnership extends EventEmitter {
     client.on('error', () => {});
     void (async () => {
       try {
+        await previous;
+        if (this.watcher !== w || this.stopped) return; // re-targeted meanwhile: never connected
         await client.connect();
         w.backend = await backendIdentity(client);
         await client.query(`SET client_connection_check_interval = '${WATCH_CONNECTION_CHECK}'`).catch(() => {});
