@@ -152,7 +152,7 @@ describe('agents', () => {
     // The claim is the last guard, for any daemon.
     const claim = async (sid: number) =>
       (await db.pool.query(
-        `SELECT outcome FROM mana_ai.claim_run($1, (SELECT next_run_at FROM mana_ai.mission_snapshots WHERE sid = $1), 'intruder', interval '10 minutes', interval '0', NULL, NULL)`,
+        `SELECT outcome FROM mana_ai.claim_run($1, (SELECT next_run_at FROM mana_ai.mission_snapshots WHERE sid = $1), 'intruder', interval '10 minutes', interval '0', NULL, NULL, NULL)`,
         [sid],
       )).rows[0].outcome;
     assert.equal(await claim(sa), 'agent-archived');
@@ -208,7 +208,7 @@ describe('agents', () => {
           // A second claimer (any daemon) is refused while the run is in flight.
           const other = sids.find((s) => daemon.reactor!.gates.isWaiting(s) || b.reactor!.gates.isWaiting(s))!;
           const { rows } = await db.pool.query(
-            `SELECT outcome, retry_at FROM mana_ai.claim_run($1, (SELECT next_run_at FROM mana_ai.mission_snapshots WHERE sid = $1), 'intruder', interval '10 minutes', interval '0', NULL, NULL)`,
+            `SELECT outcome, retry_at FROM mana_ai.claim_run($1, (SELECT next_run_at FROM mana_ai.mission_snapshots WHERE sid = $1), 'intruder', interval '10 minutes', interval '0', NULL, NULL, NULL)`,
             [other],
           );
           assert.equal(rows[0].outcome, 'agent-busy');

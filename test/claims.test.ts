@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { MEMBER_NS, PARTITION_NS, PARTITIONS } from '../src/db/sql/partition-locks.js';
+import { GEN_NS, MEMBER_NS, PARTITION_NS, PARTITIONS } from '../src/db/sql/partition-locks.js';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { holdAnswers, startLlmServer, type LlmServer } from './harness/llm-server.js';
@@ -37,10 +37,10 @@ async function fakeDaemon(slot: number): Promise<{ client: pg.Client; pid: numbe
   return { client, pid: rows[0].pid };
 }
 
-async function claim(sid: number, due: number, worker: string, o: { lease: string; slot: number | null; pid: number | null }) {
+async function claim(sid: number, due: number, worker: string, o: { lease: string; slot: number | null; pid: number | null; gen?: number }) {
   const { rows } = await db.pool.query(
-    `SELECT outcome, attempts FROM mana_ai.claim_run($1, to_timestamp($2 / 1000.0), $3, $4::interval, interval '0', $5, $6)`,
-    [sid, due, worker, o.lease, o.slot, o.pid],
+    `SELECT outcome, attempts FROM mana_ai.claim_run($1, to_timestamp($2 / 1000.0), $3, $4::interval, interval '0', $5, $6, $7)`,
+    [sid, due, worker, o.lease, o.slot, o.pid, o.gen ?? null],
   );
   return rows[0] as { outcome: string; attempts: number | null };
 }
@@ -66,6 +66,39 @@ describe('claim witness', () => {
       assert.equal((await claim(sid, due, 'd', { lease: '1 hour', slot: 201, pid: b.pid })).outcome, 'held');
     } finally {
       await a.client.end().catch(() => {});
+      await b.client.end();
+    }
+  });
+});
+
+describe('claim generation (sql/018)', () => {
+  it('a claim lives while any connection of its daemon holds the generation: one connection\'s blip keeps it, both gone lose it; a live slot and pid without the generation vouch for nothing', async () => {
+    const due = Date.parse('2026-01-06T09:00:00.000Z');
+    await pushChange(db.pool, { userId: 'ug', recordId: 'gen', op: 'insert', data: webappMission({ id: 'gen', nextRunAt: iso(due) }) });
+    const { rows: [{ sid }] } = await db.pool.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = 'gen'`);
+    const gen = -123456789;
+    const holder = async () => {
+      const c = new pg.Client({ connectionString: db.daemonUrl });
+      await c.connect();
+      await c.query('SELECT pg_advisory_lock_shared($1::int4, $2::int4)', [GEN_NS, gen]);
+      return c;
+    };
+    const a = await fakeDaemon(210); // a's partition connection: slot and pid
+    await a.client.query('SELECT pg_advisory_lock_shared($1::int4, $2::int4)', [GEN_NS, gen]);
+    const listener = await holder(); // a's LISTEN connection
+    const b = await fakeDaemon(211);
+    try {
+      assert.deepEqual(await claim(sid, due, 'a', { lease: '1 hour', slot: 210, pid: a.pid, gen }), { outcome: 'claimed', attempts: 1 });
+      await a.client.end(); // the partition connection blips
+      assert.equal((await claim(sid, due, 'b', { lease: '1 hour', slot: 211, pid: b.pid, gen: 42 })).outcome, 'held', 'the LISTEN connection still holds the generation: a is alive');
+      await listener.end(); // the whole process is gone
+      assert.deepEqual(await claim(sid, due, 'b', { lease: '1 hour', slot: 211, pid: b.pid, gen: 42 }), { outcome: 'claimed', attempts: 2 }, 'taken over at once');
+      // b's membership session lives on, but b's generation is held by
+      // nobody (as after a pid reused by another process): not alive.
+      assert.deepEqual(await claim(sid, due, 'c', { lease: '1 hour', slot: null, pid: null, gen: 7 }), { outcome: 'claimed', attempts: 3 }, 'slot and pid alone no longer vouch for a claim that names a generation');
+    } finally {
+      await a.client.end().catch(() => {});
+      await listener.end().catch(() => {});
       await b.client.end();
     }
   });

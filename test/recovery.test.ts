@@ -95,7 +95,7 @@ it('killed right after the write-back committed: no second iteration for that du
   assert.equal(tick.status, 200);
   assert.equal(((await tick.json()) as { counts: { due: number } }).counts.due, 0, 'nothing is due: the committed write-back moved nextRunAt');
   const { rows: [snap] } = await db.pool.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = 'post'`);
-  const claim = await db.pool.query(`SELECT outcome FROM mana_ai.claim_run($1, to_timestamp($2 / 1000.0), 'probe', interval '1 minute', interval '0', NULL, NULL)`, [snap.sid, due]);
+  const claim = await db.pool.query(`SELECT outcome FROM mana_ai.claim_run($1, to_timestamp($2 / 1000.0), 'probe', interval '1 minute', interval '0', NULL, NULL, NULL)`, [snap.sid, due]);
   assert.notEqual(claim.rows[0].outcome, 'claimed', 'the old due time cannot be claimed again');
   assert.equal((await runnerRows('post')).length, 1, 'one iteration');
   const runs = await db.pool.query(`SELECT status FROM mana_ai.mission_runs WHERE mission_id = 'post'`);

@@ -97,6 +97,8 @@ export interface MissionRunsTable {
   finished_at: Date | null;
   claimed_slot: number | null;
   claimed_pid: number | null;
+  /** sql/018: the claimer process's generation */
+  claimed_gen: number | null;
   /** the agent the run was claimed under (sql/012) */
   agent_key: Buffer | null;
   /** sql/017: the plan of an attempt whose write-back failed outside the mission */

@@ -11,7 +11,7 @@
 // (docs/dependencies.md).
 
 import pg from 'pg';
-import { countUnownedPartitions } from '../db/sql/partition-locks.js';
+import { countUnownedPartitions, holdGeneration } from '../db/sql/partition-locks.js';
 import { retryDelayMs } from './backoff.js';
 import { KEEPALIVE, MEMBERS_CHANNEL } from './ownership.js';
 
@@ -109,7 +109,7 @@ export class ScheduleListener {
   constructor(
     private readonly connectionString: string,
     private readonly handlers: ListenerHandlers,
-    private readonly opts: { checkMs?: number } = {},
+    private readonly opts: { checkMs?: number; generation?: number } = {},
   ) {}
 
   async start(): Promise<void> {
@@ -127,6 +127,9 @@ export class ScheduleListener {
     try {
       // One after another: a connection runs one query at a time.
       for (const channel of CHANNELS) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      // The second holder of this daemon's generation (sql/018): a blip of
+      // the partition connection alone does not make our claims look dead.
+      if (this.opts.generation !== undefined) await holdGeneration(client, this.opts.generation);
     } catch (error) {
       await client.end().catch(() => {});
       throw error;

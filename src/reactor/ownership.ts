@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { retryDelayMs } from './backoff.js';
 import { planRebalance } from './balance.js';
-import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, backendIdentity, readLocks, takeMemberSlot, tryLock, unlock, waitForLock } from '../db/sql/partition-locks.js';
+import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, backendIdentity, holdGeneration, readLocks, takeMemberSlot, tryLock, unlock, waitForLock } from '../db/sql/partition-locks.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ClaimWitness } from '../db/sql/claim-run.js';
@@ -43,6 +43,8 @@ export interface OwnershipOptions {
   connectionString: string;
   log: Logger;
   metrics: Metrics;
+  /** this daemon process's generation, held shared on the partition connection (sql/018) */
+  generation: number;
   /** NOTIFY on another connection (the pool), used once this session is gone. */
   notifyViaPool(payload: string): Promise<void>;
   /**
@@ -88,7 +90,13 @@ export class PartitionOwnership extends EventEmitter {
   }
 
   /** What our claims name as their daemon's session (sql/010); null while the lock connection is down. */
-  get witness(): ClaimWitness | null {
+  get witness(): ClaimWitness {
+    const session = this.client !== null && this.slot !== null && this.pid !== null;
+    return { slot: session ? this.slot : null, pid: session ? this.pid : null, gen: this.o.generation };
+  }
+
+  /** The membership session alone, for moving claims to it after a reconnect. */
+  get session(): { slot: number; pid: number } | null {
     return this.client !== null && this.slot !== null && this.pid !== null ? { slot: this.slot, pid: this.pid } : null;
   }
 
@@ -115,6 +123,7 @@ export class PartitionOwnership extends EventEmitter {
       await client.end().catch(() => {});
       throw new Error(`every membership slot is taken: more than ${MAX_MEMBERS} mana-ai daemons on one database`);
     }
+    await holdGeneration(client, this.o.generation);
     await client.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, JSON.stringify({ e: 'joined', slot })]);
     // Published only now: a rebalance must not share the client with the
     // queries above (one query at a time per connection).

@@ -20,7 +20,7 @@ import type { Config } from '../config.js';
 import { estimateMissions } from '../db/sql/estimate-missions.js';
 import { loadAgents } from '../db/sql/load-agents.js';
 import { loadDueNow, loadSchedule } from '../db/sql/load-schedule.js';
-import { PARTITIONS, terminateWatchBackend } from '../db/sql/partition-locks.js';
+import { PARTITIONS, drawGeneration, terminateWatchBackend } from '../db/sql/partition-locks.js';
 import { pendingSnapshotErrors, repairSnapshotError, type RepairOutcome } from '../db/sql/snapshot-repair.js';
 import type { RunDeps, RunOutcome } from '../run/execute-run.js';
 import { AgentGates } from './agent-gates.js';
@@ -55,6 +55,8 @@ export class Reactor extends EventEmitter {
   /** executing runs: queue, claims, in flight (run-dispatcher.ts) */
   private readonly runs: RunDispatcher;
   private readonly snapshotErrorLog = new LogRate(20, 60_000);
+  /** This process's generation: our claims are alive while a connection of ours holds it (sql/018). */
+  readonly generation = drawGeneration();
   /** Rows per page of POST /internal/tick (tests make it small). */
   tickPageSize = 5_000;
   private readonly listener: ScheduleListener;
@@ -88,6 +90,7 @@ export class Reactor extends EventEmitter {
     });
     deps.metrics.budgetBlockedSource.current = () => this.gates.budgetBlocked();
     this.ownership = new PartitionOwnership({
+      generation: this.generation,
       connectionString: deps.config.databaseUrl,
       log: deps.log,
       metrics: deps.metrics,
@@ -110,6 +113,7 @@ export class Reactor extends EventEmitter {
       },
       retryLater: (sid, dueMs, atMs) => this.retryLater(sid, dueMs, atMs),
       witness: () => this.ownership.witness,
+      session: () => this.ownership.session,
     });
     this.listener = new ScheduleListener(deps.config.databaseUrl, {
       onNotification: (p) => this.onNotification(p),
@@ -142,7 +146,7 @@ export class Reactor extends EventEmitter {
           void this.ownership.rebalance('unowned-partitions');
         }
       },
-    }, { checkMs: deps.config.listenerCheckMs });
+    }, { checkMs: deps.config.listenerCheckMs, generation: this.generation });
   }
 
   /**

@@ -51,7 +51,9 @@ export interface DispatchHost {
   /** try (sid, due) again at `atMs`, unless a newer schedule replaced it */
   retryLater(sid: number, dueMs: number, atMs: number): void;
   /** the lock session that vouches for our claims (sql/010) */
-  witness(): ClaimWitness | null;
+  witness(): ClaimWitness;
+  /** the membership session, for moving our claims to it after a reconnect; null while it is down */
+  session(): { slot: number; pid: number } | null;
 }
 
 interface Deferred {
@@ -321,7 +323,7 @@ export class RunDispatcher {
 
   /** Our lock connection is back under a new session: our runs in flight name it as their witness again. */
   async adoptInFlight(): Promise<void> {
-    const witness = this.host.witness();
+    const witness = this.host.session();
     const runIds = [...this.claimed.keys()];
     if (!witness || runIds.length === 0) return;
     try {

@@ -32,8 +32,11 @@ export type Claimed = Extract<ClaimResult, { outcome: 'claimed' }>;
 
 /** The session that vouches for a claim: membership slot and the backend pid holding its lock. */
 export interface ClaimWitness {
-  slot: number;
-  pid: number;
+  /** the membership session (sql/010); null while the partition connection is down */
+  slot: number | null;
+  pid: number | null;
+  /** the daemon process's generation (sql/018): what decides whether the claimer is alive */
+  gen: number;
 }
 
 export async function claimRun(
@@ -43,8 +46,8 @@ export async function claimRun(
   const { rows } = await pool.query(
     `SELECT outcome, run_id, attempts, retry_at, user_id, mission_id, record, version, agent
        FROM mana_ai.claim_run($1, $2::timestamptz, $3, make_interval(secs => $4::float8 / 1000),
-                              make_interval(secs => $5::float8 / 1000), $6::int, $7::int)`,
-    [q.sid, new Date(q.dueMs).toISOString(), q.workerId, q.leaseMs, q.minGapMs, q.witness?.slot ?? null, q.witness?.pid ?? null],
+                              make_interval(secs => $5::float8 / 1000), $6::int, $7::int, $8::int)`,
+    [q.sid, new Date(q.dueMs).toISOString(), q.workerId, q.leaseMs, q.minGapMs, q.witness?.slot ?? null, q.witness?.pid ?? null, q.witness?.gen ?? null],
   );
   const r = rows[0];
   const agent = (r.agent ?? null) as ClaimAgent | null;
@@ -64,7 +67,7 @@ export async function claimRun(
 }
 
 /** After the lock connection came back: moves the witness of our runs in flight to the new session; returns the runs still ours. */
-export async function adoptClaims(pool: pg.Pool, q: { runIds: number[]; workerId: string; witness: ClaimWitness }): Promise<number[]> {
+export async function adoptClaims(pool: pg.Pool, q: { runIds: number[]; workerId: string; witness: { slot: number; pid: number } }): Promise<number[]> {
   if (q.runIds.length === 0) return [];
   const { rows } = await pool.query<{ run_id: number }>(
     'SELECT run_id FROM mana_ai.adopt_claims($1::bigint[], $2, $3, $4) AS run_id',

@@ -6,6 +6,7 @@
 // without a heartbeat table. Every query takes the client it runs on: the
 // locks belong to that session.
 
+import { randomInt } from 'node:crypto';
 import type pg from 'pg';
 
 /** Fixed: the snapshot's `partition` column is a hash of the user id modulo this (sql/001). */
@@ -16,6 +17,21 @@ export const MAX_MEMBERS = 256;
 // the one-key locks the trigger and the migrations use.
 export const PARTITION_NS = 0x6d616e61;
 export const MEMBER_NS = 0x61690000;
+/**
+ * (GEN_NS, generation): held *shared* by both long-lived connections of a
+ * daemon process (partition locks, LISTEN); a claim names the generation
+ * and its daemon is alive while any session holds it (sql/018).
+ */
+export const GEN_NS = 0x61690002;
+
+/** A daemon process's generation: random, drawn once per process. */
+export function drawGeneration(): number {
+  return randomInt(-0x80000000, 0x7fffffff);
+}
+
+export async function holdGeneration(client: pg.ClientBase, generation: number): Promise<void> {
+  await client.query('SELECT pg_advisory_lock_shared($1::int4, $2::int4)', [GEN_NS, generation]);
+}
 
 export async function tryLock(client: pg.ClientBase, ns: number, key: number): Promise<boolean> {
   const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int4, $2::int4) AS ok', [ns, key]);
