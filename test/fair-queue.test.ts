@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FairQueue } from '../src/reactor/fair-queue.js';
 import { MissionTable, NO_REF } from '../src/reactor/mission-table.js';
+import { clampRetryAt } from '../src/reactor/backoff.js';
 
 const drain = (q: FairQueue) => {
   const out: number[] = [];
@@ -70,6 +71,19 @@ describe('fair queue', () => {
 });
 
 describe('mission table', () => {
+  it('a load row older than what a notification told changes neither the refs nor the version (issue 18)', () => {
+    const t = new MissionTable(16);
+    const slot = t.ensure(7);
+    // the notification: version 5, agent 900
+    t.version[slot] = 5;
+    t.agentRef[slot] = 900;
+    t.userRef[slot] = 11;
+    assert.equal(t.applyLoaded(slot, { partition: 3, version: 4, agentRef: 111, userRef: 22 }), false, 'an older page: not armed');
+    assert.deepEqual([t.agentRef[slot], t.userRef[slot], t.version[slot], t.seen[slot], t.partition[slot]], [900, 11, 5, 1, 3], 'refs and version kept; seen');
+    assert.equal(t.applyLoaded(slot, { partition: 3, version: 6, agentRef: NO_REF, userRef: 22 }), true);
+    assert.deepEqual([t.agentRef[slot], t.userRef[slot], t.version[slot]], [NO_REF, 22, 6]);
+  });
+
   it('gives each mission a slot, reuses freed slots, grows past its capacity and keeps columns', () => {
     const t = new MissionTable(16);
     const slots = Array.from({ length: 100 }, (_, i) => t.ensure(1_000 + i));
@@ -89,5 +103,14 @@ describe('mission table', () => {
     assert.equal(t.sid[reused], 5_000);
     assert.deepEqual([...t.slots()].length, 100);
     assert.ok([...t.slots()].every((slot) => t.slotOf(t.sid[slot]!) === slot), 'every live slot is indexed under its sid');
+  });
+});
+
+describe('retry clamp', () => {
+  it('a retry time from a database clock behind ours is never sooner than the minimum delay (no spinning claims)', () => {
+    const now = 1_000_000;
+    assert.equal(clampRetryAt(now - 30_000, now, 500), now + 500, 'the database says 30 s ago: half a second from now');
+    assert.equal(clampRetryAt(now + 60_000, now, 500), now + 60_000, 'a future time stands');
+    assert.equal(clampRetryAt(Number.NaN, now, 500), now + 500);
   });
 });

@@ -48,6 +48,22 @@ export class MissionTable {
     return this.count;
   }
 
+  /**
+   * A row of a schedule load for `slot`: marks it seen; when the row is not
+   * older than what a notification already told (its version), its agent
+   * and user refs and version replace the slot's and true is returned (arm
+   * it); an older row changes nothing else.
+   */
+  applyLoaded(slot: number, row: { partition: number; version: number; agentRef: number; userRef: number }): boolean {
+    this.seen[slot] = 1;
+    this.partition[slot] = row.partition;
+    if (this.version[slot]! > row.version) return false;
+    this.agentRef[slot] = row.agentRef;
+    this.userRef[slot] = row.userRef;
+    this.version[slot] = row.version;
+    return true;
+  }
+
   private home(sid: number): number {
     // sids are integers below 2^53: mix both halves
     const lo = sid >>> 0;

@@ -25,7 +25,7 @@ import { pendingSnapshotErrors, repairSnapshotError, type RepairOutcome } from '
 import type { RunDeps, RunOutcome } from '../run/execute-run.js';
 import { AgentGates } from './agent-gates.js';
 import { LogRate } from '../log-rate.js';
-import { retryDelayMs } from './backoff.js';
+import { clampRetryAt, retryDelayMs } from './backoff.js';
 import { ScheduleListener, type AgentPayload, type SchedulePayload, type SnapshotErrorPayload } from './listener.js';
 import { MissionTable, NO_REF } from './mission-table.js';
 import { MEMBERS_CHANNEL, PartitionOwnership, type OwnershipChange } from './ownership.js';
@@ -273,15 +273,10 @@ export class Reactor extends EventEmitter {
               if (!this.ownership.owns(partition)) continue;
               missions += 1;
               const slot = t.ensure(page.sid(i));
-              t.seen[slot] = 1;
-              t.partition[slot] = partition;
-              const version = page.version(i);
               // A newer notification already arrived: this page is older in
               // every column (agent and user refs too), so it changes nothing.
-              if (t.version[slot]! > version) continue;
-              t.agentRef[slot] = page.agentRef(i); // -1 = none = NO_REF
-              t.userRef[slot] = page.userRef(i);
-              t.version[slot] = version;
+              // agentRef -1 = none = NO_REF.
+              if (!t.applyLoaded(slot, { partition, version: page.version(i), agentRef: page.agentRef(i), userRef: page.userRef(i) })) continue;
               this.arm(slot, page.dueMs(i));
             }
           }
@@ -364,10 +359,7 @@ export class Reactor extends EventEmitter {
   }
 
   private retryLater(sid: number, dueMs: number, requestedAtMs: number): void {
-    // Retry times come from the database's clock: a daemon whose clock runs
-    // ahead would see them as past and claim again at once, in a loop, for
-    // as long as the skew lasts. Never sooner than MIN_RETRY_MS from now.
-    const atMs = Math.max(requestedAtMs, Date.now() + MIN_RETRY_MS);
+    const atMs = clampRetryAt(requestedAtMs, Date.now(), MIN_RETRY_MS);
     const slot = this.table.slotOf(sid);
     if (this.stopping || slot === undefined || this.wheel.has(slot)) return; // forgotten, or a newer schedule already replaced it
     const part = this.table.partition[slot]!;
