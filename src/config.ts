@@ -74,6 +74,7 @@ const EnvSchema = v.object({
   MANA_AI_CONCURRENCY: int(4, 1, 256),
   MANA_AI_CLAIM_LEASE_MS: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.maxValue(86_400_000, 'must be at most 86400000'))),
   MANA_AI_MIN_RUN_GAP_MS: int(60_000, 0, 86_400_000),
+  MANA_AI_RUN_RETRY_BASE_MS: int(5_000, 10, 300_000),
   MANA_AI_TIMEZONE: v.optional(v.pipe(v.string(), v.check(isTimeZone, 'must be an IANA time zone such as Europe/Berlin'))),
   MANA_AI_SHUTDOWN_GRACE_MS: int(25_000, 0, 600_000),
   MANA_AI_WHEEL_RESOLUTION_MS: int(10, 1, 1000),
@@ -112,6 +113,8 @@ export interface Config {
   /** The longest one run may legitimately take (LLM attempts, waits, inputs, write-back). */
   worstCaseRunMs: number;
   minRunGapMs: number;
+  /** First wait before a run given back after a failure outside the mission is tried again (doubling, at most 5 min). */
+  runRetryBaseMs: number;
   timeZone: string;
   shutdownGraceMs: number;
   wheelResolutionMs: number;
@@ -179,6 +182,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     claimLeaseMs,
     worstCaseRunMs,
     minRunGapMs: e.MANA_AI_MIN_RUN_GAP_MS,
+    runRetryBaseMs: e.MANA_AI_RUN_RETRY_BASE_MS,
     timeZone: tz,
     shutdownGraceMs: e.MANA_AI_SHUTDOWN_GRACE_MS,
     wheelResolutionMs: e.MANA_AI_WHEEL_RESOLUTION_MS,

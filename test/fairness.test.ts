@@ -6,8 +6,8 @@
 // 2 x 21 runs (issue 18, item 10: positions, not wall time, tell
 // round-robin from FIFO; a FIFO queue puts them at 201..220). The time the
 // latest of them started is reported, not asserted (issue 13's figure is
-// measured by `npm run bench:reactor -- --only burst-fair`).
-// This file runs alone (scripts/test.ts).
+// measured by `npm run bench:reactor -- --only burst-fair`). Positions do
+// not depend on load, so this file runs with the others.
 
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';

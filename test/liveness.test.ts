@@ -25,7 +25,8 @@ before(async () => {
   // operator's lock_timeout does), so a held snapshot lock fails its write-back.
   await db.pool.query(`ALTER ROLE ${RUNTIME_ROLE} IN DATABASE ${db.name} SET lock_timeout = '3s'`);
   llm = await startLlmServer();
-  daemon = await startTestDaemon(db.daemonUrl, llm.url);
+  // retries after 1-2 s: long enough to see the claim given back before the retry takes it
+  daemon = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_RUN_RETRY_BASE_MS: '2000' });
 });
 after(async () => {
   await daemon?.stop();

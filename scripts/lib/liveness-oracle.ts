@@ -195,8 +195,8 @@ export async function runLivenessOracle(o: OracleOptions): Promise<OracleResult>
     const k = rand();
     try {
       if (k < 0.25) {
-        // a work-pool backend inside a transaction: watched for up to 1 s (transactions are short)
-        for (let tries = 0; tries < 50; tries++) {
+        // a work-pool backend inside a transaction: watched for up to 3 s (transactions are short)
+        for (let tries = 0; tries < 150; tries++) {
           const { rows } = await admin.query(
             `SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity
               WHERE datname = current_database() AND application_name = 'mana-ai' AND xact_start IS NOT NULL

@@ -51,11 +51,12 @@ export function classifyFailure(error: unknown): FailureClass {
 }
 
 /**
- * When a run given back for the `attempts`-th time is tried again: 5 s,
- * doubling, at most 5 min, with full jitter between half and all of it.
- * The LLM is asked only for the first MAX_ATTEMPTS claims of a due time.
+ * When a run given back for the `attempts`-th time is tried again: `baseMs`
+ * (5 s by default), doubling, at most 5 min, with full jitter between half
+ * and all of it. The LLM is asked only for the first MAX_ATTEMPTS claims of
+ * a due time, and a plan already made is written without asking again.
  */
-export function runRetryDelayMs(attempts: number, random = Math.random): number {
-  const base = Math.min(300_000, 5_000 * 2 ** Math.max(0, Math.min(attempts - 1, 10)));
+export function runRetryDelayMs(attempts: number, baseMs = 5_000, random = Math.random): number {
+  const base = Math.min(300_000, baseMs * 2 ** Math.max(0, Math.min(attempts - 1, 15)));
   return Math.round(base * (0.5 + random() / 2));
 }

@@ -248,7 +248,7 @@ export class RunDispatcher {
           this.claimed.delete(claim.runId);
         }
         // Given back after a failure outside the mission: the same due time again, after a backoff.
-        if (outcome === 'retry') this.host.retryLater(sid, dueMs, Date.now() + runRetryDelayMs(claim.attempts));
+        if (outcome === 'retry') this.host.retryLater(sid, dueMs, Date.now() + runRetryDelayMs(claim.attempts, config.runRetryBaseMs));
       } else {
         outcome = claim.outcome;
         // A run held by a live peer is retried when a peer dies (onPeerLost)

@@ -36,6 +36,8 @@ export async function startTestDaemon(databaseUrl: string, llmUrl: string, env: 
     MANA_AI_SHUTDOWN_GRACE_MS: '2000',
     MANA_AI_LOG_LEVEL: 'debug',
     MANA_AI_TIMEZONE: 'Europe/Berlin',
+    // a run given back is tried again after 0.2-0.4 s (5-10 s in production)
+    MANA_AI_RUN_RETRY_BASE_MS: '400',
     ...env,
   });
   const log = createLogger({ level: config.logLevel, destination: sink });
