@@ -21,7 +21,7 @@ import { loadPrivateKey, reportPrivateKey } from './grants/private-key.js';
 import { encryptedResolver, ENCRYPTED_MODULES } from './planner/resolvers/encrypted.js';
 import { goalsResolver } from './planner/resolvers/goals.js';
 import { ResolverRegistry } from './planner/resolvers/registry.js';
-import { assertToolsMatchPolicy } from './planner/tools.js';
+import { assertCatalog, catalogFor } from './planner/catalog/index.js';
 import { Reactor } from './reactor/reactor.js';
 
 export const VERSION: string = (() => {
@@ -68,7 +68,7 @@ export interface Daemon {
 }
 
 export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
-  assertToolsMatchPolicy();
+  assertCatalog(catalogFor(config.webapp), config.webapp);
   if (config.tickIntervalMs !== undefined) {
     log.info({ TICK_INTERVAL_MS: config.tickIntervalMs }, 'TICK_INTERVAL_MS is ignored: runs are driven by NOTIFY and the timer wheel, not by polling');
   }

@@ -9,9 +9,12 @@ import { agentActor, allowedTools, readAgent, toolDecision } from '../src/agent/
 import { readMission } from '../src/mission/mission.js';
 import { reportedTotalTokens } from '../src/planner/llm-client.js';
 import { parsePlan } from '../src/planner/parse-plan.js';
+import { checkPlan, offerOf } from '../src/planner/check-plan.js';
 import { estimateTokens } from '../src/planner/plan-mission.js';
 import { buildMessages } from '../src/planner/prompt.js';
-import { TOOLS } from '../src/planner/tools.js';
+import { catalogFor } from '../src/planner/catalog/index.js';
+
+const TOOLS = catalogFor('v0.4');
 import { AgentGates, type WaitingMission } from '../src/reactor/agent-gates.js';
 
 describe('agent policy', () => {
@@ -28,7 +31,7 @@ describe('agent policy', () => {
   it('offers every tool that is not denied; a missing or odd policy denies nothing', () => {
     const p = policy({ tools: { create_event: 'deny' }, defaultsByModule: { places: 'deny' }, defaultForAi: 'auto' });
     const { allowed, denied } = allowedTools(p, TOOLS);
-    assert.deepEqual(denied.map((t) => t.name), ['create_event', 'create_place', 'visit_place']);
+    assert.deepEqual(denied.map((t) => t.name), ['create_event', 'create_place', 'record_visit']);
     assert.equal(allowed.length, TOOLS.length - 3);
     assert.equal(allowedTools(readAgent('a', {}).policy, TOOLS).allowed.length, TOOLS.length);
     assert.equal(allowedTools(readAgent('a', { policy: 'deny' }).policy, TOOLS).allowed.length, TOOLS.length);
@@ -198,13 +201,17 @@ describe('usage', () => {
 });
 
 describe('parser and prompt under an agent', () => {
-  const names = new Set(TOOLS.map((t) => t.name));
-  const answer = '```json\n{"summary":"s","steps":[{"summary":"x","toolName":"create_task","params":{},"rationale":"weil"}]}\n```';
+  const answer = '```json\n{"summary":"s","steps":[{"summary":"x","toolName":"create_task","params":{"title":"t"},"rationale":"weil"}]}\n```';
 
-  it('a plan naming a denied tool is rejected with its own reason', () => {
-    const allowed = new Set([...names].filter((n) => n !== 'create_task'));
-    assert.deepEqual(parsePlan(answer, allowed, new Set(['create_task'])), { ok: false, reason: 'tool-denied-by-agent-policy' });
-    assert.equal(parsePlan(answer, names).ok, true);
+  it('a step naming a denied tool is refused with its own reason; allowed, it passes', () => {
+    const parsed = parsePlan(answer);
+    assert.ok(parsed.ok);
+    const denied = catalogFor('v0.4').filter((t) => t.name === 'create_task');
+    const allowed = catalogFor('v0.4').filter((t) => t.name !== 'create_task');
+    const refused = checkPlan(parsed.plan, offerOf(allowed, denied));
+    assert.deepEqual(refused.invalid.map((s) => s.problems.map((p) => p.reason)), [['denied-tool']]);
+    assert.equal(refused.valid.length, 0);
+    assert.equal(checkPlan(parsed.plan, offerOf(catalogFor('v0.4'), [])).valid.length, 1);
   });
 
   it('the agent section: name, role, plaintext prompt in the system message; memory fenced as data; no tools = says so', () => {

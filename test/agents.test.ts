@@ -234,22 +234,28 @@ describe('agents', () => {
     }
   });
 
-  it('a denied tool is not offered and a plan using it is rejected', async () => {
+  it('a denied tool is not offered, not in the answer-format example, and a step using it is refused and never written', async () => {
     await pushAgent('u-pol', 'ag-pol', { policy: { tools: { create_task: 'deny', complete_task: 'auto' }, defaultsByModule: { places: 'deny' }, defaultForAi: 'propose' } });
     let prompt = '';
+    let asked = 0;
     llm.setScript((req) => {
       if (!asksAbout('Mission m-pol')(req)) return { content: planAnswer() };
-      prompt = req.body.messages.map((m) => m.content).join('\n');
+      asked += 1;
+      if (asked === 1) prompt = req.body.messages.map((m) => m.content).join('\n');
       return { content: planAnswer('Aufgabe', [{ summary: 'x', toolName: 'create_task', params: { title: 'X' }, rationale: 'weil' }]) };
     });
     try {
       await pushMission('u-pol', 'm-pol', { agentId: 'ag-pol' });
       const ev = await runOf(daemon, 'm-pol');
-      for (const denied of ['create_task', 'create_place', 'visit_place']) assert.ok(!prompt.includes(`- ${denied} `), `${denied} offered`);
-      for (const offered of ['complete_task', 'complete_tasks_by_title', 'create_event', 'undo_drink']) assert.ok(prompt.includes(`- ${offered} `), `${offered} missing`);
-      assert.equal(ev.outcome, 'failed');
-      assert.equal(ev.iteration?.overallStatus, 'failed');
-      assert.ok(daemon.logs.some((l) => l.includes('tool-denied-by-agent-policy') && l.includes('m-pol')));
+      for (const denied of ['create_task', 'create_place', 'record_visit']) assert.ok(!prompt.includes(`- ${denied} `), `${denied} offered`);
+      for (const offered of ['complete_task', 'complete_tasks_by_title', 'create_event', 'undo_last_drink']) assert.ok(prompt.includes(`- ${offered} `), `${offered} missing`);
+      assert.ok(!prompt.includes('"toolName": "create_task"'), 'the answer-format example names no denied tool');
+      assert.equal(asked, 2, 'asked once more, told the tool is not allowed');
+      assert.equal(ev.outcome, 'planned');
+      assert.deepEqual(ev.iteration?.plan, [], 'the denied step is never written');
+      assert.match(ev.iteration?.summary ?? '', /weggelassen.*create_task/);
+      const rejected = await daemon.metrics.registry.getSingleMetricAsString('mana_ai_plan_steps_rejected_total');
+      assert.match(rejected, /reason="denied-tool",service="mana-ai"\} [1-9]/);
     } finally {
       llm.setScript(() => ({ content: planAnswer() }));
     }

@@ -3,51 +3,42 @@ import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { parsePlan } from '../src/planner/parse-plan.js';
 import { buildMessages } from '../src/planner/prompt.js';
-import { assertToolsMatchPolicy, TOOL_NAMES, TOOLS, ToolPolicyMismatchError } from '../src/planner/tools.js';
+import { assertCatalog, CatalogError, catalogFor } from '../src/planner/catalog/index.js';
+
+const TOOLS = catalogFor('v0.4');
 import { readMission } from '../src/mission/mission.js';
 
-describe('tools', () => {
-  it('are exactly the contract table (names, modules, parameters)', () => {
-    const table = TOOLS.map((t) => [t.name, t.module, t.params.map((p) => `${p.name}${p.required ? '!' : ''}${p.enum ? `=${p.enum.join('/')}` : ''}`).join(' ')]);
-    assert.deepEqual(table, [
-      ['create_task', 'todo', 'title! dueDate priority=low/medium/high description'],
-      ['complete_task', 'todo', 'taskId!'],
-      ['complete_tasks_by_title', 'todo', 'titleSubstring!'],
-      ['create_event', 'calendar', 'title! startIso! endIso'],
-      ['create_place', 'places', 'name! category'],
-      ['visit_place', 'places', 'placeId!'],
-      ['undo_drink', 'drink', ''],
-    ]);
-  });
-  it('a mismatch with the webapp policy stops the start', () => {
-    assert.doesNotThrow(() => assertToolsMatchPolicy());
-    assert.throws(() => assertToolsMatchPolicy(TOOLS, ['create_task']), ToolPolicyMismatchError);
+describe('tool catalog', () => {
+  it('an inconsistent catalog stops the start', () => {
+    assert.doesNotThrow(() => assertCatalog(catalogFor('v0.4'), 'v0.4'));
+    assert.doesNotThrow(() => assertCatalog(catalogFor('head'), 'head'));
+    const twice = [...catalogFor('v0.4'), catalogFor('v0.4')[0]!];
+    assert.throws(() => assertCatalog(twice, 'v0.4'), CatalogError);
   });
 });
 
 describe('plan parser', () => {
   const step = { summary: 's', toolName: 'create_task', params: { title: 'x' }, rationale: 'weil' };
   it('accepts a fenced block and a bare object; params that are not an object count as {}', () => {
-    const fenced = parsePlan('Hier:\n```json\n' + JSON.stringify({ summary: 'a', steps: [step] }) + '\n```', TOOL_NAMES);
+    const fenced = parsePlan('Hier:\n```json\n' + JSON.stringify({ summary: 'a', steps: [step] }) + '\n```');
     assert.equal(fenced.ok, true);
-    const bare = parsePlan('Antwort: ' + JSON.stringify({ summary: 'b', steps: [{ ...step, params: 'nope' }] }) + ' Ende', TOOL_NAMES);
+    const bare = parsePlan('Antwort: ' + JSON.stringify({ summary: 'b', steps: [{ ...step, params: 'nope' }] }) + ' Ende');
     assert.ok(bare.ok);
     assert.deepEqual(bare.plan.steps[0]!.params, {});
-    const empty = parsePlan('{"summary":"nichts","steps":[]}', TOOL_NAMES);
+    const empty = parsePlan('{"summary":"nichts","steps":[]}');
     assert.ok(empty.ok && empty.plan.steps.length === 0);
   });
-  it('rejects the whole plan for each contract reason', () => {
+  it('rejects the whole plan when its structure is broken (an unknown tool is a step problem: test/plan-check.test.ts)', () => {
     const cases: [string, string][] = [
       ['kein JSON', 'no-json-object'],
       ['{"summary": "x", "steps": [}', 'json-does-not-parse'],
       ['{"summary":"x","steps":{}}', 'steps-not-an-array'],
       ['{"summary":"x","steps":[1]}', 'step-not-an-object'],
       [JSON.stringify({ steps: [{ ...step, toolName: undefined }] }), 'tool-name-missing'],
-      [JSON.stringify({ steps: [{ ...step, toolName: 'delete_everything' }] }), 'tool-not-allowed'],
       [JSON.stringify({ steps: [{ ...step, rationale: '  ' }] }), 'rationale-empty'],
       [JSON.stringify({ steps: [{ ...step, rationale: undefined }] }), 'rationale-empty'],
     ];
-    for (const [text, reason] of cases) assert.deepEqual(parsePlan(text, TOOL_NAMES), { ok: false, reason }, text);
+    for (const [text, reason] of cases) assert.deepEqual(parsePlan(text), { ok: false, reason }, text);
   });
 });
 

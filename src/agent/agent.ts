@@ -7,7 +7,7 @@
 // budget) are derived in SQL (sql/012, agent_gate_of), where the claim
 // checks them; they are not read here.
 
-import type { ToolSpec } from '../planner/tools.js';
+import type { CatalogTool } from '../planner/catalog/index.js';
 
 export type ToolDecision = 'auto' | 'propose' | 'deny';
 
@@ -63,14 +63,14 @@ export function readAgent(agentId: string, record: Record<string, unknown>): Age
  * `??` skips only null and undefined, as in the webapp; a value that is not
  * one of the three decisions is returned as it is and counts as "not deny".
  */
-export function toolDecision(policy: AgentPolicy, tool: Pick<ToolSpec, 'name' | 'module'>): unknown {
+export function toolDecision(policy: AgentPolicy, tool: Pick<CatalogTool, 'name' | 'module'>): unknown {
   return policy.tools[tool.name] ?? policy.defaultsByModule[tool.module] ?? policy.defaultForAi;
 }
 
 /** The tools offered to the planner: every tool whose decision is not `deny`. */
-export function allowedTools(policy: AgentPolicy, tools: readonly ToolSpec[]): { allowed: ToolSpec[]; denied: ToolSpec[] } {
-  const allowed: ToolSpec[] = [];
-  const denied: ToolSpec[] = [];
+export function allowedTools<T extends Pick<CatalogTool, 'name' | 'module'>>(policy: AgentPolicy, tools: readonly T[]): { allowed: T[]; denied: T[] } {
+  const allowed: T[] = [];
+  const denied: T[] = [];
   for (const t of tools) (toolDecision(policy, t) === 'deny' ? denied : allowed).push(t);
   return { allowed, denied };
 }

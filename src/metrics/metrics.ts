@@ -5,6 +5,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { zeroAlertSeries } from './alert-series.js';
+import { STEP_REJECT_REASONS } from '../planner/validate-step.js';
 
 export interface Metrics {
   registry: Registry;
@@ -41,6 +42,8 @@ export interface Metrics {
   watchReconnects: Counter;
   eventLoopDelay: Gauge<'quantile'>;
   dbConnectionErrors: Counter;
+  planStepsRejected: Counter<'reason'>;
+  planRepairs: Counter<'outcome'>;
   runRetries: Counter<'reason'>;
   agentDecisions: Counter<'decision'>;
   tokensUsed: Counter;
@@ -118,6 +121,11 @@ export function createMetrics(): Metrics {
     peersLost: new Counter({ name: 'mana_ai_peers_lost_total', help: 'Peer daemons noticed gone by the watcher', ...r }),
     watchReconnects: new Counter({ name: 'mana_ai_watch_reconnects_total', help: 'Watch connections (on a peer daemon) lost and re-established', ...r }),
     missionsSkipped: new Counter({ name: 'mana_ai_missions_skipped_total', help: 'Due missions the runner could not read', labelNames: ['reason'], ...r }),
+    planStepsRejected: new Counter({
+      name: 'mana_ai_plan_steps_rejected_total', labelNames: ['reason'], ...r,
+      help: 'Plan steps (or their parameters) left out because the webapp could not execute them, by reason; duplicate = an identical step of the same plan, unknown-param = a parameter no executor reads',
+    }),
+    planRepairs: new Counter({ name: 'mana_ai_plan_repairs_total', help: 'Repair rounds: the model told which steps were invalid, by outcome', labelNames: ['outcome'], ...r }),
     dbConnectionErrors: new Counter({ name: 'mana_ai_db_connection_errors_total', help: 'Work-pool connections lost while checked out (the transaction in flight failed and its run was given back)', ...r }),
     runRetries: new Counter({
       name: 'mana_ai_run_retries_total', labelNames: ['reason'], ...r,
@@ -126,5 +134,7 @@ export function createMetrics(): Metrics {
     eventLoopDelay: new Gauge({ name: 'mana_ai_event_loop_delay_seconds', help: 'Event-loop delay over the last scrape interval', labelNames: ['quantile'], ...r }),
   };
   zeroAlertSeries(metrics);
+  for (const reason of STEP_REJECT_REASONS) metrics.planStepsRejected.inc({ reason }, 0);
+  for (const outcome of ['asked', 'corrected', 'still-invalid', 'unparseable', 'request-failed']) metrics.planRepairs.inc({ outcome }, 0);
   return metrics;
 }

@@ -1,6 +1,9 @@
 // Turns the model's answer into a plan, or rejects it as a whole
-// (CONTRACT.md section 6). Pure; never throws. The allow-list is checked
-// here, after the model, whatever the prompt said.
+// (CONTRACT.md section 6) when its structure is broken: no JSON object, no
+// steps array, a step that is not an object, has no tool name or no
+// rationale. Tools and parameters are checked per step afterwards
+// (check-plan.ts, validate-step.ts), so one unknown tool no longer costs
+// the valid steps beside it (issue 19). Pure; never throws.
 
 import * as v from 'valibot';
 
@@ -52,12 +55,7 @@ const StepSchema = v.object({
   rationale: v.pipe(v.string(), v.trim(), v.minLength(1)),
 });
 
-/**
- * `denied`: tools the agent's policy denies (section 10); a plan naming one
- * is rejected with its own reason, so operators can tell a model ignoring
- * the policy from one inventing tools.
- */
-export function parsePlan(answer: string, allowList: ReadonlySet<string>, denied: ReadonlySet<string> = new Set()): ParsedPlan {
+export function parsePlan(answer: string): ParsedPlan {
   if (typeof answer !== 'string') return { ok: false, reason: 'no-json-object' };
   const json = extractJsonObject(answer);
   if (json === null) return { ok: false, reason: 'no-json-object' };
@@ -76,8 +74,6 @@ export function parsePlan(answer: string, allowList: ReadonlySet<string>, denied
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, reason: 'step-not-an-object' };
     const toolName = (raw as Record<string, unknown>)['toolName'];
     if (typeof toolName !== 'string' || toolName.length === 0) return { ok: false, reason: 'tool-name-missing' };
-    if (denied.has(toolName)) return { ok: false, reason: 'tool-denied-by-agent-policy' };
-    if (!allowList.has(toolName)) return { ok: false, reason: 'tool-not-allowed' };
     const r = v.safeParse(StepSchema, raw);
     if (!r.success) return { ok: false, reason: 'rationale-empty' };
     const params = r.output.params;

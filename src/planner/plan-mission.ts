@@ -19,10 +19,11 @@ import type { Span } from '@opentelemetry/api';
 import { inSpan, type Tracing } from '../tracing/tracing.js';
 import { failedIteration, planIteration, type Iteration } from '../write-back/iteration.js';
 import { LlmError, type LlmClient } from './llm-client.js';
-import { parsePlan } from './parse-plan.js';
+import { parsePlan, type Plan } from './parse-plan.js';
+import { checkPlan, leftOutNote, offerOf, repairRequest, type CheckedPlan, type ToolOffer } from './check-plan.js';
+import type { CatalogTool } from './catalog/index.js';
 import { buildMessages, type ChatMessage } from './prompt.js';
 import type { ResolverRegistry } from './resolvers/registry.js';
-import { TOOLS } from './tools.js';
 
 /** Tokens charged to a run; `estimated` when the answer did not report them. */
 export interface RunUsage {
@@ -51,6 +52,8 @@ export interface PlanDeps {
   tracing: Tracing;
   /** the run's span: input resolution and the LLM request are its children */
   span: Span;
+  /** the tools of the configured webapp generation (MANA_AI_WEBAPP) */
+  catalog: readonly CatalogTool[];
 }
 
 export async function planMission(
@@ -66,8 +69,9 @@ export async function planMission(
     s.setAttribute('mission.inputs_resolved', resolved.length);
     return resolved;
   });
-  const { allowed, denied } = agent ? allowedTools(agent.policy, TOOLS) : { allowed: [...TOOLS], denied: [] };
+  const { allowed, denied } = agent ? allowedTools(agent.policy, deps.catalog) : { allowed: [...deps.catalog], denied: [] };
   if (denied.length) log.debug({ agentId: agent?.id, denied: denied.map((t) => t.name) }, 'tools denied by the agent policy are not offered');
+  const offer = offerOf(allowed, denied);
   const messages = buildMessages(mission, inputs, allowed, run.startedAt, agent);
   // Prompts and answers are user content, so debug level only; with
   // decrypted inputs not even that (the answer may quote them).
@@ -75,36 +79,79 @@ export async function planMission(
   if (sensitive) log.debug({ promptChars: messages.reduce((n, m) => n + m.content.length, 0), inputs: inputs.map((i) => `${i.module}/${i.table}/${i.id}`) }, 'prompt built (content not logged: decrypted inputs)');
   else log.debug({ prompt: messages }, 'prompt built');
   const started = run.startedAt.toISOString();
-  let answer: string;
-  let usage: RunUsage;
+  const failed = (reason: string, usage: RunUsage | null, failure = reason) =>
+    ({ iteration: failedIteration(run.iterationId, started, new Date().toISOString(), reason), failure, usage });
+
+  let first: { answer: string; usage: RunUsage };
   try {
-    // the LLM request's span; mana-llm continues the trace from its traceparent
-    const reply = await inSpan(deps.tracing.tracer, deps.span, 'llm.request', { 'llm.model': deps.llm.model }, async (s) => {
-      const headers: Record<string, string> = {};
-      deps.tracing.inject(s, headers);
-      const r = await deps.llm.complete(messages, signal, headers);
-      if (r.totalTokens !== null) s.setAttribute('llm.total_tokens', r.totalTokens);
-      return r;
-    });
-    answer = reply.content;
-    usage = reply.totalTokens !== null ? { tokens: reply.totalTokens, estimated: false } : { tokens: estimateTokens(messages, answer), estimated: true };
+    first = await ask(deps, messages, signal, sensitive, log);
   } catch (error) {
     const reason = error instanceof LlmError ? `llm-${error.reason}` : 'llm-unreachable';
     if (reason === 'llm-aborted') throw error;
     log.warn({ reason, err: (error as Error).message }, 'planner request failed after retries');
-    return { iteration: failedIteration(run.iterationId, started, new Date().toISOString(), reason), failure: reason, usage: null };
+    return failed(reason, null);
   }
-  if (sensitive) log.debug({ answerChars: answer.length }, 'planner answered (content not logged: decrypted inputs)');
-  else log.debug({ answer }, 'planner answered');
   // Every answer costs tokens, a rejected one too: usage is charged either way.
-  const parsed = parsePlan(answer, new Set(allowed.map((t) => t.name)), new Set(denied.map((t) => t.name)));
+  let usage = first.usage;
+  const parsed = parsePlan(first.answer);
   if (!parsed.ok) {
     deps.metrics.parseFailures.inc();
     log.warn({ reason: parsed.reason }, 'planner answer rejected');
-    return { iteration: failedIteration(run.iterationId, started, new Date().toISOString(), 'plan-unparseable'), failure: `plan-unparseable:${parsed.reason}`, usage };
+    return failed('plan-unparseable', usage, `plan-unparseable:${parsed.reason}`);
+  }
+  let checked = check(deps, parsed.plan, offer);
+  if (checked.invalid.length > 0) {
+    // One repair round in the same run: the model is told what is wrong,
+    // step by step, and its corrected answer is kept if it parses.
+    log.info({ invalid: checked.invalid.map((s) => ({ step: s.position, tool: s.toolName, problems: s.problems.map((p) => p.reason) })) }, 'plan has steps the webapp cannot execute; asking the model to correct them');
+    deps.metrics.planRepairs.inc({ outcome: 'asked' });
+    const repairMessages: ChatMessage[] = [...messages, { role: 'assistant', content: first.answer }, { role: 'user', content: repairRequest(checked.invalid) }];
+    try {
+      const second = await ask(deps, repairMessages, signal, sensitive, log);
+      usage = { tokens: usage.tokens + second.usage.tokens, estimated: usage.estimated || second.usage.estimated };
+      const reparsed = parsePlan(second.answer);
+      if (reparsed.ok) {
+        checked = check(deps, reparsed.plan, offer);
+        deps.metrics.planRepairs.inc({ outcome: checked.invalid.length ? 'still-invalid' : 'corrected' });
+      } else {
+        deps.metrics.planRepairs.inc({ outcome: 'unparseable' });
+        log.warn({ reason: reparsed.reason }, 'the corrected answer does not parse; keeping the valid steps of the first');
+      }
+    } catch (error) {
+      if (error instanceof LlmError && error.reason === 'aborted') throw error;
+      deps.metrics.planRepairs.inc({ outcome: 'request-failed' });
+      log.warn({ err: (error as Error).message }, 'the repair request failed; keeping the valid steps of the first answer');
+    }
+    // What is still invalid is left out, and counted: never written as an action.
+    for (const s of checked.invalid) for (const p of s.problems) deps.metrics.planStepsRejected.inc({ reason: p.reason });
   }
   deps.metrics.plansProduced.inc();
-  return { iteration: planIteration(run.iterationId, started, new Date().toISOString(), parsed.plan), failure: null, usage };
+  const plan: Plan = { summary: `${checked.summary}${leftOutNote(checked.invalid)}`.trim(), steps: checked.valid };
+  return { iteration: planIteration(run.iterationId, started, new Date().toISOString(), plan), failure: null, usage };
+}
+
+/** One request to mana-llm under the run's span; the tokens it cost, reported or estimated. */
+async function ask(deps: PlanDeps, messages: ChatMessage[], signal: AbortSignal, sensitive: boolean, log: Logger): Promise<{ answer: string; usage: RunUsage }> {
+  // the LLM request's span; mana-llm continues the trace from its traceparent
+  const reply = await inSpan(deps.tracing.tracer, deps.span, 'llm.request', { 'llm.model': deps.llm.model }, async (s) => {
+    const headers: Record<string, string> = {};
+    deps.tracing.inject(s, headers);
+    const r = await deps.llm.complete(messages, signal, headers);
+    if (r.totalTokens !== null) s.setAttribute('llm.total_tokens', r.totalTokens);
+    return r;
+  });
+  const answer = reply.content;
+  if (sensitive) log.debug({ answerChars: answer.length }, 'planner answered (content not logged: decrypted inputs)');
+  else log.debug({ answer }, 'planner answered');
+  return { answer, usage: reply.totalTokens !== null ? { tokens: reply.totalTokens, estimated: false } : { tokens: estimateTokens(messages, answer), estimated: true } };
+}
+
+/** Checks a parsed plan and counts what the checker dropped without asking (duplicates, unknown parameters). */
+function check(deps: PlanDeps, plan: Plan, offer: ToolOffer): CheckedPlan {
+  const c = checkPlan(plan, offer);
+  if (c.duplicates) deps.metrics.planStepsRejected.inc({ reason: 'duplicate' }, c.duplicates);
+  if (c.droppedParams) deps.metrics.planStepsRejected.inc({ reason: 'unknown-param' }, c.droppedParams);
+  return c;
 }
 
 /**

@@ -26,6 +26,7 @@ import { readAgent, type Agent } from '../agent/agent.js';
 import { readMission } from '../mission/mission.js';
 import { LlmError, type LlmClient } from '../planner/llm-client.js';
 import { planMission } from '../planner/plan-mission.js';
+import { catalogFor } from '../planner/catalog/index.js';
 import type { ResolverRegistry } from '../planner/resolvers/registry.js';
 import { retryDelayMs } from '../reactor/backoff.js';
 import { failedIteration, iterationIdFor, type Iteration } from '../write-back/iteration.js';
@@ -59,7 +60,7 @@ export interface RunEvent {
 export interface RunDeps {
   pool: pg.Pool;
   db: Db;
-  config: Pick<Config, 'workerId' | 'timeZone'>;
+  config: Pick<Config, 'workerId' | 'timeZone' | 'webapp'>;
   log: Logger;
   metrics: Metrics;
   llm: LlmClient;
@@ -125,7 +126,7 @@ export async function executeRun(
       failure = 'too-many-attempts';
     } else {
       ({ iteration, failure, usage } = await planMission(
-        { db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, privateKey: deps.privateKey, tracing: deps.tracing, span },
+        { db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, privateKey: deps.privateKey, tracing: deps.tracing, span, catalog: catalogFor(config.webapp) },
         { userId: claim.userId, missionId: claim.missionId, iterationId, startedAt },
         mission,
         agent,
