@@ -103,6 +103,8 @@ export interface MissionRunsTable {
   agent_key: Buffer | null;
   /** sql/017: the plan of an attempt whose write-back failed outside the mission */
   pending_plan: unknown | null;
+  /** sql/019: the prompt version the run was planned with */
+  prompt_version: string | null;
 }
 
 export interface SnapshotErrorsTable {

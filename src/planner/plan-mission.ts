@@ -22,7 +22,7 @@ import { LlmError, type LlmClient } from './llm-client.js';
 import { parsePlan, type Plan } from './parse-plan.js';
 import { checkPlan, leftOutNote, offerOf, repairRequest, type CheckedPlan, type ToolOffer } from './check-plan.js';
 import type { CatalogTool } from './catalog/index.js';
-import { buildMessages, type ChatMessage } from './prompt.js';
+import { buildMessages, promptVersion, type ChatMessage } from './prompt.js';
 import type { ResolverRegistry } from './resolvers/registry.js';
 
 /** Tokens charged to a run; `estimated` when the answer did not report them. */
@@ -127,7 +127,7 @@ export async function planMission(
   }
   deps.metrics.plansProduced.inc();
   const plan: Plan = { summary: `${checked.summary}${leftOutNote(checked.invalid)}`.trim(), steps: checked.valid };
-  return { iteration: planIteration(run.iterationId, started, new Date().toISOString(), plan), failure: null, usage };
+  return { iteration: planIteration(run.iterationId, started, new Date().toISOString(), plan, promptVersion(deps.catalog, 'text')), failure: null, usage };
 }
 
 /** One request to mana-llm under the run's span; the tokens it cost, reported or estimated. */

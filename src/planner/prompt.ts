@@ -10,6 +10,7 @@
 // agent's memory is data like any input. Encrypted values never reach this
 // module (agent/agent.ts drops them).
 
+import { createHash } from 'node:crypto';
 import type { Agent } from '../agent/agent.js';
 import type { Mission } from '../mission/mission.js';
 import type { CatalogParam, CatalogTool } from './catalog/index.js';
@@ -126,4 +127,23 @@ export function buildMessages(mission: Mission, inputs: readonly ResolvedInput[]
     { role: 'system', content: system },
     { role: 'user', content: parts.join('\n\n') },
   ];
+}
+
+const versions = new Map<string, string>();
+
+/**
+ * The prompt's version: a short hash of the template (the messages built
+ * for a fixed empty mission), the generation's catalog and the planner
+ * mode. A change to any of them changes it; iterations and mission_runs
+ * record it (sql/019).
+ */
+export function promptVersion(catalog: readonly CatalogTool[], mode: 'text' | 'tools'): string {
+  const key = `${catalog.length}:${catalog[0]?.name ?? ''}:${mode}`;
+  const known = versions.get(key);
+  if (known) return known;
+  const empty = { id: 'm', title: '', objective: '', conceptMarkdown: '', inputs: [], cadence: { kind: 'manual' }, state: 'active', iterations: [], grant: undefined } as unknown as Mission;
+  const template = buildMessages(empty, [], [], new Date(0)).map((m) => m.content).join('\u0000');
+  const v = createHash('sha256').update(template).update('\u0000').update(JSON.stringify(catalog)).update('\u0000').update(mode).digest('hex').slice(0, 12);
+  versions.set(key, v);
+  return v;
 }

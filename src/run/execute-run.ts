@@ -139,6 +139,7 @@ export async function executeRun(
       runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,
       userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(),
       agent: agent ? { id: agent.id, nameAtClaim: agent.name, rationale: mission.objective } : null,
+      generation: config.webapp, objective: mission.objective,
       usage: usage ? { ...usage, agentId: agent?.id ?? null } : null,
       // The cadence as it stands under the write-back's lock: the user may have changed it during the run.
       nextRunAt: (record, nowMs) => {
@@ -198,6 +199,7 @@ export async function executeRun(
       const written = await writeBack(deps.db, {
         runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,
         userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(), agent: null, usage: null,
+        generation: config.webapp, objective: typeof claim.record['objective'] === 'string' ? claim.record['objective'] : '',
         nextRunAt: (record, nowMs) => {
           const cadence = parseCadence(record['cadence']);
           try {

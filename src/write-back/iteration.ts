@@ -26,9 +26,11 @@ export interface Iteration {
   summary: string;
   overallStatus: 'awaiting-review' | 'approved' | 'failed';
   source: 'server';
+  /** the prompt, catalog and planner mode it was planned with (src/planner/prompt.ts); absent when no plan was asked for */
+  promptVersion?: string;
 }
 
-export function planIteration(id: string, startedAt: string, finishedAt: string, plan: Plan): Iteration {
+export function planIteration(id: string, startedAt: string, finishedAt: string, plan: Plan, promptVersion?: string): Iteration {
   return {
     id,
     startedAt,
@@ -42,6 +44,7 @@ export function planIteration(id: string, startedAt: string, finishedAt: string,
     summary: plan.summary,
     overallStatus: plan.steps.length === 0 ? 'approved' : 'awaiting-review',
     source: 'server',
+    ...(promptVersion ? { promptVersion } : {}),
   };
 }
 

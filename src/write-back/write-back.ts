@@ -27,6 +27,8 @@ import type { Iteration } from './iteration.js';
 
 export const RUNNER_CLIENT_ID = 'mana-ai-runner';
 export const RUNNER_ACTOR = { kind: 'system', source: 'mission-runner' } as const;
+/** HEAD's actor for a run without an agent (CONTRACT.md section 11): the legacy default agent. */
+export const LEGACY_AI = { agentId: 'legacy:ai-default', displayName: 'Mana' } as const;
 
 export interface WriteBackInput {
   runId: number;
@@ -43,6 +45,10 @@ export interface WriteBackInput {
   nowMs: number;
   /** the agent the run ran under; null = the system actor of section 5 */
   agent: { id: string; nameAtClaim: string; rationale: string } | null;
+  /** the webapp generation served: the actor of an agentless run and updatedAt depend on it (CONTRACT.md section 11) */
+  generation: 'v0.4' | 'head';
+  /** the mission's objective: the rationale of HEAD's legacy AI actor */
+  objective: string;
   /** tokens the run's answer cost; null = no answer (nothing to charge) */
   usage: { tokens: number; estimated: boolean; agentId: string | null } | null;
 }
@@ -63,7 +69,8 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
            SET status = ${gone ? 'cancelled' : w.iteration.overallStatus === 'failed' ? 'failed' : 'done'},
                iteration_id = ${gone ? null : w.iteration.id},
                error = ${gone ? 'mission deleted during the run' : null},
-               finished_at = now(), lease_until = NULL, pending_plan = NULL
+               finished_at = now(), lease_until = NULL, pending_plan = NULL,
+               prompt_version = ${w.iteration.promptVersion ?? null}
          WHERE run_id = ${w.runId} AND claimed_by = ${w.workerId} AND attempts = ${w.attempts} AND status = 'running'
          RETURNING run_id`.execute(trx);
       if (finished.rows.length !== 1) throw new LostClaim();
@@ -78,7 +85,8 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
       // mission while this run was in flight.
       const stillDue = snap.state === 'active' && snap.nextRunAtMs === w.dueMs;
       const nextRunAtMs = stillDue ? w.nextRunAt(snap.record, w.nowMs) : null;
-      const data: Record<string, unknown> = { iterations: [...previous, w.iteration], updatedAt: now };
+      // HEAD stores no updatedAt on updates (it derives it from the per-field timestamps)
+      const data: Record<string, unknown> = w.generation === 'head' ? { iterations: [...previous, w.iteration] } : { iterations: [...previous, w.iteration], updatedAt: now };
       if (stillDue) data['nextRunAt'] = nextRunAtMs === null ? null : new Date(nextRunAtMs).toISOString();
       const fieldTimestamps = Object.fromEntries(Object.keys(data).map((k) => [k, now]));
       await insertChange(trx, {
@@ -98,7 +106,9 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
               iterationId: w.iteration.id,
               rationale: w.agent.rationale,
             })
-          : RUNNER_ACTOR,
+          : w.generation === 'head'
+            ? agentActor({ ...LEGACY_AI, missionId: w.missionId, iterationId: w.iteration.id, rationale: w.objective })
+            : RUNNER_ACTOR,
       });
       return { outcome: 'written' as const, nextRunAtMs: stillDue ? nextRunAtMs : (snap.nextRunAtMs ?? null), scheduleKept: !stillDue };
     });
