@@ -1,5 +1,5 @@
 // The liveness oracle's short form (issue 18): three daemon processes as
-// the runtime role for 15 s of backends terminated mid-transaction,
+// the runtime role for 12 s of backends terminated mid-transaction,
 // lock_timeout set and cleared under held snapshot locks, agents deleted
 // and re-created, paused and resumed, due missions moved, daemons joining
 // and stopping, while a writer edits missions; then judged from the
@@ -23,7 +23,7 @@ it('no mission is stranded, no daemon dies, one watch backend per daemon, no due
   const lines: string[] = [];
   const r = await runLivenessOracle({
     adminUrl: db.url, daemonUrl: db.daemonUrl, runtimeRole: RUNTIME_ROLE,
-    seconds: 15, daemons: 3, missions: 30, agents: 6, seed: 18, log: (l) => lines.push(l),
+    seconds: 12, daemons: 3, missions: 30, agents: 6, seed: 18, log: (l) => lines.push(l),
   });
   for (const l of r.lines) t.diagnostic(l);
   t.diagnostic(JSON.stringify(r.stats));
