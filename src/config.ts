@@ -75,6 +75,7 @@ const EnvSchema = v.object({
   MANA_AI_CLAIM_LEASE_MS: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.maxValue(86_400_000, 'must be at most 86400000'))),
   MANA_AI_MIN_RUN_GAP_MS: int(60_000, 0, 86_400_000),
   MANA_AI_RUN_RETRY_BASE_MS: int(5_000, 10, 300_000),
+  MANA_AI_PLANNER_MODE: v.optional(v.picklist(['text', 'tools'], 'must be text (a JSON answer) or tools (native tool calls)'), 'text'),
   MANA_AI_WEBAPP: v.optional(v.picklist(['v0.4', 'head'], 'must be v0.4 (the seed\'s webapp) or head (today\'s)'), 'v0.4'),
   MANA_AI_TIMEZONE: v.optional(v.pipe(v.string(), v.check(isTimeZone, 'must be an IANA time zone such as Europe/Berlin'))),
   MANA_AI_SHUTDOWN_GRACE_MS: int(25_000, 0, 600_000),
@@ -116,6 +117,8 @@ export interface Config {
   minRunGapMs: number;
   /** First wait before a run given back after a failure outside the mission is tried again (doubling, at most 5 min). */
   runRetryBaseMs: number;
+  /** text: one JSON answer (CONTRACT.md section 6); tools: native tool calls, falling back to text for a model that cannot call tools */
+  plannerMode: 'text' | 'tools';
   /** The webapp generation served: its tools, parameters and write-back shape (CONTRACT.md section 11). */
   webapp: 'v0.4' | 'head';
   timeZone: string;
@@ -187,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     minRunGapMs: e.MANA_AI_MIN_RUN_GAP_MS,
     runRetryBaseMs: e.MANA_AI_RUN_RETRY_BASE_MS,
     webapp: e.MANA_AI_WEBAPP,
+    plannerMode: e.MANA_AI_PLANNER_MODE,
     timeZone: tz,
     shutdownGraceMs: e.MANA_AI_SHUTDOWN_GRACE_MS,
     wheelResolutionMs: e.MANA_AI_WHEEL_RESOLUTION_MS,

@@ -44,6 +44,7 @@ export interface Metrics {
   dbConnectionErrors: Counter;
   planStepsRejected: Counter<'reason'>;
   planRepairs: Counter<'outcome'>;
+  plannerFallbacks: Counter<'reason'>;
   runRetries: Counter<'reason'>;
   agentDecisions: Counter<'decision'>;
   tokensUsed: Counter;
@@ -125,6 +126,7 @@ export function createMetrics(): Metrics {
       name: 'mana_ai_plan_steps_rejected_total', labelNames: ['reason'], ...r,
       help: 'Plan steps (or their parameters) left out because the webapp could not execute them, by reason; duplicate = an identical step of the same plan, unknown-param = a parameter no executor reads',
     }),
+    plannerFallbacks: new Counter({ name: 'mana_ai_planner_fallbacks_total', help: 'Runs planned in text mode because the model could not call tools', labelNames: ['reason'], ...r }),
     planRepairs: new Counter({ name: 'mana_ai_plan_repairs_total', help: 'Repair rounds: the model told which steps were invalid, by outcome', labelNames: ['outcome'], ...r }),
     dbConnectionErrors: new Counter({ name: 'mana_ai_db_connection_errors_total', help: 'Work-pool connections lost while checked out (the transaction in flight failed and its run was given back)', ...r }),
     runRetries: new Counter({
@@ -135,6 +137,7 @@ export function createMetrics(): Metrics {
   };
   zeroAlertSeries(metrics);
   for (const reason of STEP_REJECT_REASONS) metrics.planStepsRejected.inc({ reason }, 0);
+  metrics.plannerFallbacks.inc({ reason: 'capability' }, 0);
   for (const outcome of ['asked', 'corrected', 'still-invalid', 'unparseable', 'request-failed']) metrics.planRepairs.inc({ outcome }, 0);
   return metrics;
 }

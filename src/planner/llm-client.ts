@@ -26,10 +26,38 @@ export function worstCaseRequestMs(o: { maxAttempts: number; timeoutMs: number }
   return o.maxAttempts * o.timeoutMs + (o.maxAttempts - 1) * MAX_RETRY_DELAY_MS;
 }
 
-/** One answer: its text, and `usage.total_tokens` when the server reported it (OpenAI format). */
+/** A native tool call of the answer (CONTRACT.md section 11). */
+export interface LlmToolCall {
+  id: string;
+  name: string;
+  /** the JSON string the model sent, unparsed */
+  arguments: string;
+}
+
+/**
+ * One answer: its text (empty when a tool-calling answer had none), the
+ * tool calls when tools were offered, the assistant message as it came (to
+ * continue the conversation), and `usage.total_tokens` when reported.
+ */
 export interface LlmAnswer {
   content: string;
   totalTokens: number | null;
+  toolCalls: LlmToolCall[];
+  message: Record<string, unknown> | null;
+}
+
+/** `prompt_tokens + completion_tokens` as upstream sums them over tool rounds; else total_tokens. */
+function tokensOf(body: unknown): number | null {
+  const u = typeof body === 'object' && body !== null ? (body as { usage?: Record<string, unknown> }).usage : undefined;
+  const p = u?.['prompt_tokens'];
+  const c = u?.['completion_tokens'];
+  if (typeof p === 'number' && typeof c === 'number' && Number.isSafeInteger(p + c) && p >= 0 && c >= 0 && p + c <= 2_147_483_647) return p + c;
+  return reportedTotalTokens(body);
+}
+
+/** The request options of native tool calls (CONTRACT.md section 11). */
+export interface ToolCallOptions {
+  tools: unknown[];
 }
 
 /** usage.total_tokens when it is a whole, non-negative number that fits the usage table; else null. */
@@ -41,7 +69,7 @@ export function reportedTotalTokens(body: unknown): number | null {
 
 export class LlmError extends Error {
   override name = 'LlmError';
-  constructor(readonly reason: 'unreachable' | 'timeout' | 'rate-limited' | 'server-error' | 'bad-response' | 'client-error' | 'aborted', message: string) {
+  constructor(readonly reason: 'unreachable' | 'timeout' | 'rate-limited' | 'server-error' | 'bad-response' | 'client-error' | 'capability' | 'aborted', message: string) {
     super(message);
   }
 }
@@ -93,13 +121,13 @@ export class LlmClient {
   }
 
   /** `headers` are added to every attempt (trace context). */
-  async complete(messages: ChatMessage[], signal?: AbortSignal, headers: Record<string, string> = {}): Promise<LlmAnswer> {
+  async complete(messages: ChatMessage[], signal?: AbortSignal, headers: Record<string, string> = {}, toolOptions?: ToolCallOptions): Promise<LlmAnswer> {
     const combined = signal ? AbortSignal.any([signal, this.shutdown.signal]) : this.shutdown.signal;
     let lastError: LlmError = new LlmError('unreachable', 'no attempt made');
     for (let attempt = 1; attempt <= this.opts.maxAttempts; attempt++) {
       let hintMs: number | null = null;
       try {
-        return await this.once(messages, combined, headers);
+        return await this.once(messages, combined, headers, toolOptions);
       } catch (error) {
         lastError = error instanceof LlmError ? error : new LlmError('unreachable', (error as Error).message);
         if ('retryAfterMs' in (error as object)) hintMs = (error as { retryAfterMs: number | null }).retryAfterMs;
@@ -114,7 +142,7 @@ export class LlmClient {
     throw lastError;
   }
 
-  private async once(messages: ChatMessage[], signal: AbortSignal, extraHeaders: Record<string, string>): Promise<LlmAnswer> {
+  private async once(messages: ChatMessage[], signal: AbortSignal, extraHeaders: Record<string, string>, toolOptions?: ToolCallOptions): Promise<LlmAnswer> {
     const started = performance.now();
     let outcome = 'ok';
     // One deadline for the whole attempt (connect, headers and body), so the
@@ -128,7 +156,10 @@ export class LlmClient {
         method: 'POST',
         path: this.path,
         headers,
-        body: JSON.stringify({ model: this.opts.model, temperature: this.opts.temperature, messages }),
+        body: JSON.stringify({
+          model: this.opts.model, temperature: this.opts.temperature, messages,
+          ...(toolOptions ? { tools: toolOptions.tools, tool_choice: 'auto' } : {}),
+        }),
         signal: attemptSignal,
       });
       const text = await res.body.text();
@@ -141,22 +172,44 @@ export class LlmClient {
         throw Object.assign(new LlmError('server-error', `mana-llm answered ${res.statusCode}`), { retryAfterMs: retryAfterMs(res.headers['retry-after']) });
       }
       if (res.statusCode >= 400) {
-        outcome = 'client-error';
-        throw new LlmError('client-error', `mana-llm answered ${res.statusCode}`);
+        // A model that cannot call tools: 400 {detail:{kind:'capability'}};
+        // a mana-llm from before tools: 422 to a `tool` message.
+        let kind: unknown;
+        try {
+          kind = (JSON.parse(text) as { detail?: { kind?: unknown } }).detail?.kind;
+        } catch {
+          kind = undefined;
+        }
+        const capability = toolOptions !== undefined && ((res.statusCode === 400 && kind === 'capability') || (res.statusCode === 422 && messages.some((m) => m.role === 'tool')));
+        outcome = capability ? 'capability' : 'client-error';
+        throw new LlmError(capability ? 'capability' : 'client-error', `mana-llm answered ${res.statusCode}${capability ? ' (the model cannot call tools)' : ''}`);
       }
-      let content: unknown;
+      let message: Record<string, unknown> | null = null;
       let body: unknown;
       try {
         body = JSON.parse(text);
-        content = (body as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
+        const m = (body as { choices?: { message?: unknown }[] }).choices?.[0]?.message;
+        message = typeof m === 'object' && m !== null ? (m as Record<string, unknown>) : null;
       } catch {
-        content = undefined;
+        message = null;
       }
-      if (typeof content !== 'string') {
+      const content = message?.['content'];
+      const rawCalls = toolOptions && Array.isArray(message?.['tool_calls']) ? (message!['tool_calls'] as unknown[]) : [];
+      const toolCalls: LlmToolCall[] = [];
+      for (const c of rawCalls) {
+        const call = (c ?? {}) as { id?: unknown; function?: { name?: unknown; arguments?: unknown } };
+        if (typeof call.function?.name !== 'string') continue;
+        toolCalls.push({
+          id: typeof call.id === 'string' ? call.id : `call-${toolCalls.length}`,
+          name: call.function.name,
+          arguments: typeof call.function.arguments === 'string' ? call.function.arguments : JSON.stringify(call.function.arguments ?? {}),
+        });
+      }
+      if (typeof content !== 'string' && !(toolCalls.length > 0 && (content === null || content === undefined))) {
         outcome = 'bad-response';
         throw new LlmError('bad-response', 'mana-llm answer has no choices[0].message.content string');
       }
-      return { content, totalTokens: reportedTotalTokens(body) };
+      return { content: typeof content === 'string' ? content : '', totalTokens: toolOptions ? tokensOf(body) : reportedTotalTokens(body), toolCalls, message };
     } catch (error) {
       if (error instanceof LlmError) throw error;
       if (signal.aborted) {

@@ -18,11 +18,13 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { Span } from '@opentelemetry/api';
 import { inSpan, type Tracing } from '../tracing/tracing.js';
 import { failedIteration, planIteration, type Iteration } from '../write-back/iteration.js';
-import { LlmError, type LlmClient } from './llm-client.js';
+import { LlmError, type LlmAnswer, type LlmClient } from './llm-client.js';
 import { parsePlan, type Plan } from './parse-plan.js';
 import { checkPlan, leftOutNote, offerOf, repairRequest, type CheckedPlan, type ToolOffer } from './check-plan.js';
 import type { CatalogTool } from './catalog/index.js';
-import { buildMessages, promptVersion, type ChatMessage } from './prompt.js';
+import { buildMessages, promptVersion, type ChatMessage, type PlannerMode } from './prompt.js';
+import { functionSpecs, STEP_SENTENCE_PARAM } from './tool-specs.js';
+import { stepKey, validateStep } from './validate-step.js';
 import type { ResolverRegistry } from './resolvers/registry.js';
 
 /** Tokens charged to a run; `estimated` when the answer did not report them. */
@@ -37,7 +39,7 @@ export interface RunUsage {
  * for the models behind mana-llm; marked as estimated wherever it is kept.
  */
 export function estimateTokens(messages: readonly ChatMessage[], answer: string): number {
-  const chars = messages.reduce((n, m) => n + m.content.length, 0) + answer.length;
+  const chars = messages.reduce((n, m) => n + (m.content?.length ?? 0) + (m.tool_calls ? JSON.stringify(m.tool_calls).length : 0), 0) + answer.length;
   return Math.ceil(chars / 4);
 }
 
@@ -54,7 +56,15 @@ export interface PlanDeps {
   span: Span;
   /** the tools of the configured webapp generation (MANA_AI_WEBAPP) */
   catalog: readonly CatalogTool[];
+  /** MANA_AI_PLANNER_MODE */
+  mode?: PlannerMode;
 }
+
+/** Native tool calls: at most this many rounds (a request and its calls), as upstream. */
+export const MAX_TOOL_ROUNDS = 5;
+
+/** Models already reported as unable to call tools: logged once per model. */
+const toolRefusalsLogged = new Set<string>();
 
 export async function planMission(
   deps: PlanDeps,
@@ -72,11 +82,25 @@ export async function planMission(
   const { allowed, denied } = agent ? allowedTools(agent.policy, deps.catalog) : { allowed: [...deps.catalog], denied: [] };
   if (denied.length) log.debug({ agentId: agent?.id, denied: denied.map((t) => t.name) }, 'tools denied by the agent policy are not offered');
   const offer = offerOf(allowed, denied);
+  const sensitiveInputs = inputs.some((i) => i.sensitive === true);
+  if ((deps.mode ?? 'text') === 'tools') {
+    try {
+      return await planWithTools(deps, run, buildMessages(mission, inputs, allowed, run.startedAt, agent, 'tools'), allowed, offer, sensitiveInputs, log, signal);
+    } catch (error) {
+      if (!(error instanceof LlmError && error.reason === 'capability')) throw error;
+      // A model that cannot call tools: this run plans in text mode at once.
+      deps.metrics.plannerFallbacks.inc({ reason: 'capability' });
+      if (!toolRefusalsLogged.has(deps.llm.model)) {
+        toolRefusalsLogged.add(deps.llm.model);
+        log.warn({ model: deps.llm.model, err: error.message }, 'the model cannot call tools; planning in text mode (logged once per model)');
+      }
+    }
+  }
   const messages = buildMessages(mission, inputs, allowed, run.startedAt, agent);
   // Prompts and answers are user content, so debug level only; with
   // decrypted inputs not even that (the answer may quote them).
-  const sensitive = inputs.some((i) => i.sensitive === true);
-  if (sensitive) log.debug({ promptChars: messages.reduce((n, m) => n + m.content.length, 0), inputs: inputs.map((i) => `${i.module}/${i.table}/${i.id}`) }, 'prompt built (content not logged: decrypted inputs)');
+  const sensitive = sensitiveInputs;
+  if (sensitive) log.debug({ promptChars: messages.reduce((n, m) => n + (m.content?.length ?? 0), 0), inputs: inputs.map((i) => `${i.module}/${i.table}/${i.id}`) }, 'prompt built (content not logged: decrypted inputs)');
   else log.debug({ prompt: messages }, 'prompt built');
   const started = run.startedAt.toISOString();
   const failed = (reason: string, usage: RunUsage | null, failure = reason) =>
@@ -131,19 +155,107 @@ export async function planMission(
 }
 
 /** One request to mana-llm under the run's span; the tokens it cost, reported or estimated. */
-async function ask(deps: PlanDeps, messages: ChatMessage[], signal: AbortSignal, sensitive: boolean, log: Logger): Promise<{ answer: string; usage: RunUsage }> {
+async function ask(deps: PlanDeps, messages: ChatMessage[], signal: AbortSignal, sensitive: boolean, log: Logger, tools?: unknown[]): Promise<{ answer: string; usage: RunUsage; reply: LlmAnswer }> {
   // the LLM request's span; mana-llm continues the trace from its traceparent
   const reply = await inSpan(deps.tracing.tracer, deps.span, 'llm.request', { 'llm.model': deps.llm.model }, async (s) => {
     const headers: Record<string, string> = {};
     deps.tracing.inject(s, headers);
-    const r = await deps.llm.complete(messages, signal, headers);
+    const r = await deps.llm.complete(messages, signal, headers, tools ? { tools } : undefined);
     if (r.totalTokens !== null) s.setAttribute('llm.total_tokens', r.totalTokens);
     return r;
   });
   const answer = reply.content;
-  if (sensitive) log.debug({ answerChars: answer.length }, 'planner answered (content not logged: decrypted inputs)');
-  else log.debug({ answer }, 'planner answered');
-  return { answer, usage: reply.totalTokens !== null ? { tokens: reply.totalTokens, estimated: false } : { tokens: estimateTokens(messages, answer), estimated: true } };
+  if (sensitive) log.debug({ answerChars: answer.length, toolCalls: reply.toolCalls.length }, 'planner answered (content not logged: decrypted inputs)');
+  else log.debug({ answer, toolCalls: reply.toolCalls.map((c) => c.name) }, 'planner answered');
+  const estimate = () => estimateTokens(messages, answer + JSON.stringify(reply.toolCalls));
+  return { answer, reply, usage: reply.totalTokens !== null ? { tokens: reply.totalTokens, estimated: false } : { tokens: estimate(), estimated: true } };
+}
+
+/**
+ * Native tool calls (CONTRACT.md section 11), as upstream's HEAD runner
+ * makes them, but every call checked by the same validator: an invalid,
+ * unknown or denied call is answered `{success:false, message}` naming the
+ * problem, so the model corrects itself; a valid one `{success:true}`. At
+ * most MAX_TOOL_ROUNDS rounds; the plan is the valid calls in order, each
+ * once; its summary is the final answer's text; tokens are summed over the
+ * rounds and charged as one run.
+ */
+async function planWithTools(
+  deps: PlanDeps,
+  run: { iterationId: string; startedAt: Date },
+  first: ChatMessage[],
+  allowed: readonly CatalogTool[],
+  offer: ToolOffer,
+  sensitive: boolean,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<{ iteration: Iteration; failure: string | null; usage: RunUsage | null }> {
+  const started = run.startedAt.toISOString();
+  const specs = functionSpecs(allowed);
+  const messages: ChatMessage[] = [...first];
+  const steps: Plan['steps'] = [];
+  const seen = new Set<string>();
+  let usage: RunUsage | null = null;
+  let summary = '';
+  let rejected = 0;
+  for (let round = 1; round <= MAX_TOOL_ROUNDS; round++) {
+    let r: Awaited<ReturnType<typeof ask>>;
+    try {
+      r = await ask(deps, messages, signal, sensitive, log, specs);
+    } catch (error) {
+      if (error instanceof LlmError && (error.reason === 'capability' || error.reason === 'aborted')) throw error;
+      const reason = error instanceof LlmError ? `llm-${error.reason}` : 'llm-unreachable';
+      log.warn({ reason, round, err: (error as Error).message }, 'planner request failed after retries');
+      if (steps.length === 0) return { iteration: failedIteration(run.iterationId, started, new Date().toISOString(), reason), failure: reason, usage };
+      break; // keep what the earlier rounds planned
+    }
+    usage = usage ? { tokens: usage.tokens + r.usage.tokens, estimated: usage.estimated || r.usage.estimated } : r.usage;
+    if (r.reply.toolCalls.length === 0) {
+      summary = r.answer;
+      break;
+    }
+    messages.push({ ...(r.reply.message ?? {}), role: 'assistant', content: r.reply.message?.['content'] === undefined ? null : (r.reply.message['content'] as string | null) } as ChatMessage);
+    for (const call of r.reply.toolCalls) {
+      let args: unknown;
+      try {
+        args = JSON.parse(call.arguments);
+      } catch {
+        args = undefined;
+      }
+      let answer: { success: boolean; message: string };
+      if (typeof args !== 'object' || args === null || Array.isArray(args)) {
+        answer = { success: false, message: 'Die Argumente sind kein JSON-Objekt' };
+        deps.metrics.planStepsRejected.inc({ reason: 'wrong-type' });
+        rejected += 1;
+      } else {
+        const { [STEP_SENTENCE_PARAM]: sentence, ...params } = args as Record<string, unknown>;
+        const checked = validateStep(offer.offered, offer.denied, call.name, params);
+        if (checked.droppedParams.length) deps.metrics.planStepsRejected.inc({ reason: 'unknown-param' }, checked.droppedParams.length);
+        if (!checked.ok) {
+          for (const p of checked.problems) deps.metrics.planStepsRejected.inc({ reason: p.reason });
+          answer = { success: false, message: checked.problems.map((p) => p.message).join('; ') };
+          rejected += 1;
+        } else {
+          const key = stepKey(call.name, checked.params);
+          if (seen.has(key)) {
+            deps.metrics.planStepsRejected.inc({ reason: 'duplicate' });
+            answer = { success: true, message: 'Dieser Schritt steht schon im Plan.' };
+          } else {
+            seen.add(key);
+            const tool = offer.offered.get(call.name)!;
+            const text = typeof sentence === 'string' && sentence.trim() ? sentence.trim().slice(0, 500) : tool.description;
+            steps.push({ summary: text, toolName: call.name, params: checked.params, rationale: text });
+            answer = { success: true, message: 'Im Plan.' };
+          }
+        }
+      }
+      messages.push({ role: 'tool', tool_call_id: call.id, content: JSON.stringify(answer) });
+    }
+  }
+  if (rejected) log.info({ rejected, steps: steps.length }, 'tool calls the webapp could not execute were refused and answered with the problem');
+  deps.metrics.plansProduced.inc();
+  const plan: Plan = { summary: summary.trim().slice(0, 500), steps };
+  return { iteration: planIteration(run.iterationId, started, new Date().toISOString(), plan, promptVersion(deps.catalog, 'tools')), failure: null, usage };
 }
 
 /** Checks a parsed plan and counts what the checker dropped without asking (duplicates, unknown parameters). */

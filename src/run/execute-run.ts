@@ -60,7 +60,7 @@ export interface RunEvent {
 export interface RunDeps {
   pool: pg.Pool;
   db: Db;
-  config: Pick<Config, 'workerId' | 'timeZone' | 'webapp'>;
+  config: Pick<Config, 'workerId' | 'timeZone' | 'webapp' | 'plannerMode'>;
   log: Logger;
   metrics: Metrics;
   llm: LlmClient;
@@ -126,7 +126,7 @@ export async function executeRun(
       failure = 'too-many-attempts';
     } else {
       ({ iteration, failure, usage } = await planMission(
-        { db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, privateKey: deps.privateKey, tracing: deps.tracing, span, catalog: catalogFor(config.webapp) },
+        { db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, privateKey: deps.privateKey, tracing: deps.tracing, span, catalog: catalogFor(config.webapp), mode: config.plannerMode },
         { userId: claim.userId, missionId: claim.missionId, iterationId, startedAt },
         mission,
         agent,

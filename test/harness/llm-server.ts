@@ -5,7 +5,13 @@ import { createServer, type Server } from 'node:http';
 
 export interface LlmRequest {
   headers: Record<string, string | string[] | undefined>;
-  body: { model: string; temperature: number; messages: { role: string; content: string }[] };
+  body: {
+    model: string;
+    temperature: number;
+    messages: { role: string; content: string; tool_calls?: unknown[]; tool_call_id?: string }[];
+    tools?: { type: 'function'; function: { name: string; description: string; parameters: { properties: Record<string, unknown>; required: string[] } } }[];
+    tool_choice?: string;
+  };
 }
 
 export interface LlmReply {
@@ -84,4 +90,17 @@ export function holdAnswers(llm: LlmServer, match: (req: LlmRequest) => boolean,
 }
 
 /** True when the request's prompt is about the mission with this title (the prompt shows it on its own line). */
-export const promptMentions = (req: LlmRequest, title: string) => req.body.messages.some((m) => m.content.includes(title));
+export const promptMentions = (req: LlmRequest, title: string) => req.body.messages.some((m) => (m.content ?? '').includes(title));
+
+/** An answer with native tool calls (OpenAI format), for the tool-call mode. */
+export function toolCallsAnswer(calls: { name: string; args: unknown; id?: string }[], content: string | null = null, usage?: { prompt_tokens: number; completion_tokens: number }): LlmReply {
+  return {
+    raw: JSON.stringify({
+      choices: [{
+        message: { role: 'assistant', content, tool_calls: calls.map((c, i) => ({ id: c.id ?? `call_${i}`, type: 'function', function: { name: c.name, arguments: typeof c.args === 'string' ? c.args : JSON.stringify(c.args) } })) },
+        finish_reason: calls.length ? 'tool_calls' : 'stop',
+      }],
+      ...(usage ? { usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } } : {}),
+    }),
+  };
+}
