@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 
 const HELP = `usage: npm run bench -- [--quick] [--url URL]
 
-Runs scripts/bench-trigger.ts and scripts/bench-reactor.ts and prints their
+Runs scripts/bench-trigger.ts, scripts/bench-reactor.ts and scripts/bench-planner.ts and prints their
 figures (docs/performance.md says which figure meets which target).
   --quick    small sizes (about a minute); a smoke run, not for the docs
   --url URL  a PostgreSQL server to use (a scratch database is created on it
@@ -24,6 +24,7 @@ if (values.help) {
 const benches: { name: string; file: string; args: string[] }[] = [
   { name: 'trigger', file: 'scripts/bench-trigger.ts', args: values.quick ? ['--rows', '2000', '--rounds', '3'] : [] },
   { name: 'reactor', file: 'scripts/bench-reactor.ts', args: values.quick ? ['--quick'] : [] },
+  { name: 'planner', file: 'scripts/bench-planner.ts', args: values.quick ? ['--plans', '20000', '--requests', '20'] : [] },
 ];
 const env = { ...process.env, ...(values.url ? { BENCH_DATABASE_URL: values.url } : {}) };
 const summary: string[] = [];
