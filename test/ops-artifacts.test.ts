@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../src/config.js';
 import { ALERT_SERIES } from '../src/metrics/alert-series.js';
+import { DASHBOARD_SERIES } from '../src/metrics/dashboard-series.js';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { startTestDaemon, type TestDaemon } from './harness/daemon.js';
@@ -162,6 +163,45 @@ describe('Prometheus rules', () => {
 });
 
 describe('Grafana dashboard', () => {
+  it('every metric and label set a panel reads is exported by a fresh daemon, labelled series at 0 for every known label value (issue 20)', () => {
+    const series: { name: string; labels: Map<string, string>; value: number }[] = [];
+    for (const line of scrape.split('\n')) {
+      const m = /^(\w+)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+      if (!m) continue;
+      const labels = new Map<string, string>();
+      for (const l of (m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)) labels.set(l[1]!, l[2]!);
+      series.push({ name: m[1]!, labels, value: Number(m[3]) });
+    }
+    const problems: string[] = [];
+    for (const e of dashboardExprs) {
+      const by = [...e.matchAll(/by \(([^)]*)\)/g)].flatMap((b) => b[1]!.split(',').map((x) => x.trim())).filter((l) => l && l !== 'le' && l !== 'instance');
+      for (const name of metricNames(e)) {
+        if (name === 'up') continue;
+        const ofName = series.filter((x) => x.name === name);
+        if (ofName.length === 0) problems.push(`${name} has no series (${e})`);
+        else if (by.length && !ofName.some((x) => by.every((l) => x.labels.has(l)))) problems.push(`${name} has no series with ${by.join(', ')} (${e})`);
+      }
+    }
+    assert.deepEqual(problems, []);
+    for (const [name, labels] of Object.entries(DASHBOARD_SERIES)) {
+      const isHistogram = series.some((x) => x.name === `${name}_bucket`);
+      for (const [label, values] of Object.entries(labels)) {
+        for (const value of values as readonly string[]) {
+          const hit = series.find((x) => x.name === (isHistogram ? `${name}_count` : name) && x.labels.get(label) === value);
+          assert.ok(hit, `${name}{${label}="${value}"} is exported`);
+          // a fresh daemon has resynced and rebalanced once at start; nothing else has happened yet
+          const atStart = (name === 'mana_ai_resyncs_total' || name === 'mana_ai_rebalances_total') && value === 'start';
+          if (!atStart) assert.equal(hit.value, 0, `${name}{${label}="${value}"} starts at 0`);
+        }
+      }
+    }
+    // the series the issue names
+    for (const name of ['mana_ai_mission_errors_total', 'mana_ai_llm_retries_total', 'mana_ai_missions_skipped_total', 'mana_ai_agent_decisions_total']) {
+      assert.ok(series.some((x) => x.name === name && x.labels.size > 1), `${name} is there from the start`);
+    }
+  });
+
+
   it('has the panels operators need', () => {
     const all = dashboardExprs.join('\n');
     for (const metric of [

@@ -5,6 +5,7 @@
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { zeroAlertSeries } from './alert-series.js';
+import { zeroDashboardSeries } from './dashboard-series.js';
 import { STEP_REJECT_REASONS } from '../planner/validate-step.js';
 
 export interface Metrics {
@@ -136,6 +137,7 @@ export function createMetrics(): Metrics {
     eventLoopDelay: new Gauge({ name: 'mana_ai_event_loop_delay_seconds', help: 'Event-loop delay over the last scrape interval', labelNames: ['quantile'], ...r }),
   };
   zeroAlertSeries(metrics);
+  zeroDashboardSeries(metrics);
   for (const reason of STEP_REJECT_REASONS) metrics.planStepsRejected.inc({ reason }, 0);
   metrics.plannerFallbacks.inc({ reason: 'capability' }, 0);
   for (const outcome of ['asked', 'corrected', 'still-invalid', 'unparseable', 'request-failed']) metrics.planRepairs.inc({ outcome }, 0);
