@@ -79,15 +79,27 @@ it('a dead peer\'s held runs are retried at once by every daemon that holds them
     (await db.pool.query(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::int8 = $1 AND objid::int8 = $2`, [MEMBER_NS, slot])).rows[0].pid as number;
   const nwPid = await pidOfSlot(notWatcher === 'a' ? slots.a : slots.b);
   const nwDaemon = notWatcher === 'a' ? a : b;
-  await eventually(async () => (await db.pool.query(`SELECT count(DISTINCT pid)::int AS h, count(DISTINCT objid)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::int8 = $1`, [PARTITION_NS])).rows[0].h === 3, 'three daemons own partitions');
-  const { rows: nwMissions } = await db.pool.query(
-    `SELECT s.mission_id FROM mana_ai.mission_snapshots s
-      WHERE s.mission_id LIKE 'held-%'
-        AND s.partition IN (SELECT objid::int FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::int8 = $1 AND pid = $2)`,
-    [PARTITION_NS, nwPid],
-  );
-  const heldByNotWatcher = nwMissions.map((r) => r.mission_id as string);
-  assert.ok(heldByNotWatcher.length > 0, `the non-watcher owns some of P's former missions (${heldByNotWatcher.length})`);
+  // Ownership settles (three holders, all 64 partitions, the non-watcher at its share) and the
+  // missions of the partitions the non-watcher owns are the ones it found held.
+  let heldByNotWatcher: string[] = [];
+  let lastOwn: unknown = null;
+  await eventually(async () => {
+    const own = (await db.pool.query(
+      `SELECT count(DISTINCT pid)::int AS h, count(DISTINCT objid)::int AS n, count(*) FILTER (WHERE pid = $2)::int AS mine
+         FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::int8 = $1`, [PARTITION_NS, nwPid])).rows[0];
+    lastOwn = own;
+    if (own.h !== 3 || own.n !== 64 || own.mine < 20) return false;
+    const { rows } = await db.pool.query(
+      `SELECT s.mission_id FROM mana_ai.mission_snapshots s
+        WHERE s.mission_id LIKE 'held-%'
+          AND s.partition IN (SELECT objid::int FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::int8 = $1 AND pid = $2)`,
+      [PARTITION_NS, nwPid],
+    );
+    heldByNotWatcher = rows.map((r) => r.mission_id as string);
+    return heldByNotWatcher.length > 0;
+  }, 'ownership settled, and the non-watcher owns some of P\'s former missions', 40_000).catch((e: Error) => {
+    throw new Error(`${e.message}: ${JSON.stringify(lastOwn)}, ${heldByNotWatcher.length} missions`);
+  });
   const heldCount = async () => {
     const text = await (await fetch(`http://127.0.0.1:${nwDaemon.port}/metrics`)).text();
     return Number(/mana_ai_claims_total\{outcome="held",service="mana-ai"\} (\d+)/.exec(text)?.[1] ?? 0);

@@ -190,11 +190,13 @@ export async function runLivenessOracle(o: OracleOptions): Promise<OracleResult>
   const agentState = new Map<string, 'active' | 'paused' | 'gone'>();
   const lockHolders: Promise<void>[] = [];
   let lockTimeoutSet = false;
-  while (Date.now() < endAt) {
+  // The kinds of chaos take turns (random timing and targets), so even a
+  // short run has every kind several times.
+  for (let step = 0; Date.now() < endAt; step++) {
     await new Promise((r) => setTimeout(r, between(150, 700)));
-    const k = rand();
+    const kind = step % 6;
     try {
-      if (k < 0.25) {
+      if (kind === 0) {
         // a work-pool backend inside a transaction: watched for up to 3 s (transactions are short)
         for (let tries = 0; tries < 150; tries++) {
           const { rows } = await admin.query(
@@ -208,7 +210,7 @@ export async function runLivenessOracle(o: OracleOptions): Promise<OracleResult>
           }
           await new Promise((r) => setTimeout(r, 20));
         }
-      } else if (k < 0.4) {
+      } else if (kind === 1) {
         // lock_timeout for the runtime role's new sessions, and a held snapshot lock to run into
         lockTimeoutSet = !lockTimeoutSet;
         await admin.query(lockTimeoutSet ? `ALTER ROLE ${o.runtimeRole} IN DATABASE ${dbName} SET lock_timeout = '30ms'` : `ALTER ROLE ${o.runtimeRole} IN DATABASE ${dbName} RESET lock_timeout`);
@@ -227,7 +229,7 @@ export async function runLivenessOracle(o: OracleOptions): Promise<OracleResult>
           }
         })().catch(() => {}));
         stats['lockTimeouts']! += 1;
-      } else if (k < 0.55) {
+      } else if (kind === 2) {
         const a = agentOf(Math.floor(rand() * nAgents));
         const st = agentState.get(a.id) ?? 'active';
         if (st === 'gone') {
@@ -238,7 +240,7 @@ export async function runLivenessOracle(o: OracleOptions): Promise<OracleResult>
           agentState.set(a.id, 'gone');
         }
         stats['agentsRecreated']! += 1;
-      } else if (k < 0.75) {
+      } else if (kind === 3) {
         const a = agentOf(Math.floor(rand() * nAgents));
         const st = agentState.get(a.id) ?? 'active';
         if (st !== 'gone') {
@@ -247,13 +249,13 @@ export async function runLivenessOracle(o: OracleOptions): Promise<OracleResult>
           agentState.set(a.id, next);
           stats['agentsToggled']! += 1;
         }
-      } else if (k < 0.9) {
-        // a mission that is due now (likely queued or about to be) moves
+      } else if (kind === 4) {
+        // one of the missions due soonest (queued, or about to be) moves
         const { rows } = await admin.query(
-          `SELECT user_id, mission_id FROM mana_ai.mission_snapshots WHERE state = 'active' AND NOT deleted AND next_run_at <= now() + interval '1 second'
-            ORDER BY random() LIMIT 1`,
+          `SELECT user_id, mission_id FROM mana_ai.mission_snapshots WHERE state = 'active' AND NOT deleted AND next_run_at IS NOT NULL
+            ORDER BY next_run_at LIMIT 5`,
         );
-        const m = rows[0];
+        const m = rows[Math.floor(rand() * rows.length)];
         if (m) {
           await write(m.user_id, 'aiMissions', m.mission_id, 'update', { nextRunAt: iso(Date.now() + between(200, 5_000)) });
           stats['moved']! += 1;
