@@ -184,8 +184,10 @@ export async function executeRun(
       // failed iteration with the next due time instead of asking the LLM.
       metrics.runRetries.inc({ reason: failure.reason });
       const given = await withRetries(signal, () => giveBackRun(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, error: `retry: ${message}`, plan: planned }));
-      log.warn({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, reason: failure.reason, err: message, givenBack: given !== null },
-        given !== null ? 'run failed outside the mission; claim given back, tried again after a backoff' : 'run failed outside the mission and the claim could not be given back; it ends with this daemon\'s session or its lease');
+      log.warn({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, reason: failure.reason, err: message, givenBack: given === true },
+        given === true ? 'run failed outside the mission; claim given back, tried again after a backoff'
+        : given === false ? 'run failed outside the mission; its claim was no longer ours (written or taken meanwhile)'
+        : 'run failed outside the mission and the claim could not be given back; it ends with this daemon\'s session or its lease');
       hooks.finished({ ...base, outcome: 'retry', error: message });
       return 'retry';
     }
@@ -195,11 +197,15 @@ export async function executeRun(
     metrics.missionErrors.inc({ reason: 'run-error' });
     log.error({ dueAt: new Date(dueMs).toISOString(), err: reason }, 'run failed; writing a failed iteration with the next due time');
     const iteration = failedIteration(iterationIdFor(claim.userId, claim.missionId, dueMs), new Date(startedAtMs).toISOString(), new Date().toISOString(), 'run-error');
+    const objective = typeof claim.record['objective'] === 'string' ? claim.record['objective'] : '';
     try {
       const written = await writeBack(deps.db, {
         runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,
-        userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(), agent: null, usage: null,
-        generation: config.webapp, objective: typeof claim.record['objective'] === 'string' ? claim.record['objective'] : '',
+        userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(),
+        // the tokens the plan cost are charged all the same; the actor is the run's
+        agent: agent ? { id: agent.id, nameAtClaim: agent.name, rationale: objective } : null,
+        usage: planned?.usage ? { ...planned.usage, agentId: agent?.id ?? null } : null,
+        generation: config.webapp, objective,
         nextRunAt: (record, nowMs) => {
           const cadence = parseCadence(record['cadence']);
           try {
