@@ -22,6 +22,7 @@ import { encryptedResolver, ENCRYPTED_MODULES } from './planner/resolvers/encryp
 import { goalsResolver } from './planner/resolvers/goals.js';
 import { ResolverRegistry } from './planner/resolvers/registry.js';
 import { assertCatalog, catalogFor } from './planner/catalog/index.js';
+import { countParked } from './db/sql/parked.js';
 import { Reactor } from './reactor/reactor.js';
 
 export const VERSION: string = (() => {
@@ -113,7 +114,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const tracing = await startTracing({
     endpoint: config.otlpEndpoint, tracesEndpoint: config.otlpTracesEndpoint, serviceName: config.otelServiceName, scheduleDelayMs: config.otelScheduleDelayMs, log,
   });
-  const reactor = config.tickEnabled ? new Reactor({ pool, db, config, log, metrics, llm, resolvers, privateKey, tracing }) : null;
+  metrics.parkedSource.current = () => countParked(pool);
+  const reactor = config.tickEnabled
+    ? new Reactor({ pool, db, config, log, metrics, llm, resolvers, privateKey, tracing, ...(config.parkedRecheckMs !== undefined ? { parkedRecheckMs: config.parkedRecheckMs } : {}) })
+    : null;
   if (!reactor) log.info('TICK_ENABLED=false: serving HTTP only, no missions are run');
 
   // Event-loop delay is read at scrape time and reset, so each scrape sees its own window.

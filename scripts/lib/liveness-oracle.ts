@@ -9,7 +9,7 @@
 //   1. every active mission of an active (or absent) agent whose due time is
 //      more than 15 s past has run for it or waits for a stated reason: a
 //      claim in flight, a retry after a failure outside the mission, the
-//      minimum gap between runs, its agent's other run in flight;
+//      minimum gap between runs, its agent's other run in flight, parked;
 //   2. no daemon process exited that was not told to stop;
 //   3. `mana-ai-watch` backends never outnumbered the daemons alive (sampled
 //      every 250 ms);
@@ -287,13 +287,15 @@ export async function runLivenessOracle(o: OracleOptions): Promise<OracleResult>
     SELECT m.mission_id, m.next_run_at, r.status, r.error,
            (SELECT max(x.started_at) FROM mana_ai.mission_runs x WHERE x.mission_key = m.mission_key AND x.due_at <> m.next_run_at) AS last_start,
            (SELECT count(*)::int FROM mana_ai.mission_runs y
-             WHERE m.agent_id IS NOT NULL AND y.agent_key = mana_ai.mission_key(m.user_id, m.agent_id) AND y.status = 'running') AS agent_running
+             WHERE m.agent_id IS NOT NULL AND y.agent_key = mana_ai.mission_key(m.user_id, m.agent_id) AND y.status = 'running') AS agent_running,
+           EXISTS (SELECT 1 FROM mana_ai.parked_missions p WHERE p.user_id = m.user_id AND p.mission_id = m.mission_id) AS parked
       FROM m LEFT JOIN mana_ai.mission_runs r ON r.mission_key = m.mission_key AND r.due_at = m.next_run_at`);
   const reasons = new Map<string, number>();
   const noFuture: string[] = [];
   for (const r of stranded) {
     let reason: string | null = null;
-    if (r.status === 'running') reason = 'claimed';
+    if (r.parked) reason = 'parked after failing repeatedly';
+    else if (r.status === 'running') reason = 'claimed';
     else if (r.status === 'released') reason = 'retry after a failure outside the mission';
     else if (r.last_start && Date.now() - r.last_start.getTime() < GAP_MS + 15_000) reason = 'minimum gap between runs';
     else if (r.agent_running > 0) reason = 'its agent runs another mission';

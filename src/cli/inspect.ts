@@ -70,7 +70,7 @@ function renderTable(rows: ScheduleRow[]): string {
     cut(r.userId, 16),
     cut(r.missionId, 24),
     cut(r.title ?? '', 24),
-    r.deleted ? 'deleted' : (r.state ?? '?'),
+    r.deleted ? 'deleted' : r.parked ? `${r.state ?? '?'}, parked` : (r.state ?? '?'),
     r.cadence ?? '?',
     when(r.nextRunAt),
     r.overdueSeconds === null ? '' : `${r.overdueSeconds}s`,

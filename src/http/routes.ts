@@ -56,8 +56,8 @@ export function coreRoutes(d: RouteDeps): Route[] {
     {
       method: 'GET', pattern: '/internal/missions/:userId', auth: 'service-key',
       handle: async ({ params }) => {
-        const { missions, runs, agents } = await readUserMissions(d.pool, params['userId']!);
-        return { status: 200, body: { userId: params['userId'], missions, runs, agents } };
+        const { missions, runs, agents, parked } = await readUserMissions(d.pool, params['userId']!);
+        return { status: 200, body: { userId: params['userId'], missions, runs, agents, parked } };
       },
     },
   ];

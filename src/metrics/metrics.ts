@@ -46,6 +46,11 @@ export interface Metrics {
   planStepsRejected: Counter<'reason'>;
   planRepairs: Counter<'outcome'>;
   plannerFallbacks: Counter<'reason'>;
+  missionsParked: Counter;
+  missionsUnparked: Counter;
+  /** Set by the daemon: parked missions in the database, read at scrape time. */
+  parkedSource: { current: (() => Promise<number>) | null };
+  parkedNow: Gauge;
   runRetries: Counter<'reason'>;
   agentDecisions: Counter<'decision'>;
   tokensUsed: Counter;
@@ -62,6 +67,7 @@ export function createMetrics(): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'mana_ai_' });
   const r = { registers: [registry] };
   const budgetBlockedSource: Metrics['budgetBlockedSource'] = { current: null };
+  const parkedSource: Metrics['parkedSource'] = { current: null };
   const metrics: Metrics = {
     agentDecisions: new Counter({
       name: 'mana_ai_agent_decisions_total', labelNames: ['decision'], ...r,
@@ -126,6 +132,16 @@ export function createMetrics(): Metrics {
     planStepsRejected: new Counter({
       name: 'mana_ai_plan_steps_rejected_total', labelNames: ['reason'], ...r,
       help: 'Plan steps (or their parameters) left out because the webapp could not execute them, by reason; duplicate = an identical step of the same plan, unknown-param = a parameter no executor reads',
+    }),
+    missionsParked: new Counter({ name: 'mana_ai_missions_parked_total', help: 'Missions parked after MANA_AI_MAX_CONSECUTIVE_FAILURES failed runs in a row', ...r }),
+    missionsUnparked: new Counter({ name: 'mana_ai_missions_unparked_total', help: 'Parked missions that run again because the user changed them', ...r }),
+    parkedSource,
+    parkedNow: new Gauge({
+      name: 'mana_ai_missions_parked', help: 'Missions parked now (mana_ai.parked_missions), read from the database at scrape time', ...r,
+      async collect() {
+        const read = parkedSource.current;
+        if (read) this.set(await read().catch(() => 0));
+      },
     }),
     plannerFallbacks: new Counter({ name: 'mana_ai_planner_fallbacks_total', help: 'Runs planned in text mode because the model could not call tools', labelNames: ['reason'], ...r }),
     planRepairs: new Counter({ name: 'mana_ai_plan_repairs_total', help: 'Repair rounds: the model told which steps were invalid, by outcome', labelNames: ['outcome'], ...r }),

@@ -243,6 +243,7 @@ export class RunDispatcher {
           outcome = await executeRun(this.deps, { sid, dueMs, startedAtMs, claim, span }, this.abort.signal, {
             started: (e) => this.emit('run-started', e),
             finished: (e) => this.emit('run-finished', e),
+            later: (atMs) => this.host.retryLater(sid, dueMs, atMs),
           });
         } finally {
           this.claimed.delete(claim.runId);

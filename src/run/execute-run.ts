@@ -18,6 +18,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/pool.js';
 import type { Claimed } from '../db/sql/claim-run.js';
 import { finishRun, giveBackRun, readPendingPlan, type PendingPlan } from '../db/sql/finish-run.js';
+import { parkedVersion, releaseParkedClaim, unpark } from '../db/sql/parked.js';
 import { classifyFailure } from '../db/error-class.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -60,7 +61,7 @@ export interface RunEvent {
 export interface RunDeps {
   pool: pg.Pool;
   db: Db;
-  config: Pick<Config, 'workerId' | 'timeZone' | 'webapp' | 'plannerMode'>;
+  config: Pick<Config, 'workerId' | 'timeZone' | 'webapp' | 'plannerMode' | 'maxConsecutiveFailures'>;
   log: Logger;
   metrics: Metrics;
   llm: LlmClient;
@@ -68,11 +69,27 @@ export interface RunDeps {
   /** The runner's RSA key for mission grants; null = grants disabled. */
   privateKey: webcrypto.CryptoKey | null;
   tracing: Tracing;
+  /** tests: how long a parked mission waits to be looked at again (default: its cadence) */
+  parkedRecheckMs?: number;
 }
 
 export interface RunHooks {
   started(e: { sid: number; dueMs: number; startedAtMs: number; lagMs: number; userId: string; missionId: string; title: string }): void;
   finished(e: RunEvent): void;
+  /** look at this (mission, due time) again at `atMs` (a parked mission) */
+  later?(atMs: number): void;
+}
+
+/** How long a parked mission waits until it is looked at again: its cadence's interval, between a minute and a day. */
+export function parkedRecheckMs(record: Record<string, unknown>, nowMs: number, timeZone: string): number {
+  const cadence = parseCadence(record['cadence']);
+  let next: number | null = null;
+  try {
+    next = cadence ? nextRunAfter(cadence, nowMs, timeZone) : null;
+  } catch {
+    next = null;
+  }
+  return Math.min(86_400_000, Math.max(60_000, next === null ? 3_600_000 : next - nowMs));
 }
 
 export class ShutdownError extends Error {
@@ -110,6 +127,23 @@ export async function executeRun(
       return 'skipped';
     }
     const mission = read.mission;
+    // Parked (sql/020): while the mission is as the parking write-back left
+    // it, the claim goes back unchanged and it is looked at again a cadence
+    // later; the LLM is not asked. Any change by the user unparks it.
+    const parkedAt = await parkedVersion(deps.pool, sid);
+    if (parkedAt !== null) {
+      if (parkedAt >= claim.version) {
+        await releaseParkedClaim(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts });
+        const recheckMs = deps.parkedRecheckMs ?? parkedRecheckMs(claim.record, Date.now(), config.timeZone);
+        hooks.later?.(Date.now() + recheckMs);
+        log.info({ recheckInMs: recheckMs }, 'mission is parked after failing repeatedly; not planned until the user changes it');
+        hooks.finished({ ...base, outcome: 'parked' });
+        return 'parked';
+      }
+      await unpark(deps.pool, sid);
+      metrics.missionsUnparked.inc();
+      log.info('the user changed a parked mission; it runs again');
+    }
     const iterationId = iterationIdFor(claim.userId, claim.missionId, dueMs);
     const startedAt = new Date(startedAtMs);
     let iteration: Iteration;
@@ -139,7 +173,7 @@ export async function executeRun(
       runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,
       userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(),
       agent: agent ? { id: agent.id, nameAtClaim: agent.name, rationale: mission.objective } : null,
-      generation: config.webapp, objective: mission.objective,
+      generation: config.webapp, objective: mission.objective, maxConsecutiveFailures: config.maxConsecutiveFailures,
       usage: usage ? { ...usage, agentId: agent?.id ?? null } : null,
       // The cadence as it stands under the write-back's lock: the user may have changed it during the run.
       nextRunAt: (record, nowMs) => {
@@ -153,6 +187,10 @@ export async function executeRun(
       return written.outcome;
     }
     metrics.plansWrittenBack.inc();
+    if (written.parked) {
+      metrics.missionsParked.inc();
+      log.warn({ maxConsecutiveFailures: config.maxConsecutiveFailures }, 'mission parked: it failed too often in a row; the user sees why, and any change of the mission brings it back');
+    }
     if (usage) {
       metrics.tokensUsed.inc(usage.tokens);
       if (usage.estimated) metrics.tokensEstimated.inc(usage.tokens);
@@ -205,7 +243,7 @@ export async function executeRun(
         // the tokens the plan cost are charged all the same; the actor is the run's
         agent: agent ? { id: agent.id, nameAtClaim: agent.name, rationale: objective } : null,
         usage: planned?.usage ? { ...planned.usage, agentId: agent?.id ?? null } : null,
-        generation: config.webapp, objective,
+        generation: config.webapp, objective, maxConsecutiveFailures: config.maxConsecutiveFailures,
         nextRunAt: (record, nowMs) => {
           const cadence = parseCadence(record['cadence']);
           try {

@@ -23,12 +23,18 @@ import { agentActor } from '../agent/agent.js';
 import { insertChange } from '../db/sql/insert-change.js';
 import { agentNameNow, insertTokenUsage } from '../db/sql/insert-token-usage.js';
 import { lockSnapshotForWriteBack } from '../db/sql/lock-snapshot.js';
+import { consecutiveFailures, parkMission } from '../db/sql/parked.js';
 import type { Iteration } from './iteration.js';
 
 export const RUNNER_CLIENT_ID = 'mana-ai-runner';
 export const RUNNER_ACTOR = { kind: 'system', source: 'mission-runner' } as const;
 /** HEAD's actor for a run without an agent (CONTRACT.md section 11): the legacy default agent. */
 export const LEGACY_AI = { agentId: 'legacy:ai-default', displayName: 'Mana' } as const;
+
+/** The last iteration of a parked mission: why it stopped, the last error, how it comes back. */
+export function parkedSummary(failures: number, lastError: string): string {
+  return `Diese Mission ist angehalten: ${failures} Durchläufe nacheinander sind fehlgeschlagen. Letzter Fehler: ${lastError} Sobald du die Mission änderst, plant mana sie wieder.`;
+}
 
 export interface WriteBackInput {
   runId: number;
@@ -49,12 +55,14 @@ export interface WriteBackInput {
   generation: 'v0.4' | 'head';
   /** the mission's objective: the rationale of HEAD's legacy AI actor */
   objective: string;
+  /** failed runs in a row after which the mission is parked (sql/020) */
+  maxConsecutiveFailures: number;
   /** tokens the run's answer cost; null = no answer (nothing to charge) */
   usage: { tokens: number; estimated: boolean; agentId: string | null } | null;
 }
 
 export type WriteBackOutcome =
-  | { outcome: 'written'; nextRunAtMs: number | null; scheduleKept: boolean }
+  | { outcome: 'written'; nextRunAtMs: number | null; scheduleKept: boolean; parked: boolean }
   | { outcome: 'lost-claim' | 'mission-gone' };
 
 class LostClaim extends Error {}
@@ -86,7 +94,17 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
       const stillDue = snap.state === 'active' && snap.nextRunAtMs === w.dueMs;
       const nextRunAtMs = stillDue ? w.nextRunAt(snap.record, w.nowMs) : null;
       // HEAD stores no updatedAt on updates (it derives it from the per-field timestamps)
-      const data: Record<string, unknown> = w.generation === 'head' ? { iterations: [...previous, w.iteration] } : { iterations: [...previous, w.iteration], updatedAt: now };
+      // The dead-letter: this failure makes maxConsecutiveFailures in a row.
+      // The iteration says so (the user sees it on any device) and the
+      // mission is parked below, its state untouched.
+      let iteration = w.iteration;
+      let failures = 0;
+      if (iteration.overallStatus === 'failed') {
+        failures = await consecutiveFailures(trx, { runId: w.runId, limit: w.maxConsecutiveFailures });
+        if (failures >= w.maxConsecutiveFailures) iteration = { ...iteration, summary: parkedSummary(failures, iteration.summary) };
+      }
+      const parked = failures >= w.maxConsecutiveFailures;
+      const data: Record<string, unknown> = w.generation === 'head' ? { iterations: [...previous, iteration] } : { iterations: [...previous, iteration], updatedAt: now };
       if (stillDue) data['nextRunAt'] = nextRunAtMs === null ? null : new Date(nextRunAtMs).toISOString();
       const fieldTimestamps = Object.fromEntries(Object.keys(data).map((k) => [k, now]));
       await insertChange(trx, {
@@ -103,14 +121,16 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
               agentId: w.agent.id,
               displayName: (await agentNameNow(trx, { userId: w.userId, agentId: w.agent.id })) ?? w.agent.nameAtClaim,
               missionId: w.missionId,
-              iterationId: w.iteration.id,
+              iterationId: iteration.id,
               rationale: w.agent.rationale,
             })
           : w.generation === 'head'
-            ? agentActor({ ...LEGACY_AI, missionId: w.missionId, iterationId: w.iteration.id, rationale: w.objective })
+            ? agentActor({ ...LEGACY_AI, missionId: w.missionId, iterationId: iteration.id, rationale: w.objective })
             : RUNNER_ACTOR,
       });
-      return { outcome: 'written' as const, nextRunAtMs: stillDue ? nextRunAtMs : (snap.nextRunAtMs ?? null), scheduleKept: !stillDue };
+      // After the insert: its trigger has moved the snapshot to the version the park holds.
+      if (parked) await parkMission(trx, { sid: w.sid, failures, lastError: w.iteration.summary });
+      return { outcome: 'written' as const, nextRunAtMs: stillDue ? nextRunAtMs : (snap.nextRunAtMs ?? null), scheduleKept: !stillDue, parked };
     });
   } catch (error) {
     if (error instanceof LostClaim) return { outcome: 'lost-claim' };

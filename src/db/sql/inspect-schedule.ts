@@ -18,6 +18,8 @@ export interface ScheduleRow {
   lastRunDueAt: string | null;
   lastRunError: string | null;
   snapshotErrors: number;
+  /** parked after failing repeatedly (sql/020) */
+  parked: boolean;
 }
 
 export async function inspectSchedule(pool: pg.Pool, q: { userId?: string | undefined; limit: number }): Promise<ScheduleRow[]> {
@@ -27,7 +29,8 @@ export async function inspectSchedule(pool: pg.Pool, q: { userId?: string | unde
                  THEN extract(epoch FROM now() - s.next_run_at)::float8 END AS overdue_s,
             s.iteration_count, s.last_run_status, s.last_run_due_at, s.last_run_error,
             (SELECT count(*)::int FROM mana_ai.snapshot_errors e
-              WHERE e.user_id = s.user_id AND e.record_id = s.mission_id) AS snapshot_errors
+              WHERE e.user_id = s.user_id AND e.record_id = s.mission_id) AS snapshot_errors,
+            EXISTS (SELECT 1 FROM mana_ai.parked_missions p WHERE p.sid = s.sid) AS parked
        FROM mana_ai.mission_schedule s
       WHERE ($1::text IS NULL OR s.user_id = $1)
       ORDER BY s.next_run_at NULLS LAST, s.user_id, s.mission_id
@@ -48,5 +51,6 @@ export async function inspectSchedule(pool: pg.Pool, q: { userId?: string | unde
     lastRunDueAt: r.last_run_due_at ? (r.last_run_due_at as Date).toISOString() : null,
     lastRunError: r.last_run_error,
     snapshotErrors: r.snapshot_errors,
+    parked: r.parked,
   }));
 }

@@ -1,6 +1,7 @@
 // What GET /internal/missions/:userId shows an operator about one user:
-// the missions with their schedule and last run, the latest runs, and the
-// agents with their budget (views of sql/003 and sql/012). Read-only.
+// the missions with their schedule and last run, the latest runs, the
+// agents with their budget and the parked missions (views of sql/003, 012
+// and 020). Read-only.
 
 import type pg from 'pg';
 
@@ -22,5 +23,9 @@ export async function readUserMissions(pool: pg.Pool, userId: string) {
        FROM mana_ai.agent_budget WHERE user_id = $1 ORDER BY agent_id LIMIT 1000`,
     [userId],
   );
-  return { missions, runs, agents };
+  const { rows: parked } = await pool.query(
+    `SELECT mission_id, title, failures, last_error, parked_at FROM mana_ai.parked_missions WHERE user_id = $1 ORDER BY parked_at DESC LIMIT 1000`,
+    [userId],
+  );
+  return { missions, runs, agents, parked };
 }
