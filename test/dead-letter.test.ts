@@ -1,4 +1,4 @@
-// The dead-letter (issue 20): after MANA_AI_MAX_CONSECUTIVE_FAILURES failed
+// The dead-letter (issue 20): after MANA_AI_MAX_CONSECUTIVE_FAILURES (5) failed
 // runs in a row a mission is parked: one last iteration says why, no LLM
 // request at its later due times, the view and the gauge show it, its state
 // is untouched; a user edit brings it back and its next look runs it; a
@@ -23,7 +23,8 @@ const answers = new Map<string, 'broken' | 'good'>();
 const asked = new Map<string, number>();
 
 // Parked missions are looked at again after 300 ms here (their cadence in production).
-const ENV = { MANA_AI_MIN_RUN_GAP_MS: '0', MANA_AI_MAX_CONSECUTIVE_FAILURES: '3', MANA_AI_PARKED_RECHECK_MS: '300' };
+// (MANA_AI_MAX_CONSECUTIVE_FAILURES at its default, 5)
+const ENV = { MANA_AI_MIN_RUN_GAP_MS: '0', MANA_AI_PARKED_RECHECK_MS: '300' };
 
 before(async () => {
   db = await createTestDatabase();
@@ -67,26 +68,26 @@ const parkedRow = async (id: string) => (await db.pool.query(`SELECT * FROM mana
 const scrapeParked = async (d: TestDaemon) => Number(/^mana_ai_missions_parked\{[^}]*\} (\d+)/m.exec(await d.metrics.registry.metrics())?.[1]);
 
 describe('dead-letter', () => {
-  it('parks after 3 failures in a row: one last iteration says why, no LLM request at later due times, view and gauge show it, state untouched; a user edit brings it back', async (t) => {
+  it('parks after 5 failures in a row: one last iteration says why, no LLM request at later due times, view and gauge show it, state untouched; a user edit brings it back', async (t) => {
     const d = await start('dl-a');
     t.after(() => (daemons.includes(d) ? stop(d) : undefined));
     const user = 'u-dl';
     const id = 'dl-1';
     answers.set(titleOf(id), 'broken');
     await pushChange(db.pool, { userId: user, recordId: id, op: 'insert', data: webappMission({ id, title: titleOf(id), cadence: { kind: 'interval', everyMinutes: 0.01 }, nextRunAt: iso(Date.now() + 30_000) }) });
-    for (let i = 1; i <= 3; i++) assert.equal((await dueNow(d, user, id)).outcome, 'failed', `run ${i} failed`);
+    for (let i = 1; i <= 5; i++) assert.equal((await dueNow(d, user, id)).outcome, 'failed', `run ${i} failed`);
     const snap = (await db.pool.query(`SELECT state, record FROM mana_ai.mission_snapshots WHERE mission_id = $1`, [id])).rows[0];
     assert.equal(snap.state, 'active', 'the mission\'s state is not touched');
     const last = snap.record.iterations.at(-1);
     assert.equal(last.overallStatus, 'failed');
-    assert.match(last.summary, /^Diese Mission ist angehalten: 3 Durchläufe nacheinander sind fehlgeschlagen\. Letzter Fehler: Der Planer hat keinen gültigen Plan geliefert\./);
+    assert.match(last.summary, /^Diese Mission ist angehalten: 5 Durchläufe nacheinander sind fehlgeschlagen\. Letzter Fehler: Der Planer hat keinen gültigen Plan geliefert\./);
     const row = await parkedRow(id);
-    assert.equal(row.failures, 3);
+    assert.equal(row.failures, 5);
     assert.equal(await scrapeParked(d), 1, 'the gauge');
     const inspected = await inspectSchedule(db.pool, { userId: user, limit: 10 });
     assert.equal(inspected[0]!.parked, true, 'inspect shows it');
     const internal = await fetch(`http://127.0.0.1:${d.port}/internal/missions/${user}`, { headers: { 'x-service-key': SERVICE_KEY } }).then((r) => r.json()) as { parked: { mission_id: string; failures: number }[] };
-    assert.deepEqual(internal.parked.map((p) => [p.mission_id, p.failures]), [[id, 3]], 'GET /internal/missions lists it');
+    assert.deepEqual(internal.parked.map((p) => [p.mission_id, p.failures]), [[id, 5]], 'GET /internal/missions lists it');
     // Its next due time comes (forced here: the cadence's minute is long for a test), twice: parked, not planned.
     const before = asked.get(titleOf(id));
     const { sid, next_run_at: next } = (await db.pool.query(`SELECT sid, next_run_at FROM mana_ai.mission_snapshots WHERE mission_id = $1`, [id])).rows[0];
@@ -113,12 +114,12 @@ describe('dead-letter', () => {
     const id = 'dl-2';
     answers.set(titleOf(id), 'broken');
     await pushChange(db.pool, { userId: user, recordId: id, op: 'insert', data: webappMission({ id, title: titleOf(id), nextRunAt: iso(Date.now() + 30_000) }) });
-    for (let i = 0; i < 2; i++) assert.equal((await dueNow(d, user, id)).outcome, 'failed');
+    for (let i = 0; i < 4; i++) assert.equal((await dueNow(d, user, id)).outcome, 'failed');
     answers.set(titleOf(id), 'good');
     assert.equal((await dueNow(d, user, id)).outcome, 'planned');
     answers.set(titleOf(id), 'broken');
-    for (let i = 0; i < 2; i++) assert.equal((await dueNow(d, user, id)).outcome, 'failed');
-    assert.equal(await parkedRow(id), undefined, '2 + success + 2 is not 3 in a row');
+    for (let i = 0; i < 4; i++) assert.equal((await dueNow(d, user, id)).outcome, 'failed');
+    assert.equal(await parkedRow(id), undefined, '4 + success + 4 is not 5 in a row');
   });
 
   it('a parked mission stays parked across a daemon restart and a partition move', async () => {
@@ -127,7 +128,7 @@ describe('dead-letter', () => {
     const id = 'dl-3';
     answers.set(titleOf(id), 'broken');
     await pushChange(db.pool, { userId: user, recordId: id, op: 'insert', data: webappMission({ id, title: titleOf(id), cadence: { kind: 'interval', everyMinutes: 0.01 }, nextRunAt: iso(Date.now() + 30_000) }) });
-    for (let i = 0; i < 3; i++) await dueNow(a, user, id);
+    for (let i = 0; i < 5; i++) await dueNow(a, user, id);
     assert.ok(await parkedRow(id));
     const count = asked.get(titleOf(id));
     const { sid, next_run_at: next } = (await db.pool.query(`SELECT sid, next_run_at FROM mana_ai.mission_snapshots WHERE mission_id = $1`, [id])).rows[0];
