@@ -12,11 +12,13 @@ import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { spawnDaemon, type DaemonProcess } from './harness/daemon-process.js';
+import { startTestDaemon, type TestDaemon } from './harness/daemon.js';
 import { eventually } from './harness/wait.js';
 
 let db: TestDb;
 let llm: LlmServer;
 const procs: DaemonProcess[] = [];
+const inProcess: TestDaemon[] = [];
 const releases: (() => void)[] = [];
 
 before(async () => {
@@ -27,6 +29,7 @@ after(async () => {
   for (const r of releases) r();
   for (const d of procs) d.kill('SIGKILL');
   await Promise.all(procs.map((d) => d.exited));
+  for (const d of inProcess) await d.stop();
   await llm?.close();
   await db?.drop();
 });
@@ -57,9 +60,12 @@ it('a dead peer\'s held runs are retried at once by every daemon that holds them
     throw new Error(`${e.message}: asked ${asked.size}; ${llm.requests.length} requests; P: ${p.lines.slice(-5).map((l) => JSON.stringify(l)).join(' | ')}`);
   });
 
-  const a = await spawn('a');
-  const b = await spawn('b');
-  const slots = { p: await slotOf(p), a: await slotOf(a), b: await slotOf(b) };
+  // A and B in this process (only P has to be killable); their runs ask at once.
+  const a = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_WORKER_ID: 'a', MANA_AI_CONCURRENCY: '64' });
+  inProcess.push(a);
+  const b = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_WORKER_ID: 'b', MANA_AI_CONCURRENCY: '64' });
+  inProcess.push(b);
+  const slots = { p: await slotOf(p), a: a.reactor!.ownership.witness.slot!, b: b.reactor!.ownership.witness.slot! };
   // Who waits for P's membership lock: P's watcher.
   const watcherPid = async () =>
     (await db.pool.query(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 2 AND classid::int8 = $1 AND objid::int8 = $2`, [MEMBER_NS, slots.p])).rows[0]?.pid as number | undefined;
@@ -101,7 +107,7 @@ it('a dead peer\'s held runs are retried at once by every daemon that holds them
     throw new Error(`${e.message}: ${JSON.stringify(lastOwn)}, ${heldByNotWatcher.length} missions`);
   });
   const heldCount = async () => {
-    const text = await (await fetch(`http://127.0.0.1:${nwDaemon.port}/metrics`)).text();
+    const text = await nwDaemon.metrics.registry.metrics();
     return Number(/mana_ai_claims_total\{outcome="held",service="mana-ai"\} (\d+)/.exec(text)?.[1] ?? 0);
   };
   await eventually(async () => (await heldCount()) >= heldByNotWatcher.length, 'the non-watcher tried them and was told held');
