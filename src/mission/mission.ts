@@ -31,6 +31,28 @@ export type ReadMission = { ok: true; mission: Mission } | { ok: false; reason: 
 
 const str = (x: unknown) => (typeof x === 'string' ? x : '');
 
+/** The webapp's encrypted-at-rest form (CONTRACT.md sections 7 and 12). */
+export const isEncryptedValue = (v: unknown): boolean => typeof v === 'string' && v.startsWith('enc:1:');
+
+/** Mission texts HEAD marks as encrypted: an `enc:1:` value here is left out and a neutral placeholder stands in (issue 21). */
+export const ENCRYPTABLE_MISSION_FIELDS = ['title', 'objective', 'conceptMarkdown'] as const;
+const PLACEHOLDER: Record<(typeof ENCRYPTABLE_MISSION_FIELDS)[number], string> = {
+  title: '(Titel verschlüsselt)',
+  objective: '(Ziel verschlüsselt; plane anhand der verknüpften Daten und der letzten Durchläufe)',
+  conceptMarkdown: '',
+};
+
+/** A mission text for the prompt, a log or an actor: never a ciphertext. */
+export function plainText(record: Record<string, unknown>, field: (typeof ENCRYPTABLE_MISSION_FIELDS)[number]): string {
+  const v = record[field];
+  return isEncryptedValue(v) ? PLACEHOLDER[field] : str(v);
+}
+
+/** Which mission texts arrived encrypted (counted by field; their values are never read). */
+export function encryptedFields(record: Record<string, unknown>): (typeof ENCRYPTABLE_MISSION_FIELDS)[number][] {
+  return ENCRYPTABLE_MISSION_FIELDS.filter((f) => isEncryptedValue(record[f]));
+}
+
 export function readMission(record: Record<string, unknown>): ReadMission {
   const state = v.safeParse(StateSchema, record['state']);
   if (!state.success) return { ok: false, reason: 'state-unreadable' };
@@ -46,9 +68,9 @@ export function readMission(record: Record<string, unknown>): ReadMission {
     ok: true,
     mission: {
       id: str(record['id']),
-      title: str(record['title']),
-      objective: str(record['objective']),
-      conceptMarkdown: str(record['conceptMarkdown']),
+      title: plainText(record, 'title'),
+      objective: plainText(record, 'objective'),
+      conceptMarkdown: plainText(record, 'conceptMarkdown'),
       inputs,
       cadence,
       state: state.output,

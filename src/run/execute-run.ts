@@ -24,7 +24,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { nextRunAfter, parseCadence } from '../mission/cadence.js';
 import { readAgent, type Agent } from '../agent/agent.js';
-import { readMission } from '../mission/mission.js';
+import { encryptedFields, plainText, readMission } from '../mission/mission.js';
 import { LlmError, type LlmClient } from '../planner/llm-client.js';
 import { planMission } from '../planner/plan-mission.js';
 import { catalogFor } from '../planner/catalog/index.js';
@@ -107,7 +107,9 @@ export async function executeRun(
   const log = deps.log.child({ userId: claim.userId, missionId: claim.missionId });
   const lagMs = Math.max(0, startedAtMs - dueMs);
   metrics.dueLag.observe(lagMs / 1000);
-  const title = typeof claim.record['title'] === 'string' ? claim.record['title'] : '';
+  // never a ciphertext: an `enc:1:` title becomes a placeholder (issue 21)
+  const title = plainText(claim.record, 'title');
+  for (const field of encryptedFields(claim.record)) metrics.encryptedMissionFields.inc({ field });
   // The agent as the claim read it: its policy and prompt hold for this run.
   const agent: Agent | null = claim.agent?.id !== undefined && claim.agent.record ? readAgent(claim.agent.id, claim.agent.record) : null;
   const base = { sid, dueMs, userId: claim.userId, missionId: claim.missionId, title, ...(agent ? { agentId: agent.id } : {}) };
@@ -235,7 +237,7 @@ export async function executeRun(
     metrics.missionErrors.inc({ reason: 'run-error' });
     log.error({ dueAt: new Date(dueMs).toISOString(), err: reason }, 'run failed; writing a failed iteration with the next due time');
     const iteration = failedIteration(iterationIdFor(claim.userId, claim.missionId, dueMs), new Date(startedAtMs).toISOString(), new Date().toISOString(), 'run-error');
-    const objective = typeof claim.record['objective'] === 'string' ? claim.record['objective'] : '';
+    const objective = plainText(claim.record, 'objective');
     try {
       const written = await writeBack(deps.db, {
         runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,

@@ -1,0 +1,49 @@
+// Mission texts that arrive encrypted (issue 21, item 5; CONTRACT.md
+// section 12): a mission whose title, objective and concept are `enc:1:`
+// values is planned with neutral placeholders; the ciphertext reaches
+// neither the LLM, nor a log line (the suite's leak scan), nor the row's
+// actor; counted by field.
+
+import assert from 'node:assert/strict';
+import { after, before, it } from 'node:test';
+import { createTestDatabase, type TestDb } from './harness/db.js';
+import { pushChange, webappMission } from './harness/changes.js';
+import { planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
+import { registerSecret } from './harness/log-capture.js';
+import { runOf, startTestDaemon, type TestDaemon } from './harness/daemon.js';
+
+let db: TestDb;
+let llm: LlmServer;
+let daemon: TestDaemon;
+
+before(async () => {
+  db = await createTestDatabase();
+  llm = await startLlmServer(() => ({ content: planAnswer('Plan', []) }));
+  daemon = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_WEBAPP: 'head' }); // head: the actor carries the objective
+});
+after(async () => {
+  await daemon?.stop();
+  await llm?.close();
+  await db?.drop();
+});
+
+it('enc:1: title, objective and concept: planned with placeholders, the ciphertext in no request, log line or actor; counted by field', async () => {
+  const enc = {
+    title: 'enc:1:dGl0bGUtaXYtMTI=.dGl0bGUtY2lwaGVydGV4dC1uZXZlci1zZW50',
+    objective: 'enc:1:b2JqLWl2LTEyMzQ=.b2JqZWN0aXZlLWNpcGhlcnRleHQtbmV2ZXItc2VudA==',
+    conceptMarkdown: 'enc:1:Y29uY2VwdC1pdg==.Y29uY2VwdC1jaXBoZXJ0ZXh0LW5ldmVyLXNlbnQ=',
+  };
+  for (const [field, value] of Object.entries(enc)) registerSecret(`encrypted mission ${field}`, value);
+  await pushChange(db.pool, { userId: 'u-enc', recordId: 'm-enc', op: 'insert', data: webappMission({ id: 'm-enc', ...enc, nextRunAt: new Date(Date.now() + 50).toISOString() }) });
+  const ev = await runOf(daemon, 'm-enc');
+  assert.equal(ev.outcome, 'planned');
+  const sent = JSON.stringify(llm.requests.map((r) => r.body));
+  assert.ok(!sent.includes('enc:1:'), 'no ciphertext sent to the LLM');
+  assert.match(sent, /\(Titel verschlüsselt\)/);
+  assert.ok(!daemon.logs.some((l) => l.includes('enc:1:')), 'no ciphertext in a log line');
+  assert.ok(!(ev.title ?? '').includes('enc:1:'), 'nor in the run event');
+  const row = (await db.pool.query(`SELECT actor FROM sync_changes WHERE record_id = 'm-enc' AND client_id = 'mana-ai-runner'`)).rows[0];
+  assert.ok(!JSON.stringify(row.actor).includes('enc:1:'), `the actor's rationale holds no ciphertext: ${JSON.stringify(row.actor)}`);
+  const counted = await daemon.metrics.registry.getSingleMetricAsString('mana_ai_encrypted_mission_fields_total');
+  for (const field of ['title', 'objective', 'conceptMarkdown']) assert.match(counted, new RegExp(`field="${field}",service="mana-ai"\\} 1`));
+});
