@@ -116,7 +116,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   });
   metrics.parkedSource.current = () => countParked(pool);
   const reactor = config.tickEnabled
-    ? new Reactor({ pool, db, config, log, metrics, llm, resolvers, privateKey, tracing, ...(config.parkedRecheckMs !== undefined ? { parkedRecheckMs: config.parkedRecheckMs } : {}) })
+    ? new Reactor({ pool, db, config, log, metrics, llm, resolvers, privateKey, tracing, parkedRecheckMs: config.parkedRecheckMs })
     : null;
   if (!reactor) log.info('TICK_ENABLED=false: serving HTTP only, no missions are run');
 

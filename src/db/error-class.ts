@@ -12,9 +12,9 @@ const OUTSIDE_CLASSES = new Set([
   '57', // operator intervention: query_canceled (statement_timeout), admin shutdown, crash shutdown, cannot connect now
   '58', // system error (I/O)
   'XX', // internal error
-  '42', // here only insufficient_privilege (below): an operator's change, not the mission's
 ]);
-const OUTSIDE_CODES = new Set(['55P03', '55006', '42501', '25P03', '25006']); // lock_timeout, object in use, permission denied, idle-in-transaction timeout, read-only transaction
+// lock_timeout, object in use, permission denied (an operator's change, not the mission's), idle-in-transaction timeout, read-only transaction
+const OUTSIDE_CODES = new Set(['55P03', '55006', '42501', '25P03', '25006']);
 
 /** Node network errors and pg/pg-pool's own messages for a lost or absent connection. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
@@ -37,7 +37,6 @@ export function classifyFailure(error: unknown): FailureClass {
     if (/^[0-9A-Z]{5}$/.test(code)) {
       if (OUTSIDE_CODES.has(code)) return { outside: true, reason: code === '42501' ? 'permission' : code === '55P03' ? 'lock-timeout' : 'database' };
       const cls = code.slice(0, 2);
-      if (cls === '42') return { outside: false }; // syntax and undefined objects: our bug, not the database's state
       if (OUTSIDE_CLASSES.has(cls)) {
         const reason = cls === '08' ? 'connection' : code === '57014' ? 'statement-timeout' : cls === '40' ? 'conflict' : cls === '53' ? 'resources' : 'database';
         return { outside: true, reason };

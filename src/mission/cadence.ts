@@ -79,3 +79,9 @@ function cronNext(expression: string, fromMs: number, timeZone: string): number 
     return null;
   }
 }
+
+/** The next run after `fromMs` for a mission record as it stands (its cadence read afresh); null = none or unreadable. */
+export function nextRunOfRecord(record: Record<string, unknown>, fromMs: number, timeZone: string): number | null {
+  const cadence = parseCadence(record['cadence']);
+  return cadence ? nextRunAfter(cadence, fromMs, timeZone) : null;
+}

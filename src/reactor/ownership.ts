@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { retryDelayMs } from './backoff.js';
 import { planRebalance } from './balance.js';
-import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, backendIdentity, holdGeneration, readLocks, takeMemberSlot, tryLock, unlock, waitForLock } from '../db/sql/partition-locks.js';
+import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, backendIdentity, type BackendIdentity, holdGeneration, readLocks, takeMemberSlot, tryLock, unlock, waitForLock } from '../db/sql/partition-locks.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ClaimWitness } from '../db/sql/claim-run.js';
@@ -33,6 +33,13 @@ export const KEEPALIVE = {
   keepAliveInitialDelayMillis: 10_000,
   options: '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3',
 } as const;
+
+/** The connection that waits for the watched peer's slot, and its backend once known. */
+interface Watch {
+  client: pg.Client;
+  slot: number;
+  backend: BackendIdentity | null;
+}
 
 export interface OwnershipChange {
   acquired: number[];
@@ -66,7 +73,7 @@ const WATCH_CONNECTION_CHECK = '2s';
 
 export class PartitionOwnership extends EventEmitter {
   private client: pg.Client | null = null;
-  private watcher: { client: pg.Client; slot: number; backend: { pid: number; startedAt: string } | null } | null = null;
+  private watcher: Watch | null = null;
   private slot: number | null = null;
   /** backend pid of the lock connection: with the slot, the witness of our claims */
   private pid: number | null = null;
@@ -91,8 +98,8 @@ export class PartitionOwnership extends EventEmitter {
 
   /** What our claims name as their daemon's session (sql/010); null while the lock connection is down. */
   get witness(): ClaimWitness {
-    const session = this.client !== null && this.slot !== null && this.pid !== null;
-    return { slot: session ? this.slot : null, pid: session ? this.pid : null, gen: this.o.generation };
+    const s = this.session;
+    return { slot: s?.slot ?? null, pid: s?.pid ?? null, gen: this.o.generation };
   }
 
   /** The membership session alone, for moving claims to it after a reconnect. */
@@ -233,7 +240,7 @@ export class PartitionOwnership extends EventEmitter {
     const previous = this.stopWatching();
     if (next === null) return;
     const client = new pg.Client({ connectionString: this.o.connectionString, application_name: 'mana-ai-watch', ...KEEPALIVE });
-    const w: { client: pg.Client; slot: number; backend: { pid: number; startedAt: string } | null } = { client, slot: next, backend: null };
+    const w: Watch = { client, slot: next, backend: null };
     this.watcher = w;
     client.on('error', () => {});
     void (async () => {

@@ -22,7 +22,7 @@ import { parkedVersion, releaseParkedClaim, unpark } from '../db/sql/parked.js';
 import { classifyFailure } from '../db/error-class.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
-import { nextRunAfter, parseCadence } from '../mission/cadence.js';
+import { nextRunOfRecord } from '../mission/cadence.js';
 import { readAgent, type Agent } from '../agent/agent.js';
 import { encryptedFields, plainText, readMission } from '../mission/mission.js';
 import { LlmError, type LlmClient } from '../planner/llm-client.js';
@@ -82,14 +82,17 @@ export interface RunHooks {
 
 /** How long a parked mission waits until it is looked at again: its cadence's interval, between a minute and a day. */
 export function parkedRecheckMs(record: Record<string, unknown>, nowMs: number, timeZone: string): number {
-  const cadence = parseCadence(record['cadence']);
-  let next: number | null = null;
-  try {
-    next = cadence ? nextRunAfter(cadence, nowMs, timeZone) : null;
-  } catch {
-    next = null;
-  }
+  const next = nextRunOrNone(record, nowMs, timeZone);
   return Math.min(86_400_000, Math.max(60_000, next === null ? 3_600_000 : next - nowMs));
+}
+
+/** nextRunOfRecord on the paths that already handle a failure: whatever it throws counts as no next run. */
+function nextRunOrNone(record: Record<string, unknown>, nowMs: number, timeZone: string): number | null {
+  try {
+    return nextRunOfRecord(record, nowMs, timeZone);
+  } catch {
+    return null;
+  }
 }
 
 export class ShutdownError extends Error {
@@ -178,10 +181,7 @@ export async function executeRun(
       generation: config.webapp, objective: mission.objective, maxConsecutiveFailures: config.maxConsecutiveFailures,
       usage: usage ? { ...usage, agentId: agent?.id ?? null } : null,
       // The cadence as it stands under the write-back's lock: the user may have changed it during the run.
-      nextRunAt: (record, nowMs) => {
-        const cadence = parseCadence(record['cadence']);
-        return cadence ? nextRunAfter(cadence, nowMs, config.timeZone) : null;
-      },
+      nextRunAt: (record, nowMs) => nextRunOfRecord(record, nowMs, config.timeZone),
     }));
     if (written.outcome !== 'written') {
       log.warn({ outcome: written.outcome }, 'run not written back');
@@ -246,14 +246,7 @@ export async function executeRun(
         agent: agent ? { id: agent.id, nameAtClaim: agent.name, rationale: objective } : null,
         usage: planned?.usage ? { ...planned.usage, agentId: agent?.id ?? null } : null,
         generation: config.webapp, objective, maxConsecutiveFailures: config.maxConsecutiveFailures,
-        nextRunAt: (record, nowMs) => {
-          const cadence = parseCadence(record['cadence']);
-          try {
-            return cadence ? nextRunAfter(cadence, nowMs, config.timeZone) : null;
-          } catch {
-            return null;
-          }
-        },
+        nextRunAt: (record, nowMs) => nextRunOrNone(record, nowMs, config.timeZone),
       });
       if (written.outcome === 'written') {
         hooks.finished({ ...base, outcome: 'failed', error: reason, iteration, nextRunAtMs: written.nextRunAtMs });

@@ -91,8 +91,14 @@ export async function countUnownedPartitions(client: pg.ClientBase): Promise<num
   return rows[0]!.unowned;
 }
 
-/** This connection's backend: its pid and start, which name it even after the pid is reused. */
-export async function backendIdentity(client: pg.ClientBase): Promise<{ pid: number; startedAt: string }> {
+/** A backend by its pid and start, which name it even after the pid is reused. */
+export interface BackendIdentity {
+  pid: number;
+  startedAt: string;
+}
+
+/** This connection's backend. */
+export async function backendIdentity(client: pg.ClientBase): Promise<BackendIdentity> {
   const { rows } = await client.query<{ pid: number; started_at: string }>(
     `SELECT pid, backend_start::text AS started_at FROM pg_stat_activity WHERE pid = pg_backend_pid()`,
   );
