@@ -112,14 +112,14 @@ export interface Config {
   llmMaxAttempts: number;
   llmRetryBaseMs: number;
   concurrency: number;
-  /** Last resort only: a live daemon's claim is never taken from it before this (sql/010). */
+  /** Last resort only: a live daemon's claim is never taken from it before this (sql/functions/claim.sql). */
   claimLeaseMs: number;
   /** The longest one run may legitimately take (LLM attempts, waits, inputs, write-back). */
   worstCaseRunMs: number;
   minRunGapMs: number;
   /** First wait before a run given back after a failure outside the mission is tried again (doubling, at most 5 min). */
   runRetryBaseMs: number;
-  /** After this many failed runs in a row a mission is parked (sql/020). */
+  /** After this many failed runs in a row a mission is parked (sql/migrations/020_baseline.sql). */
   maxConsecutiveFailures: number;
   /** How long a parked mission waits to be looked at again; undefined = its cadence's interval (1 min to 1 day). */
   parkedRecheckMs: number | undefined;

@@ -75,7 +75,7 @@ describe('agents', () => {
       await eventually(() => got.length >= 2, 'pause notified');
       assert.equal(got.length, 2);
       assert.equal(got[1]!.s, 'paused');
-      assert.ok(got[1]!.v >= got[0]!.v + 2, 'the rename took a version of its own (versions come from one sequence, sql/015)');
+      assert.ok(got[1]!.v >= got[0]!.v + 2, 'the rename took a version of its own (versions come from one sequence, sql/functions/snapshot-store.sql)');
       await updateAgent('u-fold', 'ag-fold', { policy: { tools: { create_task: 'deny' }, defaultForAi: 'propose' } });
       await eventually(() => got.length === 3, 'policy change notified');
       const snap = (await db.pool.query(`SELECT gate, max_concurrent, max_tokens_per_day, record->>'name' AS name, policy FROM mana_ai.agent_snapshots WHERE agent_id = 'ag-fold'`)).rows[0];

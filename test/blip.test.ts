@@ -1,6 +1,6 @@
 // A blip of a healthy daemon's partition-lock connection does not let its
 // peers run its runs a second time (issue 18): its claims name its
-// generation, which its LISTEN connection still holds (sql/018). The peer
+// generation, which its LISTEN connection still holds (sql/functions/claim.sql). The peer
 // takes the partitions, finds the runs held, and the daemon that claimed
 // them writes them back; the LLM is asked once per due time.
 

@@ -71,7 +71,7 @@ describe('claim witness', () => {
   });
 });
 
-describe('claim generation (sql/018)', () => {
+describe('claim generation (sql/functions/claim.sql)', () => {
   it('a claim lives while any connection of its daemon holds the generation: one connection\'s blip keeps it, both gone lose it; a live slot and pid without the generation vouch for nothing', async () => {
     const due = Date.parse('2026-01-06T09:00:00.000Z');
     await pushChange(db.pool, { userId: 'ug', recordId: 'gen', op: 'insert', data: webappMission({ id: 'gen', nextRunAt: iso(due) }) });

@@ -109,7 +109,7 @@ describe('liveness', () => {
     }
     const second = await daemon.waitForRun((e) => e.missionId === 'locked' && e.outcome !== 'retry');
     assert.equal(second.outcome, 'planned');
-    assert.equal(llm.requests.filter((r) => promptMentions(r, title)).length, 1, 'the retry writes the plan the first attempt made (sql/017): the LLM is asked once');
+    assert.equal(llm.requests.filter((r) => promptMentions(r, title)).length, 1, 'the retry writes the plan the first attempt made (sql/migrations/020_baseline.sql): the LLM is asked once');
     const snap = (await db.pool.query(`SELECT next_run_at FROM mana_ai.mission_snapshots WHERE mission_id = 'locked'`)).rows[0];
     assert.ok(snap.next_run_at.getTime() > Date.now(), 'the every-minute mission has its next due time');
   });

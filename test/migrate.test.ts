@@ -18,7 +18,7 @@ describe('migrations', () => {
     const db = await createTestDatabase({ migrate: false });
     dbs.push(db);
     const [a, b] = await Promise.all([migrate(db.url), migrate(db.url)]);
-    const total = readdirSync(SQL_DIR).filter((f) => f.endsWith('.sql')).length;
+    const total = readdirSync(join(SQL_DIR, 'migrations')).filter((f) => f.endsWith('.sql')).length;
     assert.equal(a.applied.length + b.applied.length, total, 'each file applied exactly once');
     const again = await migrate(db.url);
     assert.deepEqual(again.applied, []);
@@ -33,8 +33,8 @@ describe('migrations', () => {
     try {
       cpSync(SQL_DIR, dir, { recursive: true });
       await migrate(db.url, { dir });
-      writeFileSync(join(dir, '003_views.sql'), '-- edited\n', { flag: 'a' });
-      await assert.rejects(migrate(db.url, { dir }), /003_views\.sql was edited after it was applied/);
+      writeFileSync(join(dir, 'migrations', '020_baseline.sql'), '-- edited\n', { flag: 'a' });
+      await assert.rejects(migrate(db.url, { dir }), /020_baseline\.sql was edited after it was applied/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -48,7 +48,7 @@ describe('migrations', () => {
     try {
       cpSync(SQL_DIR, dir, { recursive: true });
       // What 012 did: DDL on mana-sync's table (SHARE ROW EXCLUSIVE conflicts with inserts).
-      writeFileSync(join(dir, '999_lock_sync_changes.sql'), 'LOCK TABLE sync_changes IN SHARE ROW EXCLUSIVE MODE;\n');
+      writeFileSync(join(dir, 'migrations', '999_lock_sync_changes.sql'), 'LOCK TABLE sync_changes IN SHARE ROW EXCLUSIVE MODE;\n');
       // A device transaction stays open with an insert: the migration cannot get its lock.
       const open = await device.connect();
       await open.query('BEGIN');

@@ -1,6 +1,6 @@
 // mission_runs and snapshot_errors stay bounded without a polling loop
 // (issue 18): each insert prunes up to 100 rows older than the retention
-// (sql/016), keeps claims, retries and pending repairs, and never fails
+// (sql/functions/retention.sql), keeps claims, retries and pending repairs, and never fails
 // the insert, whatever the retention setting holds.
 
 import assert from 'node:assert/strict';

@@ -4,7 +4,7 @@
 // It never hands out an encrypted value: `systemPrompt` and `memory` that
 // start with `enc:1:` are dropped here, so no caller can put them in a
 // prompt or a log line by mistake. The gate fields (state, concurrency,
-// budget) are derived in SQL (sql/012, agent_gate_of), where the claim
+// budget) are derived in SQL (sql/functions/snapshot-store.sql, agent_gate_of), where the claim
 // checks them; they are not read here.
 
 import type { CatalogTool } from '../planner/catalog/index.js';

@@ -1,77 +1,197 @@
-// Applies the numbered files in sql/ in order, each in its own transaction,
-// under an advisory lock so that daemons booting at once do not race.
-// Applied files are recorded with a SHA-256; an applied file edited later
-// stops the start with a message that says what to do. Never edits or
-// reorders an applied migration itself.
+// Brings the mana_ai schema to what this build ships, under an advisory
+// lock so that daemons booting at once do not race:
+//  1. a database migrated by the first layout (sql/migrations/legacy.json)
+//     is recognised as having the baseline;
+//  2. the numbered migrations it has not applied, each in its own
+//     transaction; an applied one edited later stops the start with a
+//     message that says what to do;
+//  3. the definitions whose text changed (a checksum per file, placeholders
+//     filled in), all in one transaction, in the order sql-files.ts gives;
+//     every definition after a migration was applied;
+//  4. secure_definers and the runtime roles' grants.
+// Never edits or reorders an applied migration itself; every statement
+// that may wait for a lock on mana-sync's table waits at most lockTimeoutMs
+// at a time and is retried.
 
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import {
+  fillPlaceholders,
+  loadDefinitions,
+  loadLegacy,
+  loadMigrations,
+  MigrationError,
+  sha256,
+  SQL_DIR,
+  withDependents,
+  type Definition,
+} from './sql-files.js';
+
+export { loadMigrations, MigrationError, SQL_DIR } from './sql-files.js';
 
 /** Any constant works; it only has to be the same for every daemon. */
 const MIGRATION_LOCK_KEY = 7_134_029_117;
 
-export const SQL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'sql');
-
-export interface Migration {
-  version: number;
-  name: string;
-  sql: string;
-  checksum: string;
-}
-
-export class MigrationError extends Error {
-  override name = 'MigrationError';
-}
-
-export function loadMigrations(dir = SQL_DIR): Migration[] {
-  const files = readdirSync(dir).filter((f) => /^\d{3,}_[\w-]+\.sql$/.test(f)).sort();
-  const seen = new Set<number>();
-  return files.map((file) => {
-    const version = Number.parseInt(file.split('_')[0]!, 10);
-    if (seen.has(version)) throw new MigrationError(`two files in ${dir} share migration number ${version}`);
-    seen.add(version);
-    const sql = readFileSync(join(dir, file), 'utf8');
-    return { version, name: file, sql, checksum: createHash('sha256').update(sql).digest('hex') };
-  });
-}
-
 export interface MigrateResult {
   applied: string[];
   alreadyApplied: number;
-  /** runtime roles whose grants were (re)applied (sql/011) */
+  /** definition files (re)applied, e.g. `functions/claim.sql` */
+  defined: string[];
+  /** runtime roles whose grants were (re)applied */
   granted: string[];
+  /** true when a database of the first layout was recognised as having the baseline in this run */
+  baselined: boolean;
+}
+
+type Queryable = pg.Client;
+
+/**
+ * The placeholders definitions may use. `sync_changes`: mana-sync's table,
+ * qualified: the one our trigger is on, else the one the migrating role's
+ * search_path finds.
+ */
+async function placeholders(client: Queryable): Promise<Record<string, string>> {
+  const { rows } = await client.query<{ name: string | null }>(`
+    SELECT coalesce(
+      (SELECT format('%I.%I', n.nspname, c.relname)
+         FROM pg_catalog.pg_trigger t
+         JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE t.tgname = 'mana_ai_mission_snapshot' LIMIT 1),
+      (SELECT format('%I.%I', n.nspname, c.relname)
+         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = to_regclass('sync_changes'))) AS name`);
+  const name = rows[0]?.name;
+  if (!name) throw new MigrationError(`mana-sync's table sync_changes was not found (neither our trigger's table nor on this role's search_path); create it (mana-sync's migrations) first`);
+  return { sync_changes: name };
+}
+
+interface DefinitionPlan {
+  /** every file with its filled-in text and checksum, in order */
+  all: { def: Definition; sql: string; checksum: string }[];
+  /** names whose checksum differs from the database's (or that it lacks) */
+  changed: Set<string>;
+}
+
+async function planDefinitions(client: Queryable, dir: string | undefined, recorded: Map<string, string>): Promise<DefinitionPlan> {
+  const values = await placeholders(client);
+  const all = loadDefinitions(dir).map((def) => {
+    const sql = fillPlaceholders(def, values);
+    return { def, sql, checksum: sha256(sql) };
+  });
+  return { all, changed: new Set(all.filter((d) => recorded.get(d.def.name) !== d.checksum).map((d) => d.def.name)) };
+}
+
+async function recordedDefinitions(client: Queryable): Promise<Map<string, string>> {
+  const exists = await client.query(`SELECT to_regclass('mana_ai.schema_definitions') IS NOT NULL AS ok`);
+  if (!exists.rows[0].ok) return new Map();
+  const { rows } = await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM mana_ai.schema_definitions');
+  return new Map(rows.map((r) => [r.name, r.checksum]));
 }
 
 /**
- * Migrations this build ships that the database has not applied, read-only
- * (no lock, no DDL): what the daemon checks at start, so its runtime role
- * needs no right to change the schema. Null when the schema is missing.
+ * What this build would still change, read-only (no lock, no DDL): what the
+ * daemon checks at start, so its runtime role needs no right to change the
+ * schema. Null when the schema is missing.
  */
 export async function pendingMigrations(connectionString: string, dir?: string): Promise<string[] | null> {
   const migrations = loadMigrations(dir);
+  const legacy = loadLegacy(dir);
   const client = new pg.Client({ connectionString, application_name: 'mana-ai-migrate' });
   await client.connect();
   try {
     const exists = await client.query(`SELECT to_regclass('mana_ai.schema_migrations') IS NOT NULL AS ok`);
     if (!exists.rows[0].ok) return null;
-    const { rows } = await client.query<{ version: number; checksum: string }>('SELECT version, checksum FROM mana_ai.schema_migrations');
+    const { rows } = await client.query<{ version: number; name: string; checksum: string }>('SELECT version, name, checksum FROM mana_ai.schema_migrations');
+    if (legacy && isLegacyDatabase(rows, legacy)) return ['baseline (a database of the first layout)'];
     const applied = new Map(rows.map((r) => [r.version, r.checksum]));
-    return migrations.filter((m) => applied.get(m.version) !== m.checksum).map((m) => m.name);
+    const pending = migrations.filter((m) => applied.get(m.version) !== m.checksum).map((m) => m.name);
+    const plan = await planDefinitions(client, dir, await recordedDefinitions(client));
+    return [...pending, ...plan.all.filter((d) => plan.changed.has(d.def.name)).map((d) => d.def.name)];
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+function isLegacyDatabase(rows: { version: number; name: string; checksum: string }[], legacy: Legacy): boolean {
+  const byVersion = new Map(legacy.files.map((f) => [f.version, f]));
+  return rows.some((r) => byVersion.get(r.version)?.name === r.name && byVersion.get(r.version)?.checksum === r.checksum);
+}
+
+type Legacy = NonNullable<ReturnType<typeof loadLegacy>>;
+
+/** Runs `body` in a transaction with a lock_timeout; retried while it only waited for a lock. */
+async function inLockedTransaction(
+  client: Queryable,
+  what: string,
+  opts: { lockTimeoutMs: number; lockAttempts: number; log?: (msg: string) => void },
+  body: () => Promise<void>,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await client.query('BEGIN');
+    try {
+      // A lock on mana-sync's table (a trigger, an index) queues every
+      // app's insert behind it while it waits: it waits at most
+      // lockTimeoutMs, gives up and is tried again (docs/ops.md).
+      await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(opts.lockTimeoutMs))}`);
+      await body();
+      await client.query('COMMIT');
+      return;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      if ((error as { code?: string }).code === '55P03' && attempt < opts.lockAttempts) {
+        opts.log?.(`${what} waited ${opts.lockTimeoutMs} ms for a lock (attempt ${attempt} of ${opts.lockAttempts}); trying again`);
+        await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** attempt)));
+        continue;
+      }
+      if (error instanceof MigrationError) throw error;
+      throw new MigrationError(`${what} failed: ${(error as Error).message}`);
+    }
+  }
+}
+
+/**
+ * A database the first layout migrated: all of its files applied, unedited,
+ * means it has exactly the baseline; their rows give way to the baseline's.
+ * Part of them means an older release's database: it must take that
+ * release's remaining migrations first (they are not shipped any more).
+ */
+async function recogniseLegacy(
+  client: Queryable,
+  legacy: Legacy,
+  baseline: { version: number; name: string; checksum: string },
+  log?: (msg: string) => void,
+): Promise<boolean> {
+  const { rows } = await client.query<{ version: number; name: string; checksum: string }>('SELECT version, name, checksum FROM mana_ai.schema_migrations');
+  if (!isLegacyDatabase(rows, legacy)) return false;
+  const have = new Map(rows.map((r) => [r.version, r]));
+  const missing = legacy.files.filter((f) => have.get(f.version)?.checksum !== f.checksum);
+  if (missing.length > 0) {
+    throw new MigrationError(
+      `this database was migrated by an older release of mana-ai (the first SQL layout) and lacks ${missing.map((f) => f.name).join(', ')}. ` +
+        `Run \`npm run migrate\` of the last release with that layout (sql/0NN_*.sql files, up to ${legacy.files.at(-1)!.name}) first, then this one.`,
+    );
+  }
+  await client.query('BEGIN');
+  try {
+    await client.query('DELETE FROM mana_ai.schema_migrations WHERE version = ANY($1::int[])', [legacy.files.map((f) => f.version)]);
+    await client.query('INSERT INTO mana_ai.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [baseline.version, baseline.name, baseline.checksum]);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw new MigrationError(`recording the baseline failed: ${(error as Error).message}`);
+  }
+  log?.(`recognised a database of the first layout (${legacy.files.length} migrations) as ${baseline.name}`);
+  return true;
 }
 
 export async function migrate(
   connectionString: string,
   opts: { dir?: string; log?: (msg: string) => void; runtimeRole?: string; lockTimeoutMs?: number; lockAttempts?: number } = {},
 ): Promise<MigrateResult> {
-  const migrations = loadMigrations(opts.dir);
-  const lockTimeoutMs = opts.lockTimeoutMs ?? 2_000;
-  const lockAttempts = opts.lockAttempts ?? 30;
+  const dir = opts.dir ?? SQL_DIR;
+  const migrations = loadMigrations(dir);
+  const legacy = loadLegacy(dir);
+  const tx = { lockTimeoutMs: opts.lockTimeoutMs ?? 2_000, lockAttempts: opts.lockAttempts ?? 30, ...(opts.log ? { log: opts.log } : {}) };
   const client = new pg.Client({ connectionString, application_name: 'mana-ai-migrate' });
   await client.connect();
   try {
@@ -85,6 +205,20 @@ export async function migrate(
           checksum   text NOT NULL,
           applied_at timestamptz NOT NULL DEFAULT now()
         )`);
+      await client.query(`
+        CREATE TABLE IF NOT EXISTS mana_ai.schema_definitions (
+          name       text PRIMARY KEY,
+          checksum   text NOT NULL,
+          applied_at timestamptz NOT NULL DEFAULT now()
+        )`);
+
+      let baselined = false;
+      if (legacy) {
+        const baseline = migrations.find((m) => m.version === legacy.baseline);
+        if (!baseline) throw new MigrationError(`sql/migrations/legacy.json names baseline ${legacy.baseline}, which is not shipped`);
+        baselined = await recogniseLegacy(client, legacy, baseline, opts.log);
+      }
+
       const { rows } = await client.query<{ version: number; name: string; checksum: string }>(
         'SELECT version, name, checksum FROM mana_ai.schema_migrations ORDER BY version',
       );
@@ -97,8 +231,9 @@ export async function migrate(
         }
         if (file.checksum !== row.checksum) {
           throw new MigrationError(
-            `sql/${file.name} was edited after it was applied (checksum ${row.checksum.slice(0, 12)} in the database, ` +
-              `${file.checksum.slice(0, 12)} on disk). Applied migrations are immutable: restore the file and put the change in a new numbered file.`,
+            `sql/migrations/${file.name} was edited after it was applied (checksum ${row.checksum.slice(0, 12)} in the database, ` +
+              `${file.checksum.slice(0, 12)} on disk). Applied migrations are immutable: restore the file and put the change in a new numbered file ` +
+              `(functions, views, triggers and grants are not migrations: edit their file under sql/ and run migrate).`,
           );
         }
       }
@@ -106,52 +241,60 @@ export async function migrate(
       const applied: string[] = [];
       for (const m of migrations) {
         if (done.has(m.version)) continue;
-        for (let attempt = 1; ; attempt++) {
-          await client.query('BEGIN');
-          try {
-            // A lock on mana-sync's table (a trigger, an index) queues every
-            // app's insert behind it while it waits: it waits at most
-            // lockTimeoutMs, gives up and is tried again (docs/ops.md).
-            await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
-            await client.query(m.sql);
-            await client.query('INSERT INTO mana_ai.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
-              m.version,
-              m.name,
-              m.checksum,
-            ]);
-            await client.query('COMMIT');
-            break;
-          } catch (error) {
-            await client.query('ROLLBACK').catch(() => {});
-            if ((error as { code?: string }).code === '55P03' && attempt < lockAttempts) {
-              opts.log?.(`migration ${m.name} waited ${lockTimeoutMs} ms for a lock (attempt ${attempt} of ${lockAttempts}); trying again`);
-              await new Promise((r) => setTimeout(r, Math.min(10_000, 250 * 2 ** attempt)));
-              continue;
-            }
-            throw new MigrationError(`migration ${m.name} failed: ${(error as Error).message}`);
-          }
-        }
+        await inLockedTransaction(client, `migration ${m.name}`, tx, async () => {
+          await client.query(m.sql);
+          await client.query('INSERT INTO mana_ai.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
+        });
         applied.push(m.name);
         opts.log?.(`applied ${m.name}`);
       }
-      // Every SECURITY DEFINER function pinned and owned by a non-superuser
-      // (sql/014): checked after every run, so a function a later
-      // migration adds is covered at once.
-      const hardened = await client.query(`SELECT to_regprocedure('mana_ai.secure_definers()') IS NOT NULL AS ok`);
-      if (hardened.rows[0].ok) {
-        try {
-          await client.query('SELECT mana_ai.secure_definers()');
-        } catch (error) {
-          const e = error as Error & { hint?: string };
-          throw new MigrationError(`securing the SECURITY DEFINER functions failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
-        }
+
+      // Definitions: every one after a migration (a migration may have
+      // dropped what one defines) or on a database of the first layout;
+      // else those whose text changed, and what requires them.
+      const plan = await planDefinitions(client, dir, await recordedDefinitions(client));
+      const toApply =
+        applied.length > 0 || baselined
+          ? plan.all
+          : plan.all.filter((d) => withDependents(plan.all.map((x) => x.def), plan.changed).some((w) => w.name === d.def.name));
+      if (toApply.length > 0) {
+        await inLockedTransaction(client, 'the definitions', tx, async () => {
+          // Bodies refer to functions of files applied later in this transaction.
+          await client.query('SET LOCAL check_function_bodies = off');
+          for (const d of toApply) {
+            try {
+              await client.query(d.sql);
+            } catch (error) {
+              const e = error as Error & { code?: string };
+              if (e.code === '55P03') throw error;
+              throw new MigrationError(`sql/${d.def.name} failed: ${e.message}`);
+            }
+            await client.query(
+              `INSERT INTO mana_ai.schema_definitions (name, checksum) VALUES ($1, $2)
+               ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`,
+              [d.def.name, d.checksum],
+            );
+          }
+          await client.query('DELETE FROM mana_ai.schema_definitions WHERE NOT (name = ANY($1::text[]))', [plan.all.map((d) => d.def.name)]);
+        });
+        for (const d of toApply) opts.log?.(`defined ${d.def.name}`);
+      }
+      const defined = toApply.map((d) => d.def.name);
+
+      // Every SECURITY DEFINER function pinned and owned by a non-superuser:
+      // checked after every run, so a function added later is covered at once.
+      try {
+        await client.query('SELECT mana_ai.secure_definers()');
+      } catch (error) {
+        const e = error as Error & { hint?: string };
+        throw new MigrationError(`securing the SECURITY DEFINER functions failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
       }
       // Grants follow the schema: a role named now, and every role named
-      // before whenever a migration was applied (a new table must not leave
+      // before whenever anything was applied (a new table must not leave
       // the daemon without its rights).
       const granted: string[] = [];
       const roles = new Set<string>(opts.runtimeRole ? [opts.runtimeRole] : []);
-      if (applied.length > 0) {
+      if (applied.length > 0 || defined.length > 0) {
         const known = await client.query<{ role_name: string }>(`SELECT role_name FROM mana_ai.runtime_roles`).catch(() => ({ rows: [] }));
         for (const r of known.rows) roles.add(r.role_name);
       }
@@ -165,7 +308,7 @@ export async function migrate(
         granted.push(role);
         opts.log?.(`granted the runtime rights to ${role}`);
       }
-      return { applied, alreadyApplied: rows.length, granted };
+      return { applied, alreadyApplied: rows.length, defined, granted, baselined };
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => {});
     }

@@ -35,16 +35,16 @@ export interface MissionSnapshotsTable {
   deleted: boolean;
   version: number;
   last_change_id: string | null;
-  /** the record's agentId (sql/012), null = none */
+  /** the record's agentId (sql/functions/snapshot-store.sql), null = none */
   agent_id: string | null;
   agent_ref: Generated<number | null>;
-  /** sql/013: 53-bit digest of user_id, for round-robin across users */
+  /** sql/migrations/020_baseline.sql: 53-bit digest of user_id, for round-robin across users */
   user_ref: Generated<number>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
 
-/** sql/012: one row per agent, folded like missions; gate fields derived by agent_gate_of. */
+/** sql/functions/snapshot-store.sql: one row per agent, folded like missions; gate fields derived by agent_gate_of. */
 export interface AgentSnapshotsTable {
   aid: Generated<number>;
   user_id: string;
@@ -65,7 +65,7 @@ export interface AgentSnapshotsTable {
   updated_at: Generated<Date>;
 }
 
-/** sql/012: append-only for the daemon; RLS on user_id; pruned by its insert trigger. */
+/** sql/functions/snapshot-store.sql: append-only for the daemon; RLS on user_id; pruned by its insert trigger. */
 export interface TokenUsageTable {
   id: Generated<number>;
   user_id: string;
@@ -97,13 +97,13 @@ export interface MissionRunsTable {
   finished_at: Date | null;
   claimed_slot: number | null;
   claimed_pid: number | null;
-  /** sql/018: the claimer process's generation */
+  /** sql/functions/claim.sql: the claimer process's generation */
   claimed_gen: number | null;
-  /** the agent the run was claimed under (sql/012) */
+  /** the agent the run was claimed under (sql/functions/snapshot-store.sql) */
   agent_key: Buffer | null;
-  /** sql/017: the plan of an attempt whose write-back failed outside the mission */
+  /** sql/migrations/020_baseline.sql: the plan of an attempt whose write-back failed outside the mission */
   pending_plan: unknown | null;
-  /** sql/019: the prompt version the run was planned with */
+  /** sql/migrations/020_baseline.sql: the prompt version the run was planned with */
   prompt_version: string | null;
 }
 

@@ -1,5 +1,5 @@
 // Strict ISO-8601 parsing shared by the merge rule, the reactor and tests.
-// It accepts exactly what mana_ai.parse_iso (sql/002) accepts, so the
+// It accepts exactly what mana_ai.parse_iso (sql/functions/snapshot-trigger.sql) accepts, so the
 // daemon and the trigger agree on which `nextRunAt` values are dates.
 // It must never throw: odd input gives null.
 

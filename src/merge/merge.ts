@@ -1,8 +1,8 @@
 // The contract's merge rule (CONTRACT.md section 3) as a pure function.
 // It is the oracle the property test holds the trigger's fold_change
-// (sql/002) to, and what resolvers use to read single records. No I/O here.
+// (sql/functions/snapshot-trigger.sql) to, and what resolvers use to read single records. No I/O here.
 //
-// Decisions the contract leaves open are the same as in sql/002 and are
+// Decisions the contract leaves open are the same as in sql/functions/snapshot-trigger.sql and are
 // listed in docs/merge-rule.md. Never throws on odd values except through
 // FoldError, which marks a row the trigger would record in snapshot_errors.
 

@@ -155,7 +155,7 @@ const versions = new Map<string, string>();
  * The prompt's version: a short hash of the template (the messages built
  * for a fixed empty mission), the generation's catalog and the planner
  * mode. A change to any of them changes it; iterations and mission_runs
- * record it (sql/019).
+ * record it (sql/migrations/020_baseline.sql).
  */
 export function promptVersion(catalog: readonly CatalogTool[], mode: PlannerMode): string {
   const key = `${catalog.length}:${catalog[0]?.name ?? ''}:${mode}`;

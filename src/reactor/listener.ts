@@ -16,9 +16,9 @@ import { retryDelayMs } from './backoff.js';
 import { KEEPALIVE, MEMBERS_CHANNEL } from './ownership.js';
 
 export const CHANNEL = 'mana_ai_missions';
-/** The trigger's fold errors (sql/009): payload { id, p, t } of a mana_ai.snapshot_errors row. */
+/** The trigger's fold errors (sql/functions/rebuild.sql): payload { id, p, t } of a mana_ai.snapshot_errors row. */
 export const ERRORS_CHANNEL = 'mana_ai_snapshot_errors';
-/** Agents whose gate fields or policy changed (sql/012): payload AgentPayload. */
+/** Agents whose gate fields or policy changed (sql/functions/snapshot-store.sql): payload AgentPayload. */
 export const AGENTS_CHANNEL = 'mana_ai_agents';
 const CHANNELS = [CHANNEL, ERRORS_CHANNEL, MEMBERS_CHANNEL, AGENTS_CHANNEL] as const;
 
@@ -29,9 +29,9 @@ export interface SchedulePayload {
   d: number | null;
   /** set when a claim was given back: re-arm even at the same version */
   r?: number;
-  /** the mission's agent ref (sql/012), null or absent = none */
+  /** the mission's agent ref (sql/functions/snapshot-store.sql), null or absent = none */
   g?: number | null;
-  /** the mission's user ref (sql/013), for round-robin across users; absent from older triggers */
+  /** the mission's user ref (sql/migrations/020_baseline.sql), for round-robin across users; absent from older triggers */
   u?: number | null;
 }
 
@@ -127,7 +127,7 @@ export class ScheduleListener {
     try {
       // One after another: a connection runs one query at a time.
       for (const channel of CHANNELS) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-      // The second holder of this daemon's generation (sql/018): a blip of
+      // The second holder of this daemon's generation (sql/functions/claim.sql): a blip of
       // the partition connection alone does not make our claims look dead.
       if (this.opts.generation !== undefined) await holdGeneration(client, this.opts.generation);
     } catch (error) {

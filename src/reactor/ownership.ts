@@ -50,7 +50,7 @@ export interface OwnershipOptions {
   connectionString: string;
   log: Logger;
   metrics: Metrics;
-  /** this daemon process's generation, held shared on the partition connection (sql/018) */
+  /** this daemon process's generation, held shared on the partition connection (sql/functions/claim.sql) */
   generation: number;
   /** NOTIFY on another connection (the pool), used once this session is gone. */
   notifyViaPool(payload: string): Promise<void>;
@@ -96,7 +96,7 @@ export class PartitionOwnership extends EventEmitter {
     return this.ownedSet;
   }
 
-  /** What our claims name as their daemon's session (sql/010); null while the lock connection is down. */
+  /** What our claims name as their daemon's session (sql/functions/claim.sql); null while the lock connection is down. */
   get witness(): ClaimWitness {
     const s = this.session;
     return { slot: s?.slot ?? null, pid: s?.pid ?? null, gen: this.o.generation };

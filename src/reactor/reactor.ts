@@ -55,7 +55,7 @@ export class Reactor extends EventEmitter {
   /** executing runs: queue, claims, in flight (run-dispatcher.ts) */
   private readonly runs: RunDispatcher;
   private readonly snapshotErrorLog = new LogRate(20, 60_000);
-  /** This process's generation: our claims are alive while a connection of ours holds it (sql/018). */
+  /** This process's generation: our claims are alive while a connection of ours holds it (sql/functions/claim.sql). */
   readonly generation = drawGeneration();
   /** Rows per page of POST /internal/tick (tests make it small). */
   tickPageSize = 5_000;
@@ -335,7 +335,7 @@ export class Reactor extends EventEmitter {
     this.emit('scheduled', { sid: p.s, dueMs: p.d, version: p.v });
   }
 
-  /** An agent's gate fields changed (sql/012): its waiting missions may run now. */
+  /** An agent's gate fields changed (sql/functions/snapshot-store.sql): its waiting missions may run now. */
   private onAgentChanged(a: AgentPayload): void {
     if (this.stopping) return;
     if (!this.ownership.owns(a.p)) {

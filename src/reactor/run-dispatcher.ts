@@ -50,7 +50,7 @@ export interface DispatchHost {
   lanesOf(sid: number): { userRef: number; agentRef: number };
   /** try (sid, due) again at `atMs`, unless a newer schedule replaced it */
   retryLater(sid: number, dueMs: number, atMs: number): void;
-  /** the lock session that vouches for our claims (sql/010) */
+  /** the lock session that vouches for our claims (sql/functions/claim.sql) */
   witness(): ClaimWitness;
   /** the membership session, for moving our claims to it after a reconnect; null while it is down */
   session(): { slot: number; pid: number } | null;

@@ -120,7 +120,7 @@ export async function executeRun(
   log.info({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, lagMs, claimMs: Date.now() - startedAtMs }, 'run started');
 
   // The plan once the LLM (or an earlier attempt) made it: a write-back
-  // that fails outside the mission keeps it with the claim (sql/017).
+  // that fails outside the mission keeps it with the claim (sql/migrations/020_baseline.sql).
   let planned: PendingPlan | null = null;
   try {
     const read = readMission(claim.record);
@@ -132,7 +132,7 @@ export async function executeRun(
       return 'skipped';
     }
     const mission = read.mission;
-    // Parked (sql/020): while the mission is as the parking write-back left
+    // Parked (sql/migrations/020_baseline.sql): while the mission is as the parking write-back left
     // it, the claim goes back unchanged and it is looked at again a cadence
     // later; the LLM is not asked. Any change by the user unparks it.
     const parkedAt = await parkedVersion(deps.pool, sid);

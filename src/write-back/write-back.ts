@@ -1,6 +1,6 @@
 // Writes a finished run back, atomically: in one transaction scoped to the
 // mission's user, the snapshot row is locked first (the same lock, in the
-// same order, as the trigger's: sql/008), the run is marked finished (only
+// same order, as the trigger's: sql/functions/snapshot-store.sql), the run is marked finished (only
 // if this daemon still holds the claim) and the sync_changes row of
 // CONTRACT.md section 5 is inserted. Both commit or neither does. The
 // trigger then updates the snapshot and its NOTIFY reschedules the mission:
@@ -55,7 +55,7 @@ export interface WriteBackInput {
   generation: 'v0.4' | 'head';
   /** the mission's objective: the rationale of HEAD's legacy AI actor */
   objective: string;
-  /** failed runs in a row after which the mission is parked (sql/020) */
+  /** failed runs in a row after which the mission is parked (sql/migrations/020_baseline.sql) */
   maxConsecutiveFailures: number;
   /** tokens the run's answer cost; null = no answer (nothing to charge) */
   usage: { tokens: number; estimated: boolean; agentId: string | null } | null;

@@ -14,7 +14,7 @@ import { createPool } from '../../src/db/pool.js';
 const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'sync_changes.sql');
 export const WRITER_ROLE = 'mana_sync_writer';
 export const WRITER_PASSWORD = 'writer-pw';
-/** The daemon's role in tests, as in production: no superuser, no BYPASSRLS, no DDL (sql/011). */
+/** The daemon's role in tests, as in production: no superuser, no BYPASSRLS, no DDL (sql/grants/runtime-role.sql). */
 export const RUNTIME_ROLE = 'mana_ai_runtime';
 export const RUNTIME_PASSWORD = 'runtime-pw';
 

@@ -1,6 +1,6 @@
 // One batch of the snapshot backfill: the next `batchSize` records (agents
 // first, then missions) after the stored cursor are rebuilt
-// (mana_ai.rebuild_agent_snapshot of sql/012, rebuild_snapshot of sql/005)
+// (mana_ai.rebuild_agent_snapshot of sql/functions/snapshot-store.sql, rebuild_snapshot of sql/functions/rebuild.sql)
 // and the cursor moves, in one short transaction. Stopping between batches loses
 // nothing; the next call resumes at the cursor.
 //

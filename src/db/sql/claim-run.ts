@@ -1,4 +1,4 @@
-// Claims (mission, due time) through mana_ai.claim_run (sql/012): the
+// Claims (mission, due time) through mana_ai.claim_run (sql/functions/snapshot-store.sql): the
 // unique key of mission_runs makes the run happen once across daemons and
 // crashes; the function re-checks the snapshot and the mission's agent
 // (state, runs in flight, tokens of the last 24 h) in the same statement.
@@ -32,10 +32,10 @@ export type Claimed = Extract<ClaimResult, { outcome: 'claimed' }>;
 
 /** The session that vouches for a claim: membership slot and the backend pid holding its lock. */
 export interface ClaimWitness {
-  /** the membership session (sql/010); null while the partition connection is down */
+  /** the membership session (sql/functions/claim.sql); null while the partition connection is down */
   slot: number | null;
   pid: number | null;
-  /** the daemon process's generation (sql/018): what decides whether the claimer is alive */
+  /** the daemon process's generation (sql/functions/claim.sql): what decides whether the claimer is alive */
   gen: number;
 }
 

@@ -33,7 +33,7 @@ export async function giveBackRun(pool: pg.Pool, q: { runId: number; workerId: s
   return rowCount === 1;
 }
 
-/** What a run had planned when its write-back failed outside the mission (sql/017). */
+/** What a run had planned when its write-back failed outside the mission (sql/migrations/020_baseline.sql). */
 export interface PendingPlan {
   iteration: Iteration;
   failure: string | null;

@@ -1,4 +1,4 @@
-// Charges one run's tokens to mana_ai.token_usage (sql/012), inside the
+// Charges one run's tokens to mana_ai.token_usage (sql/functions/snapshot-store.sql), inside the
 // write-back's transaction, so "written back" and "charged" are one fact.
 // The daemon may only insert here; old rows are pruned by the table's own
 // insert trigger.

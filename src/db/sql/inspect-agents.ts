@@ -1,6 +1,6 @@
 // The operator's view of agents (`npm run inspect`): per agent its gate,
 // budget, tokens used in the last 24 h and when it may run next, from the
-// view mana_ai.agent_budget (sql/012). Read-only.
+// view mana_ai.agent_budget (sql/functions/snapshot-store.sql). Read-only.
 
 import type pg from 'pg';
 

@@ -18,7 +18,7 @@ export interface ScheduleRow {
   lastRunDueAt: string | null;
   lastRunError: string | null;
   snapshotErrors: number;
-  /** parked after failing repeatedly (sql/020) */
+  /** parked after failing repeatedly (sql/migrations/020_baseline.sql) */
   parked: boolean;
 }
 

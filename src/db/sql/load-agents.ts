@@ -1,4 +1,4 @@
-// Loads the gate fields of the agents of some partitions (sql/012): what
+// Loads the gate fields of the agents of some partitions (sql/functions/snapshot-store.sql): what
 // the reactor needs to hold a mission back without asking the database.
 // Records, names and policies stay in the database; the claim reads them.
 

@@ -1,4 +1,4 @@
-// Parked missions (sql/020): the dead-letter. A mission whose runs failed
+// Parked missions (sql/migrations/020_baseline.sql): the dead-letter. A mission whose runs failed
 // MANA_AI_MAX_CONSECUTIVE_FAILURES times in a row is parked by the
 // write-back that recorded the last failure, with the snapshot version that
 // write-back left; it stays parked while that version stands.

@@ -9,7 +9,7 @@
 import { randomInt } from 'node:crypto';
 import type pg from 'pg';
 
-/** Fixed: the snapshot's `partition` column is a hash of the user id modulo this (sql/001). */
+/** Fixed: the snapshot's `partition` column is a hash of the user id modulo this (sql/migrations/020_baseline.sql). */
 export const PARTITIONS = 64;
 /** At most this many daemons share one database. */
 export const MAX_MEMBERS = 256;
@@ -20,7 +20,7 @@ export const MEMBER_NS = 0x61690000;
 /**
  * (GEN_NS, generation): held *shared* by both long-lived connections of a
  * daemon process (partition locks, LISTEN); a claim names the generation
- * and its daemon is alive while any session holds it (sql/018).
+ * and its daemon is alive while any session holds it (sql/functions/claim.sql).
  */
 export const GEN_NS = 0x61690002;
 

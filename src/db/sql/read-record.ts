@@ -1,5 +1,5 @@
 // Reads one record of any app by folding all of its rows in SQL with the
-// trigger's own fold (mana_ai.fold_record, sql/008), in the caller's
+// trigger's own fold (mana_ai.fold_record, sql/functions/snapshot-store.sql), in the caller's
 // user-scoped transaction (row-level security applies). However many rows
 // the record has, the newest value wins and only the record crosses the
 // wire.

@@ -1,6 +1,6 @@
 // What GET /internal/missions/:userId shows an operator about one user:
 // the missions with their schedule and last run, the latest runs, the
-// agents with their budget and the parked missions (views of sql/003, 012
+// agents with their budget and the parked missions (views of sql/views/, 012
 // and 020). Read-only.
 
 import type pg from 'pg';

@@ -1,4 +1,4 @@
-// Repairs snapshots whose fold failed for a transient reason (sql/009):
+// Repairs snapshots whose fold failed for a transient reason (sql/functions/rebuild.sql):
 // one short transaction per recorded error, each a one-mission rebuild
 // under the snapshot's row lock. Safe from several daemons at once.
 

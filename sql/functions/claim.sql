@@ -1,0 +1,224 @@
+-- Claiming a run. Each (mission, due time) is planned once, by any number
+-- of daemons, across crashes: the unique key of mission_runs is the
+-- guarantee; a claim lives as long as its daemon's generation lock (or,
+-- as the last resort, its lease). The write-back marks the run finished in
+-- the same transaction as its sync_changes row. Never runs the LLM, never
+-- writes to mana-sync's table.
+
+-- True while the session that holds membership slot p_slot is backend
+-- p_pid (daemons from before the generation). A claim without a witness
+-- counts as alive: only its lease ends it.
+CREATE OR REPLACE FUNCTION mana_ai.claimer_alive(p_slot int, p_pid int)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT p_slot IS NULL OR p_pid IS NULL OR EXISTS (
+    SELECT 1 FROM pg_locks l
+     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+       AND l.classid = 1634271232::oid           -- MEMBER_NS, 0x61690000
+       AND l.objid = p_slot::oid
+       AND l.pid = p_pid
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+$$;
+
+-- True while any session holds the claimer's generation lock (GEN_NS of
+-- src/db/sql/partition-locks.ts): a blip of one of its connections leaves
+-- the other, a dead process leaves none, a reused pid holds none. Claims
+-- without a generation are judged by their slot and pid.
+CREATE OR REPLACE FUNCTION mana_ai.claimer_alive(p_slot int, p_pid int, p_gen int)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN p_gen IS NOT NULL THEN EXISTS (
+                SELECT 1 FROM pg_catalog.pg_locks l
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                   AND l.classid = 1634271234::oid           -- GEN_NS, 0x61690002
+                   AND l.objid = (p_gen::bigint & 4294967295)::oid
+                   AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))
+              ELSE mana_ai.claimer_alive(p_slot, p_pid) END
+$$;
+
+-- Outcomes:
+--   claimed    the caller owns the run (until its generation dies, or lease_until)
+--   moved      the snapshot is not active at this due time any more
+--   agent-paused | agent-archived | agent-deleted   the agent's gate
+--   throttled  the mission ran less than p_min_gap ago; retry at retry_at
+--   agent-busy max_concurrent runs of the agent in flight on live claims;
+--              retry_at = the earliest of their lease ends
+--   over-budget tokens in the last 24 h >= budget; retry_at = when the window
+--              frees enough, NULL = not before the budget changes
+--   held       another live claim; retry at retry_at (its lease end)
+--   finished   this (mission, due time) is done
+-- Claims of one agent are serialised by a transaction advisory lock, so two
+-- daemons never both see a free slot. `agent` describes the agent for the
+-- reactor and, on `claimed`, for the run. The claim records the claimer's
+-- generation; others' claims are judged alive by theirs.
+CREATE OR REPLACE FUNCTION mana_ai.claim_run(
+  p_sid bigint,
+  p_due_at timestamptz,
+  p_worker text,
+  p_lease interval,
+  p_min_gap interval,
+  p_slot int,
+  p_pid int,
+  p_gen int)
+RETURNS TABLE (
+  outcome text,
+  run_id bigint,
+  attempts int,
+  retry_at timestamptz,
+  user_id text,
+  mission_id text,
+  record jsonb,
+  version bigint,
+  agent jsonb)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, mana_ai, pg_temp
+AS $$
+DECLARE
+  s mana_ai.mission_snapshots%ROWTYPE;
+  a mana_ai.agent_snapshots%ROWTYPE;
+  r mana_ai.mission_runs%ROWTYPE;
+  v_last timestamptz;
+  v_busy int;
+  v_busy_until timestamptz;
+  v_used bigint;
+BEGIN
+  SELECT * INTO s FROM mana_ai.mission_snapshots ms WHERE ms.sid = p_sid;
+  IF s.sid IS NULL OR s.deleted OR s.state IS DISTINCT FROM 'active' OR s.next_run_at IS DISTINCT FROM p_due_at THEN
+    outcome := 'moved';
+    RETURN NEXT;
+    RETURN;
+  END IF;
+
+  IF s.agent_id IS NOT NULL THEN
+    SELECT * INTO a FROM mana_ai.agent_snapshots ag WHERE ag.agent_key = mana_ai.mission_key(s.user_id, s.agent_id);
+  END IF;
+  IF a.aid IS NOT NULL THEN
+    agent := jsonb_build_object('ref', a.agent_ref, 'version', a.version, 'gate', a.gate,
+                                'maxConcurrent', a.max_concurrent, 'budget', a.max_tokens_per_day);
+    IF a.gate <> 'active' THEN
+      outcome := 'agent-' || a.gate;
+      RETURN NEXT;
+      RETURN;
+    END IF;
+  END IF;
+
+  SELECT max(mr.started_at) INTO v_last
+    FROM mana_ai.mission_runs mr
+   WHERE mr.mission_key = s.mission_key AND mr.due_at <> p_due_at;
+  IF v_last IS NOT NULL AND v_last > now() - p_min_gap THEN
+    outcome := 'throttled';
+    retry_at := v_last + p_min_gap;
+    RETURN NEXT;
+    RETURN;
+  END IF;
+
+  IF a.aid IS NOT NULL THEN
+    -- One claimer of this agent at a time, until this statement commits
+    -- (the run row it inserts is then visible to the next one).
+    PERFORM pg_advisory_xact_lock(1634271233, (a.agent_ref & 2147483647)::int);
+    SELECT count(*), min(mr.lease_until) INTO v_busy, v_busy_until
+      FROM mana_ai.mission_runs mr
+     WHERE mr.agent_key = a.agent_key AND mr.status = 'running'
+       AND NOT (mr.mission_key = s.mission_key AND mr.due_at = p_due_at)
+       AND mr.lease_until >= now()
+       AND mana_ai.claimer_alive(mr.claimed_slot, mr.claimed_pid, mr.claimed_gen);
+    IF v_busy >= a.max_concurrent THEN
+      outcome := 'agent-busy';
+      retry_at := v_busy_until;
+      RETURN NEXT;
+      RETURN;
+    END IF;
+    IF a.max_tokens_per_day IS NOT NULL THEN
+      PERFORM set_config('app.current_user_id', s.user_id, true);
+      v_used := mana_ai.agent_tokens_used(s.user_id, s.agent_id);
+      IF v_used >= a.max_tokens_per_day THEN
+        outcome := 'over-budget';
+        retry_at := mana_ai.budget_frees_at(s.user_id, s.agent_id, a.max_tokens_per_day);
+        agent := agent || jsonb_build_object('used', v_used);
+        RETURN NEXT;
+        RETURN;
+      END IF;
+      agent := agent || jsonb_build_object('used', v_used);
+    END IF;
+  END IF;
+
+  INSERT INTO mana_ai.mission_runs AS mr
+         (mission_key, sid, user_id, mission_id, due_at, status, attempts, claimed_by, lease_until, claimed_slot, claimed_pid, claimed_gen, agent_key)
+  VALUES (s.mission_key, s.sid, s.user_id, s.mission_id, p_due_at, 'running', 1, p_worker, now() + p_lease, p_slot, p_pid, p_gen, a.agent_key)
+  ON CONFLICT (mission_key, due_at) DO UPDATE
+     SET status = 'running',
+         attempts = mr.attempts + 1,
+         claimed_by = EXCLUDED.claimed_by,
+         lease_until = EXCLUDED.lease_until,
+         claimed_slot = EXCLUDED.claimed_slot,
+         claimed_pid = EXCLUDED.claimed_pid,
+         claimed_gen = EXCLUDED.claimed_gen,
+         agent_key = EXCLUDED.agent_key,
+         started_at = now()
+   WHERE mr.status = 'released'
+      OR (mr.status = 'running'
+          AND (mr.lease_until < now() OR NOT mana_ai.claimer_alive(mr.claimed_slot, mr.claimed_pid, mr.claimed_gen)))
+  RETURNING mr.* INTO r;
+
+  IF r.run_id IS NOT NULL THEN
+    outcome := 'claimed';
+    run_id := r.run_id;
+    attempts := r.attempts;
+    user_id := s.user_id;
+    mission_id := s.mission_id;
+    record := s.record;
+    version := s.version;
+    IF a.aid IS NOT NULL THEN
+      agent := agent || jsonb_build_object('id', a.agent_id, 'record', a.record);
+    END IF;
+    RETURN NEXT;
+    RETURN;
+  END IF;
+
+  SELECT * INTO r FROM mana_ai.mission_runs mr WHERE mr.mission_key = s.mission_key AND mr.due_at = p_due_at;
+  IF r.status = 'running' THEN
+    outcome := 'held';
+    retry_at := r.lease_until;
+  ELSE
+    outcome := 'finished';
+  END IF;
+  RETURN NEXT;
+END
+$$;
+
+-- After its lock connection came back (new session, new pid), a daemon
+-- moves the witness of the runs it still has in flight to the new session,
+-- unless a peer took them meanwhile. Returns the runs kept.
+CREATE OR REPLACE FUNCTION mana_ai.adopt_claims(p_run_ids bigint[], p_worker text, p_slot int, p_pid int)
+RETURNS SETOF bigint
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, mana_ai, pg_temp
+AS $$
+  UPDATE mana_ai.mission_runs
+     SET claimed_slot = p_slot, claimed_pid = p_pid
+   WHERE run_id = ANY(p_run_ids) AND claimed_by = p_worker AND status = 'running'
+  RETURNING run_id
+$$;
+
+-- The write-back's first statement: the same row lock the trigger takes,
+-- and the snapshot as it stands under it. Between this and the write-back's
+-- insert no device change can be folded, and the insert's own trigger finds
+-- the lock already held by its transaction. SECURITY DEFINER so the runtime
+-- role needs no UPDATE right on the snapshots to lock one (FOR UPDATE
+-- requires it); execution is granted to that role alone (sql/grants/runtime-role.sql).
+CREATE OR REPLACE FUNCTION mana_ai.lock_snapshot_for_write_back(p_sid bigint)
+RETURNS TABLE (record jsonb, state text, next_run_at timestamptz, deleted boolean, version bigint)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, mana_ai, pg_temp
+AS $$
+  SELECT s.record, s.state, s.next_run_at, s.deleted, s.version
+    FROM mana_ai.mission_snapshots s
+   WHERE s.sid = p_sid
+     FOR UPDATE
+$$;
+
+REVOKE ALL ON FUNCTION mana_ai.lock_snapshot_for_write_back(bigint) FROM PUBLIC;

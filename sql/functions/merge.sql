@@ -1,0 +1,222 @@
+-- The merge rule (CONTRACT.md section 3) and what is derived from a merged
+-- record, as pure functions: no table, no lock, no NOTIFY. fold_change
+-- mirrors src/merge/merge.ts and the derivations mirror src/merge/derive.ts;
+-- test/trigger-property.test.ts holds them equal. Missions and agents share
+-- every function here. Never reads or writes a table.
+
+-- A JSON value as a timestamp string, or NULL when it is not a string.
+-- Timestamps are compared as text (ISO-8601 UTC orders like time).
+CREATE OR REPLACE FUNCTION mana_ai.ts_text(p_value jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT CASE WHEN jsonb_typeof(p_value) = 'string' THEN p_value #>> '{}' END
+$$;
+
+-- ISO-8601 text to timestamptz, NULL for anything else. Pure checks, no
+-- exception block: a subtransaction per mission row would cost more than
+-- the whole fold. Accepts YYYY-MM-DDTHH:MM:SS[.f{1,3}](Z|+HH:MM|-HH:MM),
+-- the same set as parseIsoStrict in src/merge/iso.ts.
+CREATE OR REPLACE FUNCTION mana_ai.parse_iso(p_text text)
+RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+DECLARE
+  m text[];
+  y int; mo int; d int; hh int; mi int; ss int; oh int; om int;
+  month_days int[] := ARRAY[31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+BEGIN
+  IF p_text IS NULL OR length(p_text) > 40 THEN
+    RETURN NULL;
+  END IF;
+  m := regexp_match(p_text, '^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]{1,3})?(Z|([+-])([0-9]{2}):([0-9]{2}))$');
+  IF m IS NULL THEN
+    RETURN NULL;
+  END IF;
+  y := m[1]::int; mo := m[2]::int; d := m[3]::int;
+  hh := m[4]::int; mi := m[5]::int; ss := m[6]::int;
+  IF y < 1 OR mo < 1 OR mo > 12 OR d < 1 OR hh > 23 OR mi > 59 OR ss > 59 THEN
+    RETURN NULL;
+  END IF;
+  IF mo = 2 AND (y % 4 = 0 AND (y % 100 <> 0 OR y % 400 = 0)) THEN
+    IF d > 29 THEN RETURN NULL; END IF;
+  ELSIF d > month_days[mo] THEN
+    RETURN NULL;
+  END IF;
+  IF m[8] <> 'Z' THEN
+    oh := m[10]::int; om := m[11]::int;
+    IF oh > 23 OR om > 59 THEN RETURN NULL; END IF;
+  END IF;
+  RETURN p_text::timestamptz;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION mana_ai.strip_bookkeeping(p_data jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT p_data - ARRAY['id', '__fieldTimestamps', '__fieldActors', '__lastActor']
+$$;
+
+-- The merge rule as a pure function: (record, field timestamps) + one row
+-- -> (record, field timestamps). record NULL in = unknown, out = removed.
+-- Decisions the contract leaves open (docs/merge-rule.md):
+--  * data that is neither an object nor null raises (the row is recorded
+--    in snapshot_errors and changes nothing); JSON null counts as no data;
+--  * a timestamp that is not a JSON string is no timestamp;
+--  * the fallback for a field without a stored timestamp is the record's
+--    updatedAt as it stood before the row, so the result does not depend on
+--    the order of keys inside one row;
+--  * a delete whose deletedAt is not a string raises (never a hard delete
+--    by accident).
+CREATE OR REPLACE FUNCTION mana_ai.fold_change(
+  p_record jsonb,
+  p_field_ts jsonb,
+  p_record_id text,
+  p_op text,
+  p_data jsonb,
+  p_field_timestamps jsonb,
+  p_created_at timestamptz,
+  OUT record jsonb,
+  OUT field_ts jsonb)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+AS $$
+DECLARE
+  v_data jsonb := p_data;
+  v_fields jsonb;
+  v_fts jsonb;
+  v_rt text;
+  v_del text;
+  v_stored text;
+  v_base_updated text;
+  v_key text;
+  v_val jsonb;
+  v_ts text;
+BEGIN
+  record := p_record;
+  field_ts := CASE WHEN p_record IS NULL THEN NULL ELSE coalesce(p_field_ts, '{}'::jsonb) END;
+
+  IF jsonb_typeof(v_data) = 'null' THEN
+    v_data := NULL;
+  END IF;
+  IF v_data IS NOT NULL AND jsonb_typeof(v_data) <> 'object' THEN
+    RAISE EXCEPTION 'data is a JSON %, not an object', jsonb_typeof(v_data)
+      USING ERRCODE = '22023';
+  END IF;
+
+  IF p_op = 'delete' THEN
+    IF v_data IS NULL OR NOT (v_data ? 'deletedAt') THEN
+      record := NULL;   -- hard delete
+      field_ts := NULL;
+      RETURN;
+    END IF;
+    v_del := mana_ai.ts_text(v_data -> 'deletedAt');
+    IF v_del IS NULL THEN
+      RAISE EXCEPTION 'delete with deletedAt of JSON type %, expected a string', jsonb_typeof(v_data -> 'deletedAt')
+        USING ERRCODE = '22023';
+    END IF;
+    IF record IS NULL THEN
+      RETURN;           -- soft delete of an unknown record: nothing happens
+    END IF;
+    v_stored := coalesce(mana_ai.ts_text(field_ts -> 'deletedAt'), mana_ai.ts_text(record -> 'deletedAt'), '');
+    IF v_del COLLATE "C" >= v_stored COLLATE "C" THEN
+      record := record || jsonb_build_object('deletedAt', v_del, 'updatedAt', v_del);
+      field_ts := field_ts || jsonb_build_object('deletedAt', v_del, 'updatedAt', v_del);
+    END IF;
+    RETURN;
+  END IF;
+
+  v_fields := mana_ai.strip_bookkeeping(coalesce(v_data, '{}'::jsonb));
+
+  IF p_op = 'insert' THEN
+    v_rt := coalesce(
+      mana_ai.ts_text(v_fields -> 'updatedAt'),
+      mana_ai.ts_text(v_fields -> 'createdAt'),
+      to_char(p_created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
+    SELECT coalesce(jsonb_object_agg(k, v_rt), '{}'::jsonb) INTO v_fts
+      FROM jsonb_object_keys(v_fields) AS k;
+  ELSIF p_op = 'update' THEN
+    IF jsonb_typeof(p_field_timestamps) = 'object' THEN
+      SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb) INTO v_fts
+        FROM jsonb_each(p_field_timestamps) AS e
+       WHERE jsonb_typeof(e.value) = 'string' AND v_fields ? e.key;
+    ELSE
+      v_fts := '{}'::jsonb;
+    END IF;
+    SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb) INTO v_fields
+      FROM jsonb_each(v_fields) AS e
+     WHERE v_fts ? e.key;
+  ELSE
+    RAISE EXCEPTION 'unknown op %', p_op USING ERRCODE = '22023';
+  END IF;
+
+  IF record IS NULL THEN
+    record := v_fields || jsonb_build_object('id', p_record_id);
+    field_ts := v_fts;
+    RETURN;
+  END IF;
+
+  v_base_updated := coalesce(mana_ai.ts_text(record -> 'updatedAt'), '');
+  FOR v_key, v_val IN SELECT e.key, e.value FROM jsonb_each(v_fields) AS e LOOP
+    v_ts := v_fts ->> v_key;
+    v_stored := coalesce(mana_ai.ts_text(field_ts -> v_key), v_base_updated);
+    IF v_ts COLLATE "C" >= v_stored COLLATE "C" THEN
+      record := record || jsonb_build_object(v_key, v_val);
+      field_ts := field_ts || jsonb_build_object(v_key, v_ts);
+    END IF;
+  END LOOP;
+END
+$$;
+
+-- Gone unless deletedAt is absent, null, "" or false (src/merge/derive.ts):
+-- the one definition for agents and, from here on, missions.
+CREATE OR REPLACE FUNCTION mana_ai.record_deleted(p_record jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT coalesce(p_record -> 'deletedAt', 'null'::jsonb) NOT IN ('null'::jsonb, '""'::jsonb, 'false'::jsonb)
+$$;
+
+CREATE OR REPLACE FUNCTION mana_ai.agent_id_of(p_record jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT nullif(mana_ai.ts_text(p_record -> 'agentId'), '')
+$$;
+
+-- The schedule a notification carries: epoch ms of the next run, or NULL
+-- when the mission must not be scheduled at all.
+CREATE OR REPLACE FUNCTION mana_ai.schedulable_due_ms(p_state text, p_deleted boolean, p_next_run_at timestamptz)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT CASE WHEN p_state = 'active' AND NOT p_deleted AND p_next_run_at IS NOT NULL
+              THEN floor(extract(epoch FROM p_next_run_at) * 1000)::bigint END
+$$;
+
+-- The gate fields of an agent record. Decisions the contract leaves open
+-- (docs/agents.md): a deleted record is 'deleted' whatever its state; state
+-- absent or null is 'active' (the webapp's default); an unknown state is
+-- 'paused' (never run what we do not understand); maxConcurrentMissions
+-- that is not a number, or below 1, is 1, above 1000 is 1000;
+-- maxTokensPerDay that is not a number is no budget, a negative one is 0.
+CREATE OR REPLACE FUNCTION mana_ai.agent_gate_of(
+  p_record jsonb,
+  OUT gate text,
+  OUT max_concurrent int,
+  OUT max_tokens_per_day bigint,
+  OUT policy jsonb)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT
+    CASE WHEN mana_ai.record_deleted(p_record) THEN 'deleted'
+         WHEN coalesce(p_record -> 'state', 'null'::jsonb) IN ('null'::jsonb, '"active"'::jsonb) THEN 'active'
+         WHEN p_record -> 'state' = '"archived"'::jsonb THEN 'archived'
+         ELSE 'paused' END,
+    CASE WHEN jsonb_typeof(p_record -> 'maxConcurrentMissions') = 'number'
+         THEN least(greatest(floor((p_record ->> 'maxConcurrentMissions')::numeric), 1), 1000)::int
+         ELSE 1 END,
+    CASE WHEN jsonb_typeof(p_record -> 'maxTokensPerDay') = 'number'
+         THEN least(greatest(floor((p_record ->> 'maxTokensPerDay')::numeric), 0), 1e15)::bigint END,
+    CASE WHEN jsonb_typeof(p_record -> 'policy') = 'object' THEN p_record -> 'policy' END
+$$;

@@ -1,0 +1,151 @@
+-- Folding a record from all of its rows in log order: the resolvers' read
+-- of every input record, the backfill's one-mission rebuild and the repair
+-- of a transient fold error. Runs under the caller's row-level security on
+-- mana-sync's table (${sync_changes}, its qualified name, filled in by
+-- migrate); never writes to it.
+
+CREATE OR REPLACE FUNCTION mana_ai.fold_record(
+  p_user_id text,
+  p_app_id text,
+  p_table_name text,
+  p_record_id text,
+  OUT record jsonb,
+  OUT field_ts jsonb,
+  OUT last_change_id uuid,
+  OUT rows_folded int)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, mana_ai, pg_temp
+AS $$
+DECLARE
+  r record;
+  v_record jsonb;
+  v_fts jsonb;
+BEGIN
+  rows_folded := 0;
+  FOR r IN
+    SELECT c.id, c.op, c.data, c.field_timestamps, c.created_at
+      FROM ${sync_changes} c
+     WHERE c.app_id = p_app_id AND c.table_name = p_table_name
+       AND c.user_id = p_user_id AND c.record_id = p_record_id
+     ORDER BY c.created_at, c.id
+  LOOP
+    rows_folded := rows_folded + 1;
+    BEGIN
+      SELECT f.record, f.field_ts INTO STRICT v_record, v_fts
+        FROM mana_ai.fold_change(record, field_ts, p_record_id, r.op, r.data, r.field_timestamps, r.created_at) AS f;
+      record := v_record;
+      field_ts := v_fts;
+      last_change_id := r.id;
+    EXCEPTION WHEN OTHERS THEN
+      NULL; -- a row the trigger would have recorded as an error changes nothing
+    END;
+  END LOOP;
+END
+$$;
+
+-- The backfill's one-mission rebuild, under the same row lock as the
+-- trigger, so it is safe while devices keep writing.
+CREATE OR REPLACE FUNCTION mana_ai.rebuild_snapshot(p_user_id text, p_record_id text)
+RETURNS int
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, mana_ai, pg_temp
+AS $$
+DECLARE
+  v_key bytea := mana_ai.mission_key(p_user_id, p_record_id);
+  v_old mana_ai.mission_snapshots%ROWTYPE;
+  f record;
+BEGIN
+  -- Scope to the user as every reader must; a superuser or BYPASSRLS role
+  -- is still needed to list the missions of all users (the caller's job).
+  PERFORM set_config('app.current_user_id', p_user_id, true);
+  FOR v_try IN 1..3 LOOP
+    SELECT * INTO v_old FROM mana_ai.mission_snapshots WHERE mission_key = v_key FOR UPDATE;
+    -- Read after the lock: every change committed before it is folded, and
+    -- every later one waits for us and folds on top of our result.
+    SELECT * INTO f FROM mana_ai.fold_record(p_user_id, 'ai', 'aiMissions', p_record_id);
+    IF v_old.sid IS NOT NULL AND f.record IS NOT NULL
+       AND v_old.record = f.record AND v_old.field_ts = f.field_ts THEN
+      RETURN f.rows_folded; -- already converged: no version bump, no notification
+    END IF;
+    IF mana_ai.store_snapshot(v_old, p_user_id, p_record_id, f.record, f.field_ts, f.last_change_id) THEN
+      RETURN f.rows_folded;
+    END IF;
+  END LOOP;
+  RAISE EXCEPTION 'snapshot of this mission was created concurrently and is not visible to this transaction'
+    USING ERRCODE = '40001';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION mana_ai.rebuild_agent_snapshot(p_user_id text, p_agent_id text)
+RETURNS int
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, mana_ai, pg_temp
+AS $$
+DECLARE
+  v_key bytea := mana_ai.mission_key(p_user_id, p_agent_id);
+  v_old mana_ai.agent_snapshots%ROWTYPE;
+  f record;
+BEGIN
+  PERFORM set_config('app.current_user_id', p_user_id, true);
+  FOR v_try IN 1..3 LOOP
+    SELECT * INTO v_old FROM mana_ai.agent_snapshots WHERE agent_key = v_key FOR UPDATE;
+    SELECT * INTO f FROM mana_ai.fold_record(p_user_id, 'ai', 'agents', p_agent_id);
+    IF v_old.aid IS NOT NULL AND f.record IS NOT NULL
+       AND v_old.record = f.record AND v_old.field_ts = f.field_ts THEN
+      RETURN f.rows_folded;
+    END IF;
+    IF mana_ai.store_agent_snapshot(v_old, p_user_id, p_agent_id, f.record, f.field_ts, f.last_change_id) THEN
+      RETURN f.rows_folded;
+    END IF;
+  END LOOP;
+  RAISE EXCEPTION 'snapshot of this agent was created concurrently and is not visible to this transaction'
+    USING ERRCODE = '40001';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION mana_ai.repair_snapshot_error(p_error_id bigint)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, mana_ai, pg_temp
+AS $$
+DECLARE
+  e mana_ai.snapshot_errors%ROWTYPE;
+BEGIN
+  SELECT * INTO e FROM mana_ai.snapshot_errors
+   WHERE id = p_error_id AND transient AND repaired_at IS NULL
+     FOR UPDATE SKIP LOCKED;
+  IF e.id IS NULL THEN
+    RETURN 'not-pending';
+  END IF;
+  BEGIN
+    IF e.kind = 'agent' THEN
+      PERFORM mana_ai.rebuild_agent_snapshot(e.user_id, e.record_id);
+    ELSE
+      PERFORM mana_ai.rebuild_snapshot(e.user_id, e.record_id);
+    END IF;
+    UPDATE mana_ai.snapshot_errors SET repaired_at = now(), repair_error = NULL WHERE id = e.id;
+    RETURN 'repaired';
+  EXCEPTION WHEN OTHERS THEN
+    UPDATE mana_ai.snapshot_errors SET repair_error = left(SQLERRM, 2000) WHERE id = e.id;
+    RETURN 'failed';
+  END;
+END
+$$;
+
+REVOKE ALL ON FUNCTION mana_ai.repair_snapshot_error(bigint) FROM PUBLIC;
+
+-- The pending transient errors of some partitions (at most p_limit), for a
+-- daemon that just took those partitions: ids to hand to
+-- repair_snapshot_error one by one (one short transaction each).
+CREATE OR REPLACE FUNCTION mana_ai.pending_snapshot_errors(p_partitions int[], p_limit int)
+RETURNS SETOF bigint
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, mana_ai, pg_temp
+AS $$
+  SELECT e.id FROM mana_ai.snapshot_errors e
+   WHERE e.transient AND e.repaired_at IS NULL AND e.partition = ANY(p_partitions)
+   ORDER BY e.id
+   LIMIT p_limit
+$$;
+
+REVOKE ALL ON FUNCTION mana_ai.pending_snapshot_errors(int[], int) FROM PUBLIC;

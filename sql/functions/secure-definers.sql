@@ -1,0 +1,99 @@
+-- Every SECURITY DEFINER function pinned and owned by a role that is not a
+-- superuser. migrate runs it after every migration and definition change,
+-- so a definer added later is covered at once (docs/ops.md).
+
+-- Checks the invariants above and gives the definers a non-superuser owner.
+-- Not itself a definer: `migrate` runs it as the migrating role after every
+-- migration, so functions that later migrations add are covered too.
+CREATE OR REPLACE FUNCTION mana_ai.secure_definers()
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  f record;
+  v_sync text;
+  v_super boolean;
+BEGIN
+  FOR f IN
+    SELECT p.oid::regprocedure AS sig, p.prosecdef, p.proconfig
+      FROM pg_catalog.pg_proc p
+      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname = 'mana_ai'
+       AND (p.prosecdef OR EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%'))
+  LOOP
+    IF NOT EXISTS (SELECT 1 FROM unnest(f.proconfig) c
+                    WHERE c LIKE 'search_path=%' AND c ~ '(^search_path=|,\s*)pg_temp\s*$'
+                      AND c !~ '(=|,\s*)public(,|$)') THEN
+      RAISE EXCEPTION 'function % must pin search_path with pg_temp last and without public', f.sig
+        USING HINT = 'every function of mana_ai that sets search_path ends it with pg_temp (sql/functions/secure-definers.sql)';
+    END IF;
+  END LOOP;
+
+  SELECT rolsuper INTO v_super FROM pg_catalog.pg_roles WHERE rolname = current_user;
+  IF NOT v_super THEN
+    -- A non-superuser migrator owns what it creates: already not a superuser.
+    -- Definers a superuser created earlier keep a superuser owner; say so.
+    FOR f IN
+      SELECT p.oid::regprocedure AS sig
+        FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        JOIN pg_catalog.pg_roles r ON r.oid = p.proowner
+       WHERE n.nspname = 'mana_ai' AND p.prosecdef AND r.rolsuper
+    LOOP
+      RAISE WARNING 'SECURITY DEFINER function % is owned by a superuser; run npm run migrate once as a superuser to hand it to mana_ai_definer', f.sig;
+    END LOOP;
+    RETURN;
+  END IF;
+
+  BEGIN
+    CREATE ROLE mana_ai_definer NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
+  EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL; -- roles are cluster-wide; another database or migrator made it
+  END;
+  -- Not ALTERed here (migrators of several databases may run at once);
+  -- a role of that name that someone made powerful is refused instead.
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles
+              WHERE rolname = 'mana_ai_definer' AND (rolsuper OR rolbypassrls OR rolcanlogin)) THEN
+    RAISE EXCEPTION 'role mana_ai_definer exists but is a superuser, bypasses RLS or can log in'
+      USING HINT = 'ALTER ROLE mana_ai_definer NOLOGIN NOSUPERUSER NOBYPASSRLS;';
+  END IF;
+
+  -- What the definers do: fold into snapshots, record and repair errors,
+  -- lock a snapshot for the write-back, prune usage. No CREATE anywhere.
+  GRANT USAGE ON SCHEMA mana_ai TO mana_ai_definer;
+  GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA mana_ai TO mana_ai_definer;
+  GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA mana_ai TO mana_ai_definer;
+  GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA mana_ai TO mana_ai_definer;
+  -- The rebuild reads mana-sync's table, scoped to the mission's user by
+  -- app.current_user_id (its row-level security binds this role).
+  SELECT format('%I.%I', n.nspname, c.relname) INTO v_sync
+    FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+   WHERE t.tgname = 'mana_ai_mission_snapshot';
+  IF v_sync IS NOT NULL THEN
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO mana_ai_definer', split_part(v_sync, '.', 1));
+    EXECUTE format('GRANT SELECT ON %s TO mana_ai_definer', v_sync);
+  END IF;
+  -- Usage pruning deletes old rows of every user (row-level security on
+  -- token_usage would limit it to the inserting user's).
+  IF to_regclass('mana_ai.token_usage') IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policies
+                      WHERE schemaname = 'mana_ai' AND tablename = 'token_usage' AND policyname = 'token_usage_maintenance') THEN
+    CREATE POLICY token_usage_maintenance ON mana_ai.token_usage TO mana_ai_definer USING (true);
+  END IF;
+
+  FOR f IN
+    SELECT p.oid::regprocedure AS sig
+      FROM pg_catalog.pg_proc p
+      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname = 'mana_ai' AND p.prosecdef
+       AND p.proowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = 'mana_ai_definer')
+  LOOP
+    EXECUTE format('ALTER FUNCTION %s OWNER TO mana_ai_definer', f.sig);
+  END LOOP;
+END
+$$;
+
+REVOKE ALL ON FUNCTION mana_ai.secure_definers() FROM PUBLIC;
