@@ -110,7 +110,7 @@ const note = (what: string) => {
 const aliveSpans: [number, number][] = [];
 let aliveSince: number | null = null;
 
-// No short lease: a killed daemon's claims are taken over through its session (sql/010).
+// No short lease: a killed daemon's claims are taken over through its session (sql/functions/claim.sql).
 const env = { MANA_AI_LOG_LEVEL: 'info' };
 const slots: (DaemonProcess | null)[] = Array.from({ length: N_DAEMONS }, () => null);
 let pgDown = false;

@@ -14,7 +14,7 @@
 //   3. `mana-ai-watch` backends never outnumbered the daemons alive (sampled
 //      every 250 ms);
 //   4. no (mission, due time) was asked of the LLM twice (no daemon dies in
-//      this scenario; the kept plan of sql/017 is written on a retry).
+//      this scenario; the kept plan of sql/migrations/020_baseline.sql is written on a retry).
 // Used by `npm run chaos` (long form) and test/liveness-oracle.test.ts
 // (short form). It never kills a daemon with SIGKILL: that is the classic
 // chaos run's job, and a killed daemon's runs are legitimately asked again.

@@ -34,7 +34,7 @@ export async function createSyncDatabase(serverUrl: string, name: string, opts: 
 
 /**
  * Creates (if missing) a least-privileged login role for the daemon, grants
- * it the runtime rights (sql/011, `npm run migrate -- --runtime-role`) on
+ * it the runtime rights (sql/grants/runtime-role.sql, `npm run migrate -- --runtime-role`) on
  * the database at `databaseUrl`, and returns that database's URL as the role.
  */
 export async function createRuntimeRole(databaseUrl: string, role = { name: 'mana_ai_runtime', password: 'runtime-pw' }): Promise<string> {
