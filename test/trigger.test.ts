@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
+import { parseIsoStrict } from '../src/merge/iso.js';
 
 let db: TestDb;
 before(async () => {
@@ -21,6 +22,30 @@ async function snapshot(userId: string, missionId: string) {
 }
 
 describe('snapshot trigger', () => {
+  it('mana_ai.parse_iso accepts exactly what parseIsoStrict accepts, at the same instant', async () => {
+    const bases = ['2030-01-01T09:00:00Z', '2030-01-01T09:00:00.5Z', '2030-01-01T09:00:00.25Z', '2030-01-01T09:00:00.123Z',
+      '2024-02-29T23:59:59+01:00', '2023-02-29T00:00:00Z', '2030-12-31T00:00:00.999-23:59', '0001-01-01T00:00:00Z', '2030-04-31T00:00:00Z'];
+    const subs = ['0', '9', '#', '-', '+', ':', '.', 'Z', 'T', ' ', '\u0663', 'x'];
+    const inputs = new Set<string>(bases);
+    for (const b of bases) {
+      for (let i = 0; i <= b.length; i++) {
+        inputs.add(b.slice(0, i));
+        inputs.add(b.slice(0, i) + b.slice(i + 1));
+        for (const c of subs) inputs.add(b.slice(0, i) + c + b.slice(i + 1));
+      }
+    }
+    const list = [...inputs];
+    const { rows } = await db.pool.query<{ t: string; ms: string | null }>(
+      `SELECT t, (extract(epoch FROM mana_ai.parse_iso(t)) * 1000)::bigint AS ms FROM unnest($1::text[]) AS t`, [list]);
+    let accepted = 0;
+    for (const r of rows) {
+      const js = parseIsoStrict(r.t);
+      assert.equal(r.ms === null ? null : Number(r.ms), js, `parse_iso(${JSON.stringify(r.t)})`);
+      if (js !== null) accepted++;
+    }
+    assert.ok(accepted > 50 && accepted < list.length - 500, `${accepted} of ${list.length} accepted: both kinds are covered`);
+  });
+
   it('builds a snapshot from an insert, with id and without bookkeeping keys', async () => {
     const data = webappMission({ id: 'm-a', __fieldTimestamps: { x: 1 }, __lastActor: 'x', nextRunAt: '2026-04-15T09:30:00.000Z' });
     await pushChange(db.pool, { userId: 'u1', recordId: 'm-a', op: 'insert', data });

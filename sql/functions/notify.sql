@@ -1,26 +1,34 @@
--- The two schedule notifications the daemons LISTEN to. Payloads carry refs,
--- versions and gate fields, never an id, a title or anything a user wrote.
+-- The payloads of the two schedule channels the daemons LISTEN to:
+-- `mana_ai_missions` and `mana_ai_agents`. They carry refs, versions and
+-- gate fields, never an id, a title or anything a user wrote. Pure: the
+-- NOTIFY itself is sent by the caller, after the trigger's subtransaction
+-- (a pg_notify inside it cost ~50 µs a row, outside ~5; docs/performance.md).
+-- The JSON is put together as text (numbers and fixed words only):
+-- json_build_object looks up the type of every argument on every call.
 
--- A mission's schedule: { s: sid, v: version, p: partition, d: due epoch ms
--- or null (not to be scheduled), g: agent ref, u: user ref }; `u` is read
--- from the snapshot row the caller has just written and locked.
-CREATE OR REPLACE FUNCTION mana_ai.notify_schedule(p_sid bigint, p_version bigint, p_partition int, p_due_ms bigint, p_agent_ref bigint)
-RETURNS void
-LANGUAGE sql VOLATILE
+-- { s: sid, v: version, p: partition, d: due epoch ms or null (not to be
+-- scheduled), g: agent ref or null, u: user ref }
+CREATE OR REPLACE FUNCTION mana_ai.mission_payload(p_sid bigint, p_version bigint, p_partition int, p_due_ms bigint, p_agent_ref bigint, p_user_ref bigint)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-  SELECT pg_notify('mana_ai_missions',
-                   json_build_object('s', p_sid, 'v', p_version, 'p', p_partition, 'd', p_due_ms, 'g', p_agent_ref,
-                                     'u', (SELECT s.user_ref FROM mana_ai.mission_snapshots s WHERE s.sid = p_sid))::text)
+  SELECT '{"s":' || p_sid || ',"v":' || p_version || ',"p":' || p_partition
+         || ',"d":' || coalesce(p_due_ms::text, 'null') || ',"g":' || coalesce(p_agent_ref::text, 'null')
+         || ',"u":' || coalesce(p_user_ref::text, 'null') || '}'
 $$;
 
--- An agent's gate: { g: ref, v: version, p: partition, s: gate, c: max
--- concurrent, b: budget }.
-CREATE OR REPLACE FUNCTION mana_ai.notify_agent(p_ref bigint, p_version bigint, p_partition int, p_gate text, p_max_concurrent int, p_budget bigint)
-RETURNS void
-LANGUAGE sql VOLATILE
+-- { g: ref, v: version, p: partition, s: gate (active | paused | archived |
+-- deleted | absent), c: max concurrent, b: budget or null }
+CREATE OR REPLACE FUNCTION mana_ai.agent_payload(p_ref bigint, p_version bigint, p_partition int, p_gate text, p_max_concurrent int, p_budget bigint)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-  -- No ids, no names: the ref, the partition and the gate fields.
-  SELECT pg_notify('mana_ai_agents',
-                   json_build_object('g', p_ref, 'v', p_version, 'p', p_partition, 's', p_gate,
-                                     'c', p_max_concurrent, 'b', p_budget)::text)
+  SELECT '{"g":' || p_ref || ',"v":' || p_version || ',"p":' || p_partition
+         || ',"s":"' || p_gate || '","c":' || p_max_concurrent || ',"b":' || coalesce(p_budget::text, 'null') || '}'
 $$;
+
+-- The first layout's senders, replaced by the payloads above and a NOTIFY
+-- by the caller (their callers are replaced in this same transaction).
+DROP FUNCTION IF EXISTS mana_ai.notify_schedule(bigint, bigint, int, bigint);
+DROP FUNCTION IF EXISTS mana_ai.notify_schedule(bigint, bigint, int, bigint, bigint);
+DROP FUNCTION IF EXISTS mana_ai.notify_agent(bigint, bigint, int, text, int, bigint);

@@ -43,65 +43,64 @@ BEGIN
 END
 $$;
 
--- The backfill's one-mission rebuild, under the same row lock as the
--- trigger, so it is safe while devices keep writing.
-CREATE OR REPLACE FUNCTION mana_ai.rebuild_snapshot(p_user_id text, p_record_id text)
+-- Rebuilds one record's snapshot from all of its rows, under the same row
+-- lock as the trigger, so it is safe while devices keep writing: every
+-- change committed before the lock is folded, every later one waits and
+-- folds on top. p_kind is 'mission' or 'agent'; as in the trigger, the two
+-- kinds share everything but their snapshot table's lock and store.
+-- Returns the number of change rows folded. The backfill and the repair of
+-- transient fold errors call it.
+CREATE OR REPLACE FUNCTION mana_ai.rebuild_record(p_kind text, p_user_id text, p_record_id text)
 RETURNS int
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, mana_ai, pg_temp
 AS $$
 DECLARE
   v_key bytea := mana_ai.mission_key(p_user_id, p_record_id);
-  v_old mana_ai.mission_snapshots%ROWTYPE;
+  v_mission mana_ai.mission_snapshots%ROWTYPE;
+  v_agent mana_ai.agent_snapshots%ROWTYPE;
+  v_exists boolean;
+  v_record jsonb;
+  v_field_ts jsonb;
   f record;
+  v_payload text;
 BEGIN
+  IF p_kind IS NULL OR p_kind NOT IN ('mission', 'agent') THEN
+    RAISE EXCEPTION 'unknown record kind %', p_kind USING ERRCODE = '22023';
+  END IF;
   -- Scope to the user as every reader must; a superuser or BYPASSRLS role
-  -- is still needed to list the missions of all users (the caller's job).
+  -- is still needed to list the records of all users (the caller's job).
   PERFORM set_config('app.current_user_id', p_user_id, true);
   FOR v_try IN 1..3 LOOP
-    SELECT * INTO v_old FROM mana_ai.mission_snapshots WHERE mission_key = v_key FOR UPDATE;
-    -- Read after the lock: every change committed before it is folded, and
-    -- every later one waits for us and folds on top of our result.
-    SELECT * INTO f FROM mana_ai.fold_record(p_user_id, 'ai', 'aiMissions', p_record_id);
-    IF v_old.sid IS NOT NULL AND f.record IS NOT NULL
-       AND v_old.record = f.record AND v_old.field_ts = f.field_ts THEN
+    IF p_kind = 'agent' THEN
+      SELECT * INTO v_agent FROM mana_ai.agent_snapshots WHERE agent_key = v_key FOR UPDATE;
+      v_exists := v_agent.aid IS NOT NULL; v_record := v_agent.record; v_field_ts := v_agent.field_ts;
+    ELSE
+      SELECT * INTO v_mission FROM mana_ai.mission_snapshots WHERE mission_key = v_key FOR UPDATE;
+      v_exists := v_mission.sid IS NOT NULL; v_record := v_mission.record; v_field_ts := v_mission.field_ts;
+    END IF;
+    f := mana_ai.fold_record(p_user_id, 'ai', CASE p_kind WHEN 'agent' THEN 'agents' ELSE 'aiMissions' END, p_record_id);
+    IF v_exists AND f.record IS NOT NULL AND v_record = f.record AND v_field_ts = f.field_ts THEN
       RETURN f.rows_folded; -- already converged: no version bump, no notification
     END IF;
-    IF mana_ai.store_snapshot(v_old, p_user_id, p_record_id, f.record, f.field_ts, f.last_change_id) THEN
+    v_payload := CASE p_kind
+                   WHEN 'agent' THEN mana_ai.store_agent(v_agent, p_user_id, p_record_id, f.record, f.field_ts, f.last_change_id)
+                   ELSE mana_ai.store_mission(v_mission, p_user_id, p_record_id, f.record, f.field_ts, f.last_change_id) END;
+    IF v_payload IS NOT NULL THEN
+      IF v_payload <> '' THEN
+        PERFORM pg_notify(CASE p_kind WHEN 'agent' THEN 'mana_ai_agents' ELSE 'mana_ai_missions' END, v_payload);
+      END IF;
       RETURN f.rows_folded;
     END IF;
   END LOOP;
-  RAISE EXCEPTION 'snapshot of this mission was created concurrently and is not visible to this transaction'
+  RAISE EXCEPTION 'snapshot of this % was created concurrently and is not visible to this transaction', p_kind
     USING ERRCODE = '40001';
 END
 $$;
 
-CREATE OR REPLACE FUNCTION mana_ai.rebuild_agent_snapshot(p_user_id text, p_agent_id text)
-RETURNS int
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, mana_ai, pg_temp
-AS $$
-DECLARE
-  v_key bytea := mana_ai.mission_key(p_user_id, p_agent_id);
-  v_old mana_ai.agent_snapshots%ROWTYPE;
-  f record;
-BEGIN
-  PERFORM set_config('app.current_user_id', p_user_id, true);
-  FOR v_try IN 1..3 LOOP
-    SELECT * INTO v_old FROM mana_ai.agent_snapshots WHERE agent_key = v_key FOR UPDATE;
-    SELECT * INTO f FROM mana_ai.fold_record(p_user_id, 'ai', 'agents', p_agent_id);
-    IF v_old.aid IS NOT NULL AND f.record IS NOT NULL
-       AND v_old.record = f.record AND v_old.field_ts = f.field_ts THEN
-      RETURN f.rows_folded;
-    END IF;
-    IF mana_ai.store_agent_snapshot(v_old, p_user_id, p_agent_id, f.record, f.field_ts, f.last_change_id) THEN
-      RETURN f.rows_folded;
-    END IF;
-  END LOOP;
-  RAISE EXCEPTION 'snapshot of this agent was created concurrently and is not visible to this transaction'
-    USING ERRCODE = '40001';
-END
-$$;
+-- The first layout's per-kind rebuilds, replaced by rebuild_record.
+DROP FUNCTION IF EXISTS mana_ai.rebuild_snapshot(text, text);
+DROP FUNCTION IF EXISTS mana_ai.rebuild_agent_snapshot(text, text);
 
 CREATE OR REPLACE FUNCTION mana_ai.repair_snapshot_error(p_error_id bigint)
 RETURNS text
@@ -118,11 +117,7 @@ BEGIN
     RETURN 'not-pending';
   END IF;
   BEGIN
-    IF e.kind = 'agent' THEN
-      PERFORM mana_ai.rebuild_agent_snapshot(e.user_id, e.record_id);
-    ELSE
-      PERFORM mana_ai.rebuild_snapshot(e.user_id, e.record_id);
-    END IF;
+    PERFORM mana_ai.rebuild_record(e.kind, e.user_id, e.record_id);
     UPDATE mana_ai.snapshot_errors SET repaired_at = now(), repair_error = NULL WHERE id = e.id;
     RETURN 'repaired';
   EXCEPTION WHEN OTHERS THEN

@@ -1,41 +1,53 @@
 -- Stores the result of a fold under the caller's row lock: insert, update or
--- remove the snapshot row and NOTIFY only when what the reactor schedules
--- changed. One function per kind: the row types differ (a mission's
--- schedule, an agent's gate) and each is on the trigger's hot path, where a
--- shared dynamic-SQL version would cost a plan per call.
+-- remove the snapshot row. Returns what to NOTIFY on the kind's channel:
+--   NULL  the record had no row and another transaction created one
+--         meanwhile: the caller locks that row and folds again;
+--   ''    stored, and what the reactor schedules did not change: nobody is
+--         woken (an iteration or a title must not take the cluster-wide
+--         NOTIFY lock at commit);
+--   else  stored; the payload for the caller to send (mission_payload,
+--         agent_payload), after the trigger's subtransaction.
+-- One function per kind: the row types differ (a mission's schedule, an
+-- agent's gate) and each is on the trigger's hot path, where a shared
+-- dynamic-SQL version would be planned per row.
 
--- A mission: returns false only when it had no row and another transaction
--- created one meanwhile (the caller locks that row and folds again). Its
--- state, next run, deletion and agent are derived into columns; a change of
--- any of them NOTIFYs.
-CREATE OR REPLACE FUNCTION mana_ai.store_snapshot(
+-- A mission: its state, next run, deletion and agent are derived into
+-- columns; a change of any of them is a schedule change.
+CREATE OR REPLACE FUNCTION mana_ai.store_mission(
   p_old mana_ai.mission_snapshots,
   p_user_id text,
   p_mission_id text,
   p_record jsonb,
   p_field_ts jsonb,
   p_change_id uuid)
-RETURNS boolean
+RETURNS text
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, mana_ai, pg_temp
 AS $$
 DECLARE
   v_state text;
   v_next timestamptz;
   v_deleted boolean;
   v_agent text;
-  v_row mana_ai.mission_snapshots%ROWTYPE;
+  v_sid bigint;
+  v_partition int;
+  v_agent_ref bigint;
+  v_user_ref bigint;
 BEGIN
   IF p_record IS NULL THEN
     IF p_old.sid IS NOT NULL THEN
       DELETE FROM mana_ai.mission_snapshots WHERE sid = p_old.sid;
-      PERFORM mana_ai.notify_schedule(p_old.sid, p_old.version + 1, p_old.partition, NULL, p_old.agent_ref);
+      RETURN mana_ai.mission_payload(p_old.sid, p_old.version + 1, p_old.partition, NULL, p_old.agent_ref, p_old.user_ref);
     END IF;
-    RETURN true;
+    RETURN '';
   END IF;
 
   v_state := mana_ai.ts_text(p_record -> 'state');
-  v_next := mana_ai.parse_iso(mana_ai.ts_text(p_record -> 'nextRunAt'));
+  -- Most changes leave nextRunAt as it was (a title, an iteration): no parse.
+  IF p_old.sid IS NOT NULL AND p_record -> 'nextRunAt' IS NOT DISTINCT FROM p_old.record -> 'nextRunAt' THEN
+    v_next := p_old.next_run_at;
+  ELSE
+    v_next := mana_ai.parse_iso(mana_ai.ts_text(p_record -> 'nextRunAt'));
+  END IF;
   v_deleted := mana_ai.record_deleted(p_record);
   v_agent := mana_ai.agent_id_of(p_record);
 
@@ -44,13 +56,30 @@ BEGIN
       (user_id, mission_id, record, field_ts, state, next_run_at, deleted, agent_id, version, last_change_id)
     VALUES (p_user_id, p_mission_id, p_record, p_field_ts, v_state, v_next, v_deleted, v_agent, 1, p_change_id)
     ON CONFLICT (mission_key) DO NOTHING
-    RETURNING * INTO v_row;
-    IF v_row.sid IS NULL THEN
-      RETURN false;
+    RETURNING sid, partition, agent_ref, user_ref INTO v_sid, v_partition, v_agent_ref, v_user_ref;
+    IF v_sid IS NULL THEN
+      RETURN NULL;
     END IF;
-    PERFORM mana_ai.notify_schedule(v_row.sid, v_row.version, v_row.partition,
-                                    mana_ai.schedulable_due_ms(v_state, v_deleted, v_next), v_row.agent_ref);
-    RETURN true;
+    RETURN mana_ai.mission_payload(v_sid, 1, v_partition, mana_ai.schedulable_due_ms(v_state, v_deleted, v_next), v_agent_ref, v_user_ref);
+  END IF;
+
+  -- The caller holds the row's lock: its new version is the old one + 1,
+  -- and nothing needs reading back. Most changes leave the schedule alone
+  -- (a title, an iteration): then only the record is written, the derived
+  -- columns (and the generated agent_ref) are not touched, and nobody is
+  -- woken. Two static statements, not one dynamic: each keeps its plan.
+  IF v_state IS NOT DISTINCT FROM p_old.state
+     AND v_next IS NOT DISTINCT FROM p_old.next_run_at
+     AND v_deleted IS NOT DISTINCT FROM p_old.deleted
+     AND v_agent IS NOT DISTINCT FROM p_old.agent_id THEN
+    UPDATE mana_ai.mission_snapshots
+       SET record = p_record,
+           field_ts = p_field_ts,
+           version = version + 1,
+           last_change_id = p_change_id,
+           updated_at = now()
+     WHERE sid = p_old.sid;
+    RETURN '';
   END IF;
 
   UPDATE mana_ai.mission_snapshots
@@ -63,30 +92,22 @@ BEGIN
          version = version + 1,
          last_change_id = p_change_id,
          updated_at = now()
-   WHERE sid = p_old.sid
-  RETURNING * INTO v_row;
-
-  IF v_state IS DISTINCT FROM p_old.state
-     OR v_next IS DISTINCT FROM p_old.next_run_at
-     OR v_deleted IS DISTINCT FROM p_old.deleted
-     OR v_agent IS DISTINCT FROM p_old.agent_id THEN
-    PERFORM mana_ai.notify_schedule(v_row.sid, v_row.version, v_row.partition,
-                                    mana_ai.schedulable_due_ms(v_state, v_deleted, v_next), v_row.agent_ref);
-  END IF;
-  RETURN true;
+   WHERE sid = p_old.sid;
+  RETURN mana_ai.mission_payload(p_old.sid, p_old.version + 1, p_old.partition,
+                                 mana_ai.schedulable_due_ms(v_state, v_deleted, v_next),
+                                 mana_ai.agent_ref(p_user_id, v_agent), p_old.user_ref);
 END
 $$;
 
-CREATE OR REPLACE FUNCTION mana_ai.store_agent_snapshot(
+CREATE OR REPLACE FUNCTION mana_ai.store_agent(
   p_old mana_ai.agent_snapshots,
   p_user_id text,
   p_agent_id text,
   p_record jsonb,
   p_field_ts jsonb,
   p_change_id uuid)
-RETURNS boolean
+RETURNS text
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, mana_ai, pg_temp
 AS $$
 DECLARE
   g record;
@@ -96,9 +117,9 @@ BEGIN
   IF p_record IS NULL THEN
     IF p_old.aid IS NOT NULL THEN
       DELETE FROM mana_ai.agent_snapshots WHERE aid = p_old.aid;
-      PERFORM mana_ai.notify_agent(p_old.agent_ref, nextval('mana_ai.agent_versions'), p_old.partition, 'absent', 1, NULL);
+      RETURN mana_ai.agent_payload(p_old.agent_ref, nextval('mana_ai.agent_versions'), p_old.partition, 'absent', 1, NULL);
     END IF;
-    RETURN true;
+    RETURN '';
   END IF;
 
   SELECT * INTO g FROM mana_ai.agent_gate_of(p_record);
@@ -111,10 +132,9 @@ BEGIN
     ON CONFLICT (agent_key) DO NOTHING
     RETURNING * INTO v_row;
     IF v_row.aid IS NULL THEN
-      RETURN false;
+      RETURN NULL;
     END IF;
-    PERFORM mana_ai.notify_agent(v_row.agent_ref, v_version, v_row.partition, g.gate, g.max_concurrent, g.max_tokens_per_day);
-    RETURN true;
+    RETURN mana_ai.agent_payload(v_row.agent_ref, v_version, v_row.partition, g.gate, g.max_concurrent, g.max_tokens_per_day);
   END IF;
 
   UPDATE mana_ai.agent_snapshots
@@ -133,8 +153,13 @@ BEGIN
      OR g.max_concurrent IS DISTINCT FROM p_old.max_concurrent
      OR g.max_tokens_per_day IS DISTINCT FROM p_old.max_tokens_per_day
      OR g.policy IS DISTINCT FROM p_old.policy THEN
-    PERFORM mana_ai.notify_agent(p_old.agent_ref, v_version, p_old.partition, g.gate, g.max_concurrent, g.max_tokens_per_day);
+    RETURN mana_ai.agent_payload(p_old.agent_ref, v_version, p_old.partition, g.gate, g.max_concurrent, g.max_tokens_per_day);
   END IF;
-  RETURN true;
+  RETURN '';
 END
 $$;
+
+-- The first layout's names for these (they returned a boolean and sent the
+-- NOTIFY themselves); their callers are replaced in this same transaction.
+DROP FUNCTION IF EXISTS mana_ai.store_snapshot(mana_ai.mission_snapshots, text, text, jsonb, jsonb, uuid);
+DROP FUNCTION IF EXISTS mana_ai.store_agent_snapshot(mana_ai.agent_snapshots, text, text, jsonb, jsonb, uuid);

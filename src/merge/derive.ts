@@ -1,6 +1,6 @@
 // What the snapshot table derives from a merged Mission record: the
 // columns state, deleted and next_run_at. Mirrors the derivations in
-// mana_ai.apply_change (sql/functions/snapshot-trigger.sql); the property test checks both agree.
+// mana_ai.store_mission (sql/functions/snapshot-store.sql); the property test checks both agree.
 
 import { parseIsoStrict } from './iso.js';
 import type { JsonObject } from './merge.js';

@@ -1,6 +1,6 @@
 // One batch of the snapshot backfill: the next `batchSize` records (agents
 // first, then missions) after the stored cursor are rebuilt
-// (mana_ai.rebuild_agent_snapshot of sql/functions/snapshot-store.sql, rebuild_snapshot of sql/functions/rebuild.sql)
+// (mana_ai.rebuild_record of sql/functions/rebuild.sql)
 // and the cursor moves, in one short transaction. Stopping between batches loses
 // nothing; the next call resumes at the cursor.
 //
@@ -65,8 +65,8 @@ export async function backfillBatch(pool: pg.Pool, batchSize: number): Promise<B
     }
     let rows = 0;
     for (const m of missions) {
-      const fn = m.table_name === 'agents' ? 'mana_ai.rebuild_agent_snapshot' : 'mana_ai.rebuild_snapshot';
-      const { rows: r } = await client.query<{ n: number }>(`SELECT ${fn}($1, $2) AS n`, [m.user_id, m.record_id]);
+      const kind = m.table_name === 'agents' ? 'agent' : 'mission';
+      const { rows: r } = await client.query<{ n: number }>('SELECT mana_ai.rebuild_record($1, $2, $3) AS n', [kind, m.user_id, m.record_id]);
       rows += r[0]!.n;
     }
     await client.query(
