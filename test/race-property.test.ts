@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import pg from 'pg';
-import { createTestDatabase, type TestDb } from './harness/db.js';
+import { FIELD_MAP, createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { startTestDaemon, type TestDaemon } from './harness/daemon.js';
@@ -62,7 +62,7 @@ it(`device writes racing write-backs for ${SECONDS} s: every snapshot equals the
     if (rnd() < 0.05) data['state'] = rnd() < 0.5 ? 'paused' : 'active';
     const ts = deviceTs(rnd);
     return c.query(
-      `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+      `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, ${FIELD_MAP}, client_id)
        VALUES ('ai', 'aiMissions', $1, $2, 'update', $3::jsonb, $4::jsonb, 'device')`,
       [id(m), user(m), JSON.stringify(data), JSON.stringify(Object.fromEntries(Object.keys(data).map((k) => [k, ts])))],
     );

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { RUNTIME_ROLE, createTestDatabase, type TestDb } from './harness/db.js';
+import { FIELD_MAP, RUNTIME_ROLE, createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { holdAnswers, promptMentions, startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { startTestDaemon, type TestDaemon } from './harness/daemon.js';
@@ -131,7 +131,7 @@ describe('poison input', () => {
     const t0 = Date.parse('2026-01-01T00:00:00.000Z');
     await pushChange(db.pool, { userId: 'ug', recordId: 'g-big', op: 'insert', appId: 'companion', tableName: 'goals', data: { id: 'g-big', title: 'Ziel 0', currentValue: 1, target: { value: 10, period: 'week' }, updatedAt: iso(t0) } });
     await db.pool.query(
-      `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id, created_at)
+      `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, ${FIELD_MAP}, client_id, created_at)
        SELECT 'companion', 'goals', 'g-big', 'ug', 'update', jsonb_build_object('title', 'Ziel ' || g),
               jsonb_build_object('title', to_char(timestamp '2026-01-01' + g * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
               'device', now() + g * interval '1 millisecond'
@@ -173,7 +173,7 @@ describe('transient fold errors', () => {
     const [c1, c2] = [await devices.connect(), await devices.connect()];
     const update = (c: pg.PoolClient, id: string, title: string) =>
       c.query(
-        `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+        `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, ${FIELD_MAP}, client_id)
          VALUES ('ai', 'aiMissions', $1, 'udl', 'update', jsonb_build_object('title', $2::text), jsonb_build_object('title', $3::text), 'device')`,
         [id, title, iso(Date.now())],
       );

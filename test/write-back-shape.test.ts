@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTestDatabase, type TestDb } from './harness/db.js';
+import { FIELD_MAP, SYNC_SCHEMA, createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, promptMentions, startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { runOf, startTestDaemon } from './harness/daemon.js';
@@ -24,14 +24,14 @@ after(async () => {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-async function runUnder(generation: 'v0.4' | 'head', id: string, step: { toolName: string; params: Record<string, unknown> }) {
+async function runUnder(generation: 'v0.4' | 'head', id: string, step: { toolName: string; params: Record<string, unknown> }, extra: Record<string, unknown> = {}) {
   const daemon = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_WEBAPP: generation, MANA_AI_WORKER_ID: `shape-${generation}` });
   try {
     const title = `Form ${id}`;
     llm.setScript((req) => ({ content: promptMentions(req, title) ? planAnswer('Plan für heute', [{ summary: 'Eine Notiz mit den Ideen der Woche anlegen.', ...step, rationale: 'damit nichts verloren geht' }]) : planAnswer('ok', []) }));
-    await pushChange(db.pool, { userId: `u-${id}`, recordId: id, op: 'insert', data: webappMission({ id, title, objective: 'Ideen sammeln', nextRunAt: iso(Date.now() + 50) }) });
+    await pushChange(db.pool, { userId: `u-${id}`, recordId: id, op: 'insert', data: webappMission({ id, title, objective: 'Ideen sammeln', nextRunAt: iso(Date.now() + 50), ...extra }) });
     const ev = await runOf(daemon, id);
-    const row = (await db.pool.query(`SELECT actor, data, field_timestamps FROM sync_changes WHERE record_id = $1 AND client_id = 'mana-ai-runner'`, [id])).rows[0];
+    const row = (await db.pool.query(`SELECT *, ${FIELD_MAP} AS field_timestamps FROM sync_changes WHERE record_id = $1 AND client_id = 'mana-ai-runner'`, [id])).rows[0];
     const run = (await db.pool.query(`SELECT prompt_version FROM mana_ai.mission_runs WHERE mission_id = $1`, [id])).rows[0];
     return { ev, row, run };
   } finally {
@@ -65,5 +65,17 @@ describe('write-back per generation', () => {
     assert.match(it.promptVersion, /^[0-9a-f]{12}$/);
     assert.notEqual(it.promptVersion, v04, 'another catalog, another version');
     assert.equal(run.prompt_version, it.promptVersion);
+  });
+
+  it(`the table's own columns (${SYNC_SCHEMA} schema): the per-field map under its name; origin 'agent' and the mission's space where the columns exist`, async () => {
+    const { ev, row } = await runUnder('v0.4', 'shape-space', { toolName: 'create_task', params: { title: 'Ideen' } }, { spaceId: 'space-7' });
+    assert.equal(ev.outcome, 'planned');
+    assert.deepEqual(Object.keys(row[FIELD_MAP]).sort(), Object.keys(row.data).sort());
+    if (SYNC_SCHEMA === 'head') {
+      assert.equal(row.origin, 'agent');
+      assert.equal(row.space_id, 'space-7', 'the other members of the space receive the iteration');
+    } else {
+      assert.equal('origin' in row || 'space_id' in row || 'field_meta' in row, false, "the seed's table has none of today's columns");
+    }
   });
 });

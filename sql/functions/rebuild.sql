@@ -23,8 +23,10 @@ DECLARE
 BEGIN
   rows_folded := 0;
   FOR r IN
-    SELECT c.id, c.op, c.data, c.field_timestamps, c.created_at
+    -- the per-field map by either name (see on_sync_change)
+    SELECT c.id, c.op, c.data, coalesce(j.row -> 'field_meta', j.row -> 'field_timestamps') AS field_map, c.created_at
       FROM ${sync_changes} c
+      CROSS JOIN LATERAL (SELECT to_jsonb(c) AS row) j
      WHERE c.app_id = p_app_id AND c.table_name = p_table_name
        AND c.user_id = p_user_id AND c.record_id = p_record_id
      ORDER BY c.created_at, c.id
@@ -32,7 +34,7 @@ BEGIN
     rows_folded := rows_folded + 1;
     BEGIN
       SELECT f.record, f.field_ts INTO STRICT v_record, v_fts
-        FROM mana_ai.fold_change(record, field_ts, p_record_id, r.op, r.data, r.field_timestamps, r.created_at) AS f;
+        FROM mana_ai.fold_change(record, field_ts, p_record_id, r.op, r.data, r.field_map, r.created_at) AS f;
       record := v_record;
       field_ts := v_fts;
       last_change_id := r.id;

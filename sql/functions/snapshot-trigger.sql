@@ -34,6 +34,8 @@ DECLARE
   v_key bytea;
   v_mission mana_ai.mission_snapshots%ROWTYPE;
   v_agent mana_ai.agent_snapshots%ROWTYPE;
+  v_row jsonb;
+  v_map jsonb;
   v_fold record;
   v_payload text;
   v_message text;
@@ -47,17 +49,23 @@ BEGIN
       RAISE EXCEPTION 'change without user_id or record_id' USING ERRCODE = '22023';
     END IF;
     v_key := mana_ai.mission_key(NEW.user_id, NEW.record_id);
+    -- The per-field map by either of its names (field_timestamps in the
+    -- seed's schema, field_meta in today's mana-sync): read from the row as
+    -- JSON, so a rename of the column while rows arrive changes nothing
+    -- here (docs/schema.md, "Two schemas of sync_changes").
+    v_row := to_jsonb(NEW);
+    v_map := coalesce(v_row -> 'field_meta', v_row -> 'field_timestamps');
     -- A snapshot created concurrently is found in the second round (READ
     -- COMMITTED sees it once its transaction committed); a third failure
     -- means an isolation level that cannot see it: a serialization failure.
     FOR v_try IN 1..3 LOOP
       IF v_kind = 'agent' THEN
         SELECT * INTO v_agent FROM mana_ai.agent_snapshots WHERE agent_key = v_key FOR UPDATE;
-        v_fold := mana_ai.fold_change(v_agent.record, v_agent.field_ts, NEW.record_id, NEW.op, NEW.data, NEW.field_timestamps, NEW.created_at);
+        v_fold := mana_ai.fold_change(v_agent.record, v_agent.field_ts, NEW.record_id, NEW.op, NEW.data, v_map, NEW.created_at);
         v_payload := mana_ai.store_agent(v_agent, NEW.user_id, NEW.record_id, v_fold.record, v_fold.field_ts, NEW.id);
       ELSE
         SELECT * INTO v_mission FROM mana_ai.mission_snapshots WHERE mission_key = v_key FOR UPDATE;
-        v_fold := mana_ai.fold_change(v_mission.record, v_mission.field_ts, NEW.record_id, NEW.op, NEW.data, NEW.field_timestamps, NEW.created_at);
+        v_fold := mana_ai.fold_change(v_mission.record, v_mission.field_ts, NEW.record_id, NEW.op, NEW.data, v_map, NEW.created_at);
         v_payload := mana_ai.store_mission(v_mission, NEW.user_id, NEW.record_id, v_fold.record, v_fold.field_ts, NEW.id);
       END IF;
       EXIT WHEN v_payload IS NOT NULL;

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { inspectAgents, type AgentRow } from '../db/sql/inspect-agents.js';
 import { inspectSchedule, type ScheduleRow } from '../db/sql/inspect-schedule.js';
+import { readSyncSchema, schemaName } from '../db/sql/sync-schema.js';
 
 const HELP = `usage: npm run inspect -- [--user ID] [--json] [--limit N] [--url URL]
 
@@ -51,8 +52,13 @@ const pool = new pg.Pool({ connectionString: url, max: 1, application_name: 'man
 try {
   const rows = await inspectSchedule(pool, { userId: values.user, limit });
   const agents = await inspectAgents(pool, { userId: values.user, limit });
-  if (values.json) console.log(JSON.stringify({ missions: rows, agents }, null, 2));
-  else console.log(`${renderTable(rows)}\n\n${renderAgents(agents)}`);
+  const sync = await readSyncSchema(pool);
+  const syncChanges = sync ? { schema: schemaName(sync), ...sync } : null;
+  if (values.json) console.log(JSON.stringify({ syncChanges, missions: rows, agents }, null, 2));
+  else {
+    const cols = sync ? [sync.fieldMap, ...(sync.origin ? ['origin'] : []), ...(sync.spaceId ? ['space_id'] : [])].join(', ') : '';
+    console.log(`${sync ? `sync_changes: ${sync.table}, ${schemaName(sync)} schema (${cols})` : 'sync_changes: not found (trigger missing?)'}\n\n${renderTable(rows)}\n\n${renderAgents(agents)}`);
+  }
 } catch (error) {
   const e = error as Error & { code?: string };
   console.error(e.code === '42P01' ? 'mana_ai.mission_schedule does not exist: run `npm run migrate` (or start the daemon) first.' : `inspect failed: ${e.message}`);

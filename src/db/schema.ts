@@ -15,7 +15,12 @@ export interface SyncChangesTable {
   user_id: string;
   op: 'insert' | 'update' | 'delete';
   data: unknown;
-  field_timestamps: ColumnType<unknown, unknown, unknown>;
+  /** the seed's name of the per-field map (CONTRACT.md section 2); today's mana-sync calls it field_meta */
+  field_timestamps?: ColumnType<unknown, unknown, unknown>;
+  /** today's mana-sync (section 12); absent from the seed's table: src/db/sql/sync-schema.ts says which exist */
+  field_meta?: ColumnType<unknown, unknown, unknown>;
+  origin?: string | null;
+  space_id?: string | null;
   client_id: string;
   created_at: Generated<Date>;
   schema_version: Generated<number>;

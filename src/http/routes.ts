@@ -7,6 +7,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { Reactor } from '../reactor/reactor.js';
 import { HttpError, type Route } from './server.js';
 import { readUserMissions } from '../db/sql/read-user-missions.js';
+import { readSyncSchema, schemaName } from '../db/sql/sync-schema.js';
 
 export interface RouteDeps {
   version: string;
@@ -20,7 +21,9 @@ export function coreRoutes(d: RouteDeps): Route[] {
   return [
     {
       method: 'GET', pattern: '/health', auth: 'none',
-      handle: () => {
+      handle: async () => {
+        // which of mana-sync's schemas the table has now (read, never cached: a rename is seen at once)
+        const sync = d.dbHealthy() ? await readSyncSchema(d.pool).catch(() => null) : null;
         const listenerConnected = d.reactor ? d.reactor.listenerConnected : null;
         const partitionsConnected = d.reactor ? d.reactor.ownership.connected : null;
         const ok = d.dbHealthy() && listenerConnected !== false && partitionsConnected !== false;
@@ -38,6 +41,7 @@ export function coreRoutes(d: RouteDeps): Route[] {
             runsQueued: d.reactor?.runsQueued ?? 0,
             lastNotificationAt: d.reactor?.lastNotificationAt?.toISOString() ?? null,
             partitionsOwned: d.reactor ? d.reactor.ownership.owned.size : null,
+            syncChanges: sync ? { schema: schemaName(sync), table: sync.table, fieldMap: sync.fieldMap, origin: sync.origin, spaceId: sync.spaceId } : null,
           },
         };
       },

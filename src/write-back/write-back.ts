@@ -116,6 +116,7 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
         data,
         fieldTimestamps,
         clientId: RUNNER_CLIENT_ID,
+        spaceId: typeof snap.record['spaceId'] === 'string' ? snap.record['spaceId'] : null,
         actor: w.agent
           ? agentActor({
               agentId: w.agent.id,

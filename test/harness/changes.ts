@@ -2,6 +2,7 @@
 // the user, as whichever role the pool connects with.
 
 import pg from 'pg';
+import { FIELD_MAP } from './db.js';
 
 export interface RawChange {
   userId: string;
@@ -20,7 +21,7 @@ export async function pushChange(pool: pg.Pool, c: RawChange): Promise<{ id: str
     await client.query('BEGIN');
     await client.query(`SELECT set_config('app.current_user_id', $1, true)`, [c.userId]);
     const { rows } = await client.query<{ id: string; created_at: Date }>(
-      `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+      `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, ${FIELD_MAP}, client_id)
        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8) RETURNING id, created_at`,
       [
         c.appId ?? 'ai',

@@ -11,7 +11,16 @@ import pg from 'pg';
 import { migrate } from '../../src/db/migrate.js';
 import { createPool } from '../../src/db/pool.js';
 
-const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'sync_changes.sql');
+/**
+ * Which of mana-sync's schemas the test databases get: the seed's (CONTRACT.md
+ * section 2, the default) or today's (section 12: field_meta, origin,
+ * space_id, the space members' read policy). test/head-schema/ runs the
+ * database-level tests again with `head`.
+ */
+export const SYNC_SCHEMA: 'seed' | 'head' = process.env['MANA_AI_TEST_SYNC_SCHEMA'] === 'head' ? 'head' : 'seed';
+/** The per-field map's column in this run's sync_changes. */
+export const FIELD_MAP = SYNC_SCHEMA === 'head' ? 'field_meta' : 'field_timestamps';
+const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', SYNC_SCHEMA === 'head' ? 'sync_changes_head.sql' : 'sync_changes.sql');
 export const WRITER_ROLE = 'mana_sync_writer';
 export const WRITER_PASSWORD = 'writer-pw';
 /** The daemon's role in tests, as in production: no superuser, no BYPASSRLS, no DDL (sql/grants/runtime-role.sql). */
