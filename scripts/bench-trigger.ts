@@ -117,6 +117,28 @@ try {
     e2ePlain.push(await perTransaction('notes', 'notes', `p${r}`));
     e2eMission.push(await perTransaction('ai', 'aiMissions', `q${r}`));
   }
+  // The same writes without the client's round trips: a procedure that
+  // commits after every row, so only the server's work is timed.
+  await client.query(`CREATE OR REPLACE PROCEDURE pg_temp.bench_single(p_app text, p_table text, n int) LANGUAGE plpgsql AS $$
+    BEGIN
+      FOR i IN 1..n LOOP
+        PERFORM set_config('app.current_user_id', 'bench-user', true);
+        INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id)
+        VALUES (p_app, p_table, 'm-' || (i % 500), 'bench-user', 'update', jsonb_build_object('title', 't' || i || clock_timestamp()), 'bench-device');
+        COMMIT;
+      END LOOP;
+    END $$`).catch(() => null);
+  const serverSide = async (app: string, table: string) => {
+    const t0 = process.hrtime.bigint();
+    await client.query('CALL pg_temp.bench_single($1, $2, $3)', [app, table, E2E]);
+    return Number(process.hrtime.bigint() - t0) / 1e3 / E2E;
+  };
+  const srvPlain: number[] = [];
+  const srvMission: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    srvPlain.push(await serverSide('notes', 'notes'));
+    srvMission.push(await serverSide('ai', 'aiMissions'));
+  }
   const perRow = (ms: number, n: number) => (ms * 1000) / n;
   const withUs = perRow(median(withTrigger), ROWS);
   const withoutUs = perRow(median(withoutTrigger), ROWS);
@@ -129,6 +151,7 @@ try {
   const e2eP = median(e2ePlain);
   const e2eM = median(e2eMission);
   console.log(`  mission write, one row per transaction: ${e2eM.toFixed(0)} µs  vs plain write ${e2eP.toFixed(0)} µs  -> ${(e2eM / e2eP).toFixed(2)}x  (target <= 1.5x)`);
+  console.log(`  the same, server side only (a procedure committing per row): ${median(srvMission).toFixed(0)} µs vs ${median(srvPlain).toFixed(0)} µs -> +${(median(srvMission) - median(srvPlain)).toFixed(0)} µs a mission write`);
   console.log(`  server-side only, bulk INSERT..SELECT : mission row ${missionUs.toFixed(1)} µs vs plain row ${plainUs.toFixed(1)} µs -> ${(missionUs / plainUs).toFixed(1)}x (fold + snapshot upsert in PL/pgSQL)`);
   if (BULK_ROWS > 0) await bulkImport(client);
 } finally {
