@@ -76,6 +76,7 @@ const EnvSchema = v.object({
   MANA_AI_MIN_RUN_GAP_MS: int(60_000, 0, 86_400_000),
   MANA_AI_RUN_RETRY_BASE_MS: int(5_000, 10, 300_000),
   MANA_AI_MAX_CONSECUTIVE_FAILURES: int(5, 1, 1000),
+  MANA_AI_MEMBERSHIPS_CACHE_MS: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.minValue(0, 'must be at least 0'), v.maxValue(86_400_000, 'must be at most 86400000')), '300000'),
   MANA_AI_PARKED_RECHECK_MS: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.minValue(100, 'must be at least 100'), v.maxValue(86_400_000, 'must be at most 86400000'))),
   MANA_AI_PLANNER_MODE: v.optional(v.picklist(['text', 'tools'], 'must be text (a JSON answer) or tools (native tool calls)'), 'text'),
   MANA_AI_WEBAPP: v.optional(v.picklist(['v0.4', 'head'], 'must be v0.4 (the seed\'s webapp) or head (today\'s)'), 'v0.4'),
@@ -123,6 +124,8 @@ export interface Config {
   maxConsecutiveFailures: number;
   /** How long a parked mission waits to be looked at again; undefined = its cadence's interval (1 min to 1 day). */
   parkedRecheckMs: number | undefined;
+  /** How long mana-auth's answer on a user's shared spaces is kept (mana-sync keeps it 5 min). */
+  membershipsCacheMs: number;
   /** text: one JSON answer (CONTRACT.md section 6); tools: native tool calls, falling back to text for a model that cannot call tools */
   plannerMode: 'text' | 'tools';
   /** The webapp generation served: its tools, parameters and write-back shape (CONTRACT.md section 11). */
@@ -199,6 +202,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     plannerMode: e.MANA_AI_PLANNER_MODE,
     maxConsecutiveFailures: e.MANA_AI_MAX_CONSECUTIVE_FAILURES,
     parkedRecheckMs: e.MANA_AI_PARKED_RECHECK_MS,
+    membershipsCacheMs: e.MANA_AI_MEMBERSHIPS_CACHE_MS,
     timeZone: tz,
     shutdownGraceMs: e.MANA_AI_SHUTDOWN_GRACE_MS,
     wheelResolutionMs: e.MANA_AI_WHEEL_RESOLUTION_MS,

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { Config } from './config.js';
-import { migrate, pendingMigrations } from './db/migrate.js';
+import { databaseMergeRule, migrate, pendingMigrations, type MergeRule } from './db/migrate.js';
 import { createDb, createPool, type Db } from './db/pool.js';
 import { createHttpServer } from './http/server.js';
 import { auditRoutes } from './http/audit-routes.js';
@@ -20,6 +20,7 @@ import { startTracing, type Tracing } from './tracing/tracing.js';
 import { loadPrivateKey, reportPrivateKey } from './grants/private-key.js';
 import { encryptedResolver, ENCRYPTED_MODULES } from './planner/resolvers/encrypted.js';
 import { goalsResolver } from './planner/resolvers/goals.js';
+import { Memberships } from './auth/memberships.js';
 import { ResolverRegistry } from './planner/resolvers/registry.js';
 import { assertCatalog, catalogFor } from './planner/catalog/index.js';
 import { countParked } from './db/sql/parked.js';
@@ -37,21 +38,37 @@ export const VERSION: string = (() => {
  * The schema must be current before anything runs. Nothing pending: no
  * DDL, no lock, so a least-privileged runtime role starts. Something
  * pending: applied here if this role may (development, the demo), else the
- * start stops and says who must run what.
+ * start stops and says who must run what. The merge rule the trigger folds
+ * with should be the one of the webapp this daemon serves: set here if this
+ * role may; if not, the daemon still starts (every fold stays valid, it
+ * differs from the webapp's only in the two clauses of CONTRACT.md section
+ * 12) and says at error level, and in /health, what to run.
  */
-async function ensureSchema(databaseUrl: string, log: Logger): Promise<void> {
+async function ensureSchema(databaseUrl: string, webapp: MergeRule, log: Logger): Promise<void> {
   const pending = await pendingMigrations(databaseUrl);
-  if (pending !== null && pending.length === 0) {
-    log.info('schema up to date');
+  const rule = pending === null ? null : await databaseMergeRule(databaseUrl);
+  if (pending !== null && pending.length === 0 && rule === webapp) {
+    log.info({ mergeRule: rule }, 'schema up to date');
     return;
   }
   try {
-    const migrated = await migrate(databaseUrl, { log: (m) => log.info(m) });
-    log.info({ applied: migrated.applied }, 'schema up to date');
+    const migrated = await migrate(databaseUrl, { log: (m) => log.info(m), webapp });
+    log.info({ applied: migrated.applied, defined: migrated.defined.length, mergeRule: webapp }, 'schema up to date');
   } catch (error) {
+    if (pending !== null && pending.length === 0) {
+      log.error(
+        { mergeRule: rule, webapp, err: (error as Error).message },
+        `the database folds with the ${rule} merge rule but this daemon serves the ${webapp} webapp: run \`npm run migrate -- --webapp ${webapp}\` as the schema owner, then \`npm run backfill -- --restart\``,
+      );
+      return;
+    }
+    const why =
+      pending === null ? 'the mana_ai schema does not exist'
+      : pending.length > 0 ? `migrations pending: ${pending.join(', ')}`
+      : `the database folds with the ${rule} merge rule and this daemon serves the ${webapp} webapp (MANA_AI_WEBAPP)`;
     throw new Error(
-      `${pending === null ? 'the mana_ai schema does not exist' : `migrations pending: ${pending.join(', ')}`}, and this role could not apply them ` +
-        `(${(error as Error).message}). Run \`npm run migrate -- --runtime-role <this role>\` as the schema owner, then start again.`,
+      `${why}, and this role could not apply them (${(error as Error).message}). ` +
+        `Run \`npm run migrate -- --runtime-role <this role> --webapp ${webapp}\` as the schema owner, then start again.`,
     );
   }
 }
@@ -73,7 +90,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   if (config.tickIntervalMs !== undefined) {
     log.info({ TICK_INTERVAL_MS: config.tickIntervalMs }, 'TICK_INTERVAL_MS is ignored: runs are driven by NOTIFY and the timer wheel, not by polling');
   }
-  await ensureSchema(config.databaseUrl, log);
+  await ensureSchema(config.databaseUrl, config.webapp, log);
 
   const metrics = createMetrics();
   const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -108,6 +125,10 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     onRequest: (seconds, outcome) => metrics.plannerRequestDuration.observe({ outcome }, seconds),
   });
   const privateKey = reportPrivateKey(await loadPrivateKey(config.privateKeyPem), log);
+  // Shared-space inputs need mana-auth; without MANA_AUTH_URL, personal records only.
+  const memberships = config.authUrl
+    ? new Memberships({ authUrl: config.authUrl, serviceKey: config.serviceKey, cacheMs: config.membershipsCacheMs }, metrics, log)
+    : null;
   const resolvers = new ResolverRegistry().register('goals', goalsResolver);
   for (const m of ENCRYPTED_MODULES) resolvers.register(m.modules, encryptedResolver(m), { encrypted: true });
 
@@ -116,7 +137,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   });
   metrics.parkedSource.current = () => countParked(pool);
   const reactor = config.tickEnabled
-    ? new Reactor({ pool, db, config, log, metrics, llm, resolvers, privateKey, tracing, parkedRecheckMs: config.parkedRecheckMs })
+    ? new Reactor({ pool, db, config, log, metrics, llm, resolvers, privateKey, tracing, parkedRecheckMs: config.parkedRecheckMs, memberships })
     : null;
   if (!reactor) log.info('TICK_ENABLED=false: serving HTTP only, no missions are run');
 
@@ -129,7 +150,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   };
   const http = createHttpServer({
     routes: [
-      ...coreRoutes({ version: VERSION, metrics, pool, reactor, dbHealthy: () => dbHealthy }),
+      ...coreRoutes({ version: VERSION, metrics, pool, reactor, dbHealthy: () => dbHealthy, webapp: config.webapp }),
       ...auditRoutes({
         db,
         verifyUserToken: config.authUrl ? createUserTokenVerifier({ authUrl: config.authUrl, issuer: config.jwtIssuer, audience: config.jwtAudience }) : null,

@@ -7,7 +7,7 @@ import { after, before, it } from 'node:test';
 import fc from 'fast-check';
 import { foldRows, type ChangeRow, type JsonObject } from '../src/merge/merge.js';
 import { isDeleted, nextRunAtMs, stateOf } from '../src/merge/derive.js';
-import { createTestDatabase, type TestDb } from './harness/db.js';
+import { MERGE_RULE, createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, type RawChange } from './harness/changes.js';
 
 const RUNS = Number(process.env['PROPERTY_RUNS'] ?? 1000);
@@ -82,7 +82,7 @@ function jsonRoundTrip<T>(v: T): T {
   return v === undefined ? v : JSON.parse(JSON.stringify(v));
 }
 
-it(`trigger snapshot equals the TypeScript fold for ${RUNS} random sequences`, async () => {
+it(`trigger snapshot equals the TypeScript fold (${MERGE_RULE} merge rule) for ${RUNS} random sequences`, async () => {
   let n = 0;
   await fc.assert(
     fc.asyncProperty(sequenceArb, async (seq) => {
@@ -95,7 +95,7 @@ it(`trigger snapshot equals the TypeScript fold for ${RUNS} random sequences`, a
         const { createdAt } = await pushChange(db.pool, change);
         rows.push({ op: r.op, recordId, data: jsonRoundTrip(r.data), fieldTimestamps: jsonRoundTrip(r.fts) ?? {}, createdAt });
       }
-      const expected = foldRows(rows);
+      const expected = foldRows(rows, undefined, MERGE_RULE);
       const { rows: snap } = await db.pool.query(
         'SELECT record, field_ts, state, deleted, next_run_at FROM mana_ai.mission_snapshots WHERE user_id = $1 AND mission_id = $2',
         [userId, recordId],

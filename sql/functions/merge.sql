@@ -85,9 +85,17 @@ $$;
 --  * a timestamp that is not a JSON string is no timestamp;
 --  * the fallback for a field without a stored timestamp is the record's
 --    updatedAt as it stood before the row, so the result does not depend on
---    the order of keys inside one row;
+--    the order of keys inside one row (v0.4 only);
 --  * a delete whose deletedAt is not a string raises (never a hard delete
 --    by accident).
+-- The rule is the webapp's the deployment serves (the merge_rule placeholder, filled in
+-- by migrate from mana_ai.settings; `npm run migrate -- --webapp head`):
+--  v0.4  CONTRACT.md section 3;
+--  head  section 12: a field without a stored timestamp compares as the
+--        empty string (no updatedAt fallback), a soft delete sets only
+--        deletedAt, and an insert row's own per-field timestamps (mana-auth's
+--        bootstrap rows) are used where given, the record time elsewhere.
+-- src/merge/merge.ts folds by the same rule; the property test runs both.
 CREATE OR REPLACE FUNCTION mana_ai.fold_change(
   p_record jsonb,
   p_field_ts jsonb,
@@ -108,6 +116,8 @@ DECLARE
   v_del text;
   v_stored text;
   v_base_updated text;
+  v_own jsonb;
+  v_head constant boolean := '${merge_rule}' = 'head';
 BEGIN
   record := p_record;
   field_ts := CASE WHEN p_record IS NULL THEN NULL ELSE coalesce(p_field_ts, '{}'::jsonb) END;
@@ -136,14 +146,19 @@ BEGIN
     END IF;
     v_stored := coalesce(mana_ai.ts_text(field_ts -> 'deletedAt'), mana_ai.ts_text(record -> 'deletedAt'), '');
     IF v_del COLLATE "C" >= v_stored COLLATE "C" THEN
-      record := record || jsonb_build_object('deletedAt', v_del, 'updatedAt', v_del);
-      field_ts := field_ts || jsonb_build_object('deletedAt', v_del, 'updatedAt', v_del);
+      IF v_head THEN
+        record := record || jsonb_build_object('deletedAt', v_del);
+        field_ts := field_ts || jsonb_build_object('deletedAt', v_del);
+      ELSE
+        record := record || jsonb_build_object('deletedAt', v_del, 'updatedAt', v_del);
+        field_ts := field_ts || jsonb_build_object('deletedAt', v_del, 'updatedAt', v_del);
+      END IF;
     END IF;
     RETURN;
   END IF;
 
   v_fields := mana_ai.strip_bookkeeping(coalesce(v_data, '{}'::jsonb));
-  v_base_updated := coalesce(mana_ai.ts_text(record -> 'updatedAt'), '');
+  v_base_updated := CASE WHEN v_head THEN '' ELSE coalesce(mana_ai.ts_text(record -> 'updatedAt'), '') END;
 
   -- One query per row (each SELECT in PL/pgSQL is a statement of its own,
   -- the fold's main cost): the fields that win and their timestamps. A
@@ -156,16 +171,19 @@ BEGIN
       mana_ai.ts_text(v_fields -> 'updatedAt'),
       mana_ai.ts_text(v_fields -> 'createdAt'),
       to_char(p_created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'));
+    v_own := CASE WHEN v_head AND jsonb_typeof(p_field_timestamps) = 'object' THEN p_field_timestamps ELSE '{}'::jsonb END;
     IF record IS NULL THEN
       -- the common insert: a new record, every field wins
       record := v_fields || jsonb_build_object('id', p_record_id);
-      SELECT coalesce(jsonb_object_agg(k, v_rt), '{}'::jsonb) INTO field_ts FROM jsonb_object_keys(v_fields) AS k;
+      SELECT coalesce(jsonb_object_agg(k, coalesce(mana_ai.ts_text(v_own -> k), v_rt)), '{}'::jsonb) INTO field_ts
+        FROM jsonb_object_keys(v_fields) AS k;
       RETURN;
     END IF;
-    SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb), coalesce(jsonb_object_agg(e.key, v_rt), '{}'::jsonb)
+    SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb), coalesce(jsonb_object_agg(e.key, t.ts), '{}'::jsonb)
       INTO v_fields, v_fts
       FROM jsonb_each(v_fields) AS e
-     WHERE v_rt COLLATE "C" >= coalesce(mana_ai.ts_text(field_ts -> e.key), v_base_updated) COLLATE "C";
+      CROSS JOIN LATERAL (SELECT coalesce(mana_ai.ts_text(v_own -> e.key), v_rt) AS ts) t
+     WHERE t.ts COLLATE "C" >= coalesce(mana_ai.ts_text(field_ts -> e.key), v_base_updated) COLLATE "C";
   ELSIF p_op = 'update' THEN
     IF jsonb_typeof(p_field_timestamps) = 'object' THEN
       SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}'::jsonb), coalesce(jsonb_object_agg(e.key, p_field_timestamps -> e.key), '{}'::jsonb)

@@ -4,11 +4,20 @@
 -- mana-sync's table (${sync_changes}, its qualified name, filled in by
 -- migrate); never writes to it.
 
+-- p_space_ids: the record of a shared space (CONTRACT.md section 12),
+-- folded from every row of it that carries one of these spaces, whoever
+-- wrote it; the caller sets app.current_user_space_ids to the owner's
+-- memberships, so row-level security (mana-sync's space members' policy)
+-- shows a member's rows and nothing of a space the owner left. space_id is
+-- read from the row as JSON: on the seed's table, which has none, nothing
+-- matches. NULL (the default): the user's own rows, as before.
+DROP FUNCTION IF EXISTS mana_ai.fold_record(text, text, text, text);
 CREATE OR REPLACE FUNCTION mana_ai.fold_record(
   p_user_id text,
   p_app_id text,
   p_table_name text,
   p_record_id text,
+  p_space_ids text[] DEFAULT NULL,
   OUT record jsonb,
   OUT field_ts jsonb,
   OUT last_change_id uuid,
@@ -27,8 +36,9 @@ BEGIN
     SELECT c.id, c.op, c.data, coalesce(j.row -> 'field_meta', j.row -> 'field_timestamps') AS field_map, c.created_at
       FROM ${sync_changes} c
       CROSS JOIN LATERAL (SELECT to_jsonb(c) AS row) j
-     WHERE c.app_id = p_app_id AND c.table_name = p_table_name
-       AND c.user_id = p_user_id AND c.record_id = p_record_id
+     WHERE c.app_id = p_app_id AND c.table_name = p_table_name AND c.record_id = p_record_id
+       AND CASE WHEN p_space_ids IS NULL THEN c.user_id = p_user_id
+                ELSE (j.row ->> 'space_id') = ANY (p_space_ids) END
      ORDER BY c.created_at, c.id
   LOOP
     rows_folded := rows_folded + 1;

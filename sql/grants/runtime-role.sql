@@ -35,7 +35,7 @@ BEGIN
   END IF;
 
   EXECUTE format('GRANT USAGE ON SCHEMA mana_ai TO %I', p_role);
-  EXECUTE format('GRANT SELECT ON mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.schema_migrations, mana_ai.schema_definitions, mana_ai.due_missions, mana_ai.mission_schedule, mana_ai.agent_budget, mana_ai.parked_missions TO %I', p_role);
+  EXECUTE format('GRANT SELECT ON mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.schema_migrations, mana_ai.schema_definitions, mana_ai.settings, mana_ai.due_missions, mana_ai.mission_schedule, mana_ai.agent_budget, mana_ai.parked_missions TO %I', p_role);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON mana_ai.parked TO %I', p_role);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE ON mana_ai.mission_runs TO %I', p_role);
   EXECUTE format('GRANT SELECT, INSERT ON mana_ai.decrypt_audit, mana_ai.token_usage TO %I', p_role);

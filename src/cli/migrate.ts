@@ -3,7 +3,7 @@
 import { migrate } from '../db/migrate.js';
 
 if (process.argv.includes('--help')) {
-  console.log(`usage: npm run migrate [-- --runtime-role NAME]
+  console.log(`usage: npm run migrate [-- --runtime-role NAME] [--webapp v0.4|head]
 
 Applies the numbered files in sql/ that SYNC_DATABASE_URL's database has not
 seen yet, each in its own transaction, under an advisory lock (safe from
@@ -14,6 +14,11 @@ message naming it. Run it as the role that owns the mana_ai schema.
                       needs at run time (docs/ops.md, "Least privilege"), and
                       remember it: later migrations re-apply its grants.
                       Run the daemon as NAME.
+--webapp v0.4|head    the webapp generation the deployment serves: the
+                      trigger folds with its merge rule from now on
+                      (CONTRACT.md sections 3 and 12). Unset keeps the
+                      database's (v0.4 on a new one). After a change, run
+                      npm run backfill -- --restart to refold snapshots.
 
 The daemon applies pending migrations at start only when its role may; as
 a runtime role it refuses to start until they are applied.`);
@@ -25,13 +30,19 @@ if (roleAt >= 0 && (!runtimeRole || runtimeRole.startsWith('--'))) {
   console.error('--runtime-role needs the name of an existing role, e.g. --runtime-role mana_ai_runtime');
   process.exit(2);
 }
+const webappAt = process.argv.indexOf('--webapp');
+const webapp = webappAt >= 0 ? (process.argv[webappAt + 1] as 'v0.4' | 'head') : undefined;
+if (webappAt >= 0 && webapp !== 'v0.4' && webapp !== 'head') {
+  console.error('--webapp takes v0.4 or head');
+  process.exit(2);
+}
 const url = process.env['SYNC_DATABASE_URL'];
 if (!url) {
   console.error('SYNC_DATABASE_URL is not set: point it at the mana_sync database (postgres://user:pass@host:5432/mana_sync).');
   process.exit(2);
 }
 try {
-  const result = await migrate(url, { log: (m) => console.log(m), ...(runtimeRole ? { runtimeRole } : {}) });
+  const result = await migrate(url, { log: (m) => console.log(m), ...(runtimeRole ? { runtimeRole } : {}), ...(webapp ? { webapp } : {}) });
   console.log(`migrations: ${result.applied.length} applied, ${result.alreadyApplied} already there${result.granted.length ? `; runtime rights granted to ${result.granted.join(', ')}` : ''}`);
 } catch (error) {
   console.error((error as Error).message);

@@ -40,14 +40,38 @@ export interface MigrateResult {
   granted: string[];
   /** true when a database of the first layout was recognised as having the baseline in this run */
   baselined: boolean;
+  /** true when opts.webapp changed the merge rule the fold applies */
+  ruleChanged: boolean;
 }
 
 type Queryable = pg.Client;
 
+export type MergeRule = 'v0.4' | 'head';
+
+/** The merge rule the database folds with (sql/migrations/021_settings.sql); v0.4 when unset. */
+export async function mergeRuleOf(client: Queryable): Promise<MergeRule> {
+  const exists = await client.query(`SELECT to_regclass('mana_ai.settings') IS NOT NULL AS ok`);
+  if (!exists.rows[0].ok) return 'v0.4';
+  const { rows } = await client.query<{ value: string }>(`SELECT value FROM mana_ai.settings WHERE key = 'merge_rule'`);
+  return rows[0]?.value === 'head' ? 'head' : 'v0.4';
+}
+
+/** The merge rule of the database at `connectionString`, read-only (the daemon's start check). */
+export async function databaseMergeRule(connectionString: string): Promise<MergeRule> {
+  const client = new pg.Client({ connectionString, application_name: 'mana-ai-migrate' });
+  await client.connect();
+  try {
+    return await mergeRuleOf(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
 /**
  * The placeholders definitions may use. `sync_changes`: mana-sync's table,
  * qualified: the one our trigger is on, else the one the migrating role's
- * search_path finds.
+ * search_path finds. `merge_rule`: the webapp generation whose merge rule
+ * the fold applies.
  */
 async function placeholders(client: Queryable): Promise<Record<string, string>> {
   const { rows } = await client.query<{ name: string | null }>(`
@@ -62,7 +86,7 @@ async function placeholders(client: Queryable): Promise<Record<string, string>> 
         WHERE c.oid = to_regclass('sync_changes'))) AS name`);
   const name = rows[0]?.name;
   if (!name) throw new MigrationError(`mana-sync's table sync_changes was not found (neither our trigger's table nor on this role's search_path); create it (mana-sync's migrations) first`);
-  return { sync_changes: name };
+  return { sync_changes: name, merge_rule: await mergeRuleOf(client) };
 }
 
 interface DefinitionPlan {
@@ -186,7 +210,15 @@ async function recogniseLegacy(
 
 export async function migrate(
   connectionString: string,
-  opts: { dir?: string; log?: (msg: string) => void; runtimeRole?: string; lockTimeoutMs?: number; lockAttempts?: number } = {},
+  opts: {
+    dir?: string;
+    log?: (msg: string) => void;
+    runtimeRole?: string;
+    lockTimeoutMs?: number;
+    lockAttempts?: number;
+    /** the webapp generation whose merge rule the fold applies from now on; unset keeps the database's */
+    webapp?: MergeRule;
+  } = {},
 ): Promise<MigrateResult> {
   const dir = opts.dir ?? SQL_DIR;
   const migrations = loadMigrations(dir);
@@ -249,6 +281,21 @@ export async function migrate(
         opts.log?.(`applied ${m.name}`);
       }
 
+      // The merge rule, before the definitions that it is filled into.
+      let ruleChanged = false;
+      if (opts.webapp) {
+        const before = await mergeRuleOf(client);
+        if (before !== opts.webapp) {
+          await client.query(
+            `INSERT INTO mana_ai.settings (key, value) VALUES ('merge_rule', $1)
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
+            [opts.webapp],
+          );
+          ruleChanged = true;
+          opts.log?.(`the fold applies the ${opts.webapp} merge rule from now on (was ${before}); snapshots folded before keep the old rule until \`npm run backfill -- --restart\` refolds them`);
+        }
+      }
+
       // Definitions: every one after a migration (a migration may have
       // dropped what one defines) or on a database of the first layout;
       // else those whose text changed, and what requires them.
@@ -308,7 +355,7 @@ export async function migrate(
         granted.push(role);
         opts.log?.(`granted the runtime rights to ${role}`);
       }
-      return { applied, alreadyApplied: rows.length, defined, granted, baselined };
+      return { applied, alreadyApplied: rows.length, defined, granted, baselined, ruleChanged };
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => {});
     }

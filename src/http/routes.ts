@@ -15,6 +15,8 @@ export interface RouteDeps {
   pool: pg.Pool;
   reactor: Reactor | null;
   dbHealthy: () => boolean;
+  /** the webapp generation served (MANA_AI_WEBAPP) */
+  webapp: 'v0.4' | 'head';
 }
 
 export function coreRoutes(d: RouteDeps): Route[] {
@@ -24,6 +26,9 @@ export function coreRoutes(d: RouteDeps): Route[] {
       handle: async () => {
         // which of mana-sync's schemas the table has now (read, never cached: a rename is seen at once)
         const sync = d.dbHealthy() ? await readSyncSchema(d.pool).catch(() => null) : null;
+        const rule = d.dbHealthy()
+          ? await d.pool.query<{ value: string }>(`SELECT value FROM mana_ai.settings WHERE key = 'merge_rule'`).then((r) => r.rows[0]?.value ?? 'v0.4', () => null)
+          : null;
         const listenerConnected = d.reactor ? d.reactor.listenerConnected : null;
         const partitionsConnected = d.reactor ? d.reactor.ownership.connected : null;
         const ok = d.dbHealthy() && listenerConnected !== false && partitionsConnected !== false;
@@ -41,6 +46,9 @@ export function coreRoutes(d: RouteDeps): Route[] {
             runsQueued: d.reactor?.runsQueued ?? 0,
             lastNotificationAt: d.reactor?.lastNotificationAt?.toISOString() ?? null,
             partitionsOwned: d.reactor ? d.reactor.ownership.owned.size : null,
+            webapp: d.webapp,
+            // the rule the trigger folds with; differs from webapp only until `npm run migrate -- --webapp` ran
+            mergeRule: rule,
             syncChanges: sync ? { schema: schemaName(sync), table: sync.table, fieldMap: sync.fieldMap, origin: sync.origin, spaceId: sync.spaceId } : null,
           },
         };

@@ -70,8 +70,17 @@ function ownEntries(obj: JsonObject): [string, Json][] {
   return Object.keys(obj).map((k) => [k, obj[k]!]);
 }
 
+/**
+ * Which webapp's merge rule: `v0.4` (CONTRACT.md section 3) or `head`
+ * (section 12): no `updatedAt` fallback for a field without a stored
+ * timestamp, a soft delete sets only `deletedAt`, and an insert row's own
+ * per-field timestamps (mana-auth's bootstrap rows) are used where given.
+ */
+export type MergeRule = 'v0.4' | 'head';
+
 /** Applies one change row. `null` in = record unknown; `null` out = removed. */
-export function foldChange(state: MergedRecord | null, row: ChangeRow): MergedRecord | null {
+export function foldChange(state: MergedRecord | null, row: ChangeRow, rule: MergeRule = 'v0.4'): MergedRecord | null {
+  const head = rule === 'head';
   let data: unknown = row.data;
   if (data === null || data === undefined) data = null;
   if (data !== null && !isObject(data)) {
@@ -86,6 +95,7 @@ export function foldChange(state: MergedRecord | null, row: ChangeRow): MergedRe
     if (state === null) return null;
     const stored = tsText(state.fieldTs['deletedAt']) ?? tsText(state.record['deletedAt']) ?? '';
     if (!tsGte(del, stored)) return state;
+    if (head) return { record: { ...state.record, deletedAt: del }, fieldTs: { ...state.fieldTs, deletedAt: del } };
     return {
       record: { ...state.record, deletedAt: del, updatedAt: del },
       fieldTs: { ...state.fieldTs, deletedAt: del, updatedAt: del },
@@ -99,7 +109,9 @@ export function foldChange(state: MergedRecord | null, row: ChangeRow): MergedRe
 
   if (row.op === 'insert') {
     const rt = tsText(fields['updatedAt']) ?? tsText(fields['createdAt']) ?? row.createdAt;
-    for (const k of Object.keys(fields)) setKey(fts, k, rt);
+    // HEAD: a field the row gives a timestamp for keeps it (bootstrap inserts)
+    const own: JsonObject = head && isObject(row.fieldTimestamps) ? row.fieldTimestamps : {};
+    for (const k of Object.keys(fields)) setKey(fts, k, tsText(Object.hasOwn(own, k) ? own[k] : undefined) ?? rt);
     merged = fields;
   } else if (row.op === 'update') {
     const given: JsonObject = isObject(row.fieldTimestamps) ? row.fieldTimestamps : {};
@@ -120,7 +132,7 @@ export function foldChange(state: MergedRecord | null, row: ChangeRow): MergedRe
 
   const record: JsonObject = { ...state.record };
   const fieldTs: Record<string, string> = { ...state.fieldTs };
-  const baseUpdated = tsText(state.record['updatedAt']) ?? '';
+  const baseUpdated = head ? '' : (tsText(state.record['updatedAt']) ?? '');
   for (const [k, v] of ownEntries(merged)) {
     const ts = fts[k]!;
     const stored = tsText(Object.hasOwn(state.fieldTs, k) ? state.fieldTs[k] : undefined) ?? baseUpdated;
@@ -136,11 +148,11 @@ export function foldChange(state: MergedRecord | null, row: ChangeRow): MergedRe
  * Folds rows in log order. Rows that raise FoldError change nothing, as in
  * the trigger (which records them in snapshot_errors).
  */
-export function foldRows(rows: Iterable<ChangeRow>, onError?: (row: ChangeRow, error: FoldError) => void): MergedRecord | null {
+export function foldRows(rows: Iterable<ChangeRow>, onError?: (row: ChangeRow, error: FoldError) => void, rule: MergeRule = 'v0.4'): MergedRecord | null {
   let state: MergedRecord | null = null;
   for (const row of rows) {
     try {
-      state = foldChange(state, row);
+      state = foldChange(state, row, rule);
     } catch (error) {
       if (!(error instanceof FoldError)) throw error;
       onError?.(row, error);

@@ -20,6 +20,8 @@ export interface Metrics {
   decrypts: Counter<'table'>;
   grantScopeViolations: Counter<'table'>;
   grantSkips: Counter<'reason'>;
+  membershipLookups: Counter<'outcome'>;
+  sharedSpaceInputs: Counter<'table'>;
   missionsScheduled: Gauge;
   dueLag: Histogram;
   notificationsReceived: Counter<'kind'>;
@@ -106,6 +108,8 @@ export function createMetrics(): Metrics {
     decrypts: new Counter({ name: 'mana_ai_decrypts_total', help: 'Fields decrypted under a mission grant', labelNames: ['table'], ...r }),
     grantScopeViolations: new Counter({ name: 'mana_ai_grant_scope_violations_total', help: 'Inputs outside a grant allow-list (must stay 0)', labelNames: ['table'], ...r }),
     grantSkips: new Counter({ name: 'mana_ai_grant_skips_total', help: 'Grants that could not be used', labelNames: ['reason'], ...r }),
+    membershipLookups: new Counter({ name: 'mana_ai_membership_lookups_total', help: "mana-auth membership lookups (outcome ok | unavailable; cache hits are not counted)", labelNames: ['outcome'], ...r }),
+    sharedSpaceInputs: new Counter({ name: 'mana_ai_shared_space_inputs_total', help: 'Mission inputs read from a shared space the owner belongs to (plaintext, audited)', labelNames: ['table'], ...r }),
     missionsScheduled: new Gauge({ name: 'mana_ai_missions_scheduled', help: 'Missions in the timer wheel', ...r }),
     dueLag: new Histogram({
       name: 'mana_ai_due_lag_seconds', help: 'Run start minus nextRunAt',

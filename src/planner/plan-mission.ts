@@ -8,6 +8,7 @@
 // accepted, and the prompt gains the agent's section (prompt.ts); the
 // agent's encrypted fields never get this far (agent/agent.ts).
 
+import type { Memberships } from '../auth/memberships.js';
 import type { webcrypto } from 'node:crypto';
 import type { Db } from '../db/pool.js';
 import { unwrapGrant, type UsableGrant } from '../grants/unwrap.js';
@@ -58,6 +59,8 @@ export interface PlanDeps {
   catalog: readonly CatalogTool[];
   /** MANA_AI_PLANNER_MODE */
   mode?: PlannerMode;
+  /** the owners' shared spaces (mana-auth); null = personal inputs only */
+  memberships?: Memberships | null;
 }
 
 /** Native tool calls: at most this many rounds (a request and its calls), as upstream. */
@@ -289,7 +292,10 @@ async function resolveInputs(
       }
     }
     return await deps.resolvers.resolveAll(
-      { db: deps.db, userId: run.userId, missionId: run.missionId, iterationId: run.iterationId, log, metrics: deps.metrics, grant },
+      {
+        db: deps.db, userId: run.userId, missionId: run.missionId, iterationId: run.iterationId, log, metrics: deps.metrics, grant,
+        ...(deps.memberships ? { spaces: () => deps.memberships!.of(run.userId) } : {}),
+      },
       mission.inputs,
     );
   } finally {

@@ -28,6 +28,7 @@ import { encryptedFields, plainText, readMission } from '../mission/mission.js';
 import { LlmError, type LlmClient } from '../planner/llm-client.js';
 import { planMission } from '../planner/plan-mission.js';
 import { catalogFor } from '../planner/catalog/index.js';
+import type { Memberships } from '../auth/memberships.js';
 import type { ResolverRegistry } from '../planner/resolvers/registry.js';
 import { retryDelayMs } from '../reactor/backoff.js';
 import { failedIteration, iterationIdFor, type Iteration } from '../write-back/iteration.js';
@@ -71,6 +72,8 @@ export interface RunDeps {
   tracing: Tracing;
   /** tests: how long a parked mission waits to be looked at again (default: its cadence) */
   parkedRecheckMs?: number;
+  /** the owners' shared spaces from mana-auth; absent without MANA_AUTH_URL (personal inputs only) */
+  memberships?: Memberships | null;
 }
 
 export interface RunHooks {
@@ -165,7 +168,7 @@ export async function executeRun(
       failure = 'too-many-attempts';
     } else {
       ({ iteration, failure, usage } = await planMission(
-        { db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, privateKey: deps.privateKey, tracing: deps.tracing, span, catalog: catalogFor(config.webapp), mode: config.plannerMode },
+        { db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, privateKey: deps.privateKey, tracing: deps.tracing, span, catalog: catalogFor(config.webapp), mode: config.plannerMode, memberships: deps.memberships ?? null },
         { userId: claim.userId, missionId: claim.missionId, iterationId, startedAt },
         mission,
         agent,

@@ -2,7 +2,6 @@
 // the user, as whichever role the pool connects with.
 
 import pg from 'pg';
-import { FIELD_MAP } from './db.js';
 
 export interface RawChange {
   userId: string;
@@ -15,13 +14,27 @@ export interface RawChange {
   clientId?: string;
 }
 
+/** The per-field map's column of the pool's sync_changes (the seed's or today's), looked up once per pool. */
+const mapColumns = new WeakMap<pg.Pool, Promise<string>>();
+function mapColumnOf(pool: pg.Pool): Promise<string> {
+  let column = mapColumns.get(pool);
+  if (!column) {
+    column = pool
+      .query<{ attname: string }>(`SELECT attname FROM pg_attribute WHERE attrelid = 'sync_changes'::regclass AND attname IN ('field_meta', 'field_timestamps') AND NOT attisdropped`)
+      .then((r) => r.rows[0]?.attname ?? 'field_timestamps');
+    mapColumns.set(pool, column);
+  }
+  return column;
+}
+
 export async function pushChange(pool: pg.Pool, c: RawChange): Promise<{ id: string; createdAt: string }> {
+  const mapColumn = await mapColumnOf(pool);
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
     await client.query(`SELECT set_config('app.current_user_id', $1, true)`, [c.userId]);
     const { rows } = await client.query<{ id: string; created_at: Date }>(
-      `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, ${FIELD_MAP}, client_id)
+      `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, ${mapColumn}, client_id)
        VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8) RETURNING id, created_at`,
       [
         c.appId ?? 'ai',

@@ -18,9 +18,11 @@ import { createPool } from '../../src/db/pool.js';
  * database-level tests again with `head`.
  */
 export const SYNC_SCHEMA: 'seed' | 'head' = process.env['MANA_AI_TEST_SYNC_SCHEMA'] === 'head' ? 'head' : 'seed';
+/** The merge rule the test databases fold with (`npm run migrate -- --webapp`); test/head-rule/ runs with `head`. */
+export const MERGE_RULE: 'v0.4' | 'head' = process.env['MANA_AI_TEST_MERGE_RULE'] === 'head' ? 'head' : 'v0.4';
 /** The per-field map's column in this run's sync_changes. */
 export const FIELD_MAP = SYNC_SCHEMA === 'head' ? 'field_meta' : 'field_timestamps';
-const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', SYNC_SCHEMA === 'head' ? 'sync_changes_head.sql' : 'sync_changes.sql');
+const fixture = (schema: 'seed' | 'head') => join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', schema === 'head' ? 'sync_changes_head.sql' : 'sync_changes.sql');
 export const WRITER_ROLE = 'mana_sync_writer';
 export const WRITER_PASSWORD = 'writer-pw';
 /** The daemon's role in tests, as in production: no superuser, no BYPASSRLS, no DDL (sql/grants/runtime-role.sql). */
@@ -67,7 +69,7 @@ export interface TestDb {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(opts: { migrate?: boolean } = {}): Promise<TestDb> {
+export async function createTestDatabase(opts: { migrate?: boolean; webapp?: 'v0.4' | 'head'; syncSchema?: 'seed' | 'head' } = {}): Promise<TestDb> {
   const base = serverUrl();
   const name = `mana_test_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: base });
@@ -83,13 +85,13 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
   const setup = new pg.Client({ connectionString: url });
   await setup.connect();
   try {
-    await setup.query(readFileSync(FIXTURE, 'utf8'));
+    await setup.query(readFileSync(fixture(opts.syncSchema ?? SYNC_SCHEMA), 'utf8'));
     await setup.query(`GRANT USAGE ON SCHEMA public TO ${WRITER_ROLE}`);
     await setup.query(`GRANT SELECT, INSERT ON sync_changes TO ${WRITER_ROLE}`);
   } finally {
     await setup.end();
   }
-  if (opts.migrate !== false) await migrate(url, { runtimeRole: RUNTIME_ROLE });
+  if (opts.migrate !== false) await migrate(url, { runtimeRole: RUNTIME_ROLE, webapp: opts.webapp ?? MERGE_RULE });
   const pool = createPool({ connectionString: url, applicationName: 'mana-ai-test', max: 5 });
   return {
     name,

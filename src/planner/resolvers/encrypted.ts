@@ -7,6 +7,10 @@
 //                                `scope-violation` row and its counter;
 //   3. a field does not open  -> `failed` row with a short reason;
 //   4. all fields open        -> `ok` row, decrypts counted by fields.
+// Before them: a record of a shared space the owner belongs to (CONTRACT.md
+// section 12) is plaintext and needs no grant; it is read with the owner's
+// memberships (app.current_user_space_ids) and each read writes an `ok`
+// row with reason `shared-space-plaintext`, so the data-access tab shows it.
 // Read and audit happen in one transaction scoped to the user. Decrypted
 // text leaves this module only as the formatted prompt line; it is never
 // logged, not even at debug level here.
@@ -61,9 +65,22 @@ export const scopeKey = (input: MissionInput) => `${input.table}:${input.id}`;
 
 export function encryptedResolver(m: EncryptedModule): Resolver {
   return async (ctx: ResolveContext, input: MissionInput) => {
+    const audit = { userId: ctx.userId, missionId: ctx.missionId, iterationId: ctx.iterationId, tableName: input.table, recordId: input.id };
+    const spaces = ctx.spaces ? await ctx.spaces() : null;
+    if (spaces && spaces.length > 0) {
+      const shared = await withUserScope(ctx.db, ctx.userId, async (trx) => {
+        const merged = await readRecord(trx, { userId: ctx.userId, appId: m.appId, tableName: input.table, recordId: input.id, spaceIds: spaces });
+        if (!merged) return null;
+        if (isDeleted(merged.record)) return { text: null };
+        await insertDecryptAudit(trx, { ...audit, status: 'ok', reason: 'shared-space-plaintext' });
+        ctx.metrics.sharedSpaceInputs.inc({ table: tableLabel(input.table) });
+        return { text: m.format(merged.record) };
+      });
+      if (shared) return shared.text;
+    }
+
     const grant = ctx.grant;
     if (!grant) return null;
-    const audit = { userId: ctx.userId, missionId: ctx.missionId, iterationId: ctx.iterationId, tableName: input.table, recordId: input.id };
 
     if (!grant.recordIds.has(scopeKey(input))) {
       await withUserScope(ctx.db, ctx.userId, (trx) => insertDecryptAudit(trx, { ...audit, status: 'scope-violation', reason: 'record-not-in-grant-allowlist' }));

@@ -21,6 +21,12 @@ export interface ResolveContext {
   metrics: Metrics;
   /** The unwrapped grant of this run, or null (no grant, or it could not be used). */
   grant: UsableGrant | null;
+  /**
+   * The owner's shared spaces (mana-auth), or null when not known: no
+   * MANA_AUTH_URL, or mana-auth could not say. Asked only when an input
+   * could be a shared-space record.
+   */
+  spaces?: () => Promise<readonly string[] | null>;
 }
 
 export type Resolver = (ctx: ResolveContext, input: MissionInput) => Promise<string | null>;
