@@ -68,12 +68,14 @@ it('npm run demo -- --keep: inspect, backfill and bench work against the databas
     assert.deepEqual([...byId.keys()].sort(), ['demo-daily', 'demo-minute', 'demo-night', 'demo-now', 'demo-paused', 'demo-spar-1', 'demo-spar-2', 'demo-spar-3']);
     const agents = (JSON.parse(json.stdout) as { agents: { agentId: string; state: string; budget: number | null }[] }).agents;
     assert.deepEqual(agents.map((a) => [a.agentId, a.budget]).sort(), [['demo-agent-night', null], ['demo-agent-spar', 1000]]);
+    assert.deepEqual((JSON.parse(json.stdout) as { syncChanges: unknown }).syncChanges, { schema: 'seed', table: 'public.sync_changes', fieldMap: 'field_timestamps', origin: false, spaceId: false }, 'inspect says which schema of sync_changes it found');
     assert.equal(byId.get('demo-now')!.lastRunStatus, 'done');
     assert.ok(Date.parse(byId.get('demo-now')!.nextRunAt!) > Date.now() + 30 * 60_000, 'rescheduled an hour ahead');
     assert.equal(byId.get('demo-paused')!.state, 'paused');
     assert.equal(byId.get('demo-paused')!.lastRunStatus, null);
     const table = node(['src/cli/inspect.ts', '--user', 'demo-user'], { SYNC_DATABASE_URL: url! });
     assert.equal(table.status, 0, table.stderr);
+    assert.match(table.stdout, /^sync_changes: public\.sync_changes, seed schema \(field_timestamps\)$/m);
     assert.match(table.stdout, /^user +mission +title/m);
     assert.match(table.stdout, /demo-user +demo-now +Sofort fällig +active +interval .* done /);
     assert.match(table.stdout, /8 mission\(s\)/);

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { FIELD_MAP, SYNC_SCHEMA, createTestDatabase, type TestDb } from './harness/db.js';
+import { FIELD_MAP, MERGE_RULE, SYNC_SCHEMA, createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, promptMentions, startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { runOf, startTestDaemon } from './harness/daemon.js';
@@ -33,7 +33,8 @@ async function runUnder(generation: 'v0.4' | 'head', id: string, step: { toolNam
     const ev = await runOf(daemon, id);
     const row = (await db.pool.query(`SELECT *, ${FIELD_MAP} AS field_timestamps FROM sync_changes WHERE record_id = $1 AND client_id = 'mana-ai-runner'`, [id])).rows[0];
     const run = (await db.pool.query(`SELECT prompt_version FROM mana_ai.mission_runs WHERE mission_id = $1`, [id])).rows[0];
-    return { ev, row, run };
+    const health = (await fetch(`http://127.0.0.1:${daemon.port}/health`).then((r) => r.json())) as { webapp: string; mergeRule: string };
+    return { ev, row, run, health, logs: daemon.logs };
   } finally {
     await daemon.stop();
   }
@@ -54,7 +55,10 @@ describe('write-back per generation', () => {
 
   it('head: the legacy AI actor, no updatedAt, a HEAD-only tool accepted, another prompt version', async () => {
     const v04 = (await db.pool.query(`SELECT prompt_version FROM mana_ai.mission_runs WHERE mission_id = 'shape-v04'`)).rows[0].prompt_version;
-    const { ev, row, run } = await runUnder('head', 'shape-head', { toolName: 'create_note', params: { title: 'Ideen', content: '- eins' } });
+    const { ev, row, run, health, logs } = await runUnder('head', 'shape-head', { toolName: 'create_note', params: { title: 'Ideen', content: '- eins' } });
+    // The runtime role may not change the database's merge rule: it starts anyway and says what to run.
+    assert.deepEqual([health.webapp, health.mergeRule], ['head', MERGE_RULE]);
+    if (MERGE_RULE !== 'head') assert.ok(logs.some((l) => l.includes('npm run migrate -- --webapp head')), 'the mismatch is logged with the command');
     assert.equal(ev.outcome, 'planned');
     const it = row.data.iterations.at(-1);
     assert.deepEqual(row.actor, { kind: 'ai', principalId: 'legacy:ai-default', displayName: 'Mana', missionId: 'shape-head', iterationId: it.id, rationale: 'Ideen sammeln' });
