@@ -14,19 +14,11 @@
 // at a time and is retried.
 
 import pg from 'pg';
-import {
-  fillPlaceholders,
-  loadDefinitions,
-  loadLegacy,
-  loadMigrations,
-  MigrationError,
-  sha256,
-  SQL_DIR,
-  withDependents,
-  type Definition,
-} from './sql-files.js';
+import { mergeRuleOf, planDefinitions, recordedDefinitions, type MergeRule, type Queryable } from './definitions.js';
+import { loadLegacy, loadMigrations, MigrationError, SQL_DIR, withDependents } from './sql-files.js';
 
 export { loadMigrations, MigrationError, SQL_DIR } from './sql-files.js';
+export { databaseMergeRule, type MergeRule } from './definitions.js';
 
 /** Any constant works; it only has to be the same for every daemon. */
 const MIGRATION_LOCK_KEY = 7_134_029_117;
@@ -42,74 +34,6 @@ export interface MigrateResult {
   baselined: boolean;
   /** true when opts.webapp changed the merge rule the fold applies */
   ruleChanged: boolean;
-}
-
-type Queryable = pg.Client;
-
-export type MergeRule = 'v0.4' | 'head';
-
-/** The merge rule the database folds with (sql/migrations/021_settings.sql); v0.4 when unset. */
-export async function mergeRuleOf(client: Queryable): Promise<MergeRule> {
-  const exists = await client.query(`SELECT to_regclass('mana_ai.settings') IS NOT NULL AS ok`);
-  if (!exists.rows[0].ok) return 'v0.4';
-  const { rows } = await client.query<{ value: string }>(`SELECT value FROM mana_ai.settings WHERE key = 'merge_rule'`);
-  return rows[0]?.value === 'head' ? 'head' : 'v0.4';
-}
-
-/** The merge rule of the database at `connectionString`, read-only (the daemon's start check). */
-export async function databaseMergeRule(connectionString: string): Promise<MergeRule> {
-  const client = new pg.Client({ connectionString, application_name: 'mana-ai-migrate' });
-  await client.connect();
-  try {
-    return await mergeRuleOf(client);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-/**
- * The placeholders definitions may use. `sync_changes`: mana-sync's table,
- * qualified: the one our trigger is on, else the one the migrating role's
- * search_path finds. `merge_rule`: the webapp generation whose merge rule
- * the fold applies.
- */
-async function placeholders(client: Queryable): Promise<Record<string, string>> {
-  const { rows } = await client.query<{ name: string | null }>(`
-    SELECT coalesce(
-      (SELECT format('%I.%I', n.nspname, c.relname)
-         FROM pg_catalog.pg_trigger t
-         JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
-         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE t.tgname = 'mana_ai_mission_snapshot' LIMIT 1),
-      (SELECT format('%I.%I', n.nspname, c.relname)
-         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.oid = to_regclass('sync_changes'))) AS name`);
-  const name = rows[0]?.name;
-  if (!name) throw new MigrationError(`mana-sync's table sync_changes was not found (neither our trigger's table nor on this role's search_path); create it (mana-sync's migrations) first`);
-  return { sync_changes: name, merge_rule: await mergeRuleOf(client) };
-}
-
-interface DefinitionPlan {
-  /** every file with its filled-in text and checksum, in order */
-  all: { def: Definition; sql: string; checksum: string }[];
-  /** names whose checksum differs from the database's (or that it lacks) */
-  changed: Set<string>;
-}
-
-async function planDefinitions(client: Queryable, dir: string | undefined, recorded: Map<string, string>): Promise<DefinitionPlan> {
-  const values = await placeholders(client);
-  const all = loadDefinitions(dir).map((def) => {
-    const sql = fillPlaceholders(def, values);
-    return { def, sql, checksum: sha256(sql) };
-  });
-  return { all, changed: new Set(all.filter((d) => recorded.get(d.def.name) !== d.checksum).map((d) => d.def.name)) };
-}
-
-async function recordedDefinitions(client: Queryable): Promise<Map<string, string>> {
-  const exists = await client.query(`SELECT to_regclass('mana_ai.schema_definitions') IS NOT NULL AS ok`);
-  if (!exists.rows[0].ok) return new Map();
-  const { rows } = await client.query<{ name: string; checksum: string }>('SELECT name, checksum FROM mana_ai.schema_definitions');
-  return new Map(rows.map((r) => [r.name, r.checksum]));
 }
 
 /**
