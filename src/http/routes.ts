@@ -8,6 +8,7 @@ import type { Reactor } from '../reactor/reactor.js';
 import { HttpError, type Route } from './server.js';
 import { readUserMissions } from '../db/sql/read-user-missions.js';
 import { readSyncSchema, schemaName } from '../db/sql/sync-schema.js';
+import { readMergeRule } from '../db/sql/settings.js';
 
 export interface RouteDeps {
   version: string;
@@ -26,9 +27,7 @@ export function coreRoutes(d: RouteDeps): Route[] {
       handle: async () => {
         // which of mana-sync's schemas the table has now (read, never cached: a rename is seen at once)
         const sync = d.dbHealthy() ? await readSyncSchema(d.pool).catch(() => null) : null;
-        const rule = d.dbHealthy()
-          ? await d.pool.query<{ value: string }>(`SELECT value FROM mana_ai.settings WHERE key = 'merge_rule'`).then((r) => r.rows[0]?.value ?? 'v0.4', () => null)
-          : null;
+        const rule = d.dbHealthy() ? await readMergeRule(d.pool).catch(() => null) : null;
         const listenerConnected = d.reactor ? d.reactor.listenerConnected : null;
         const partitionsConnected = d.reactor ? d.reactor.ownership.connected : null;
         const ok = d.dbHealthy() && listenerConnected !== false && partitionsConnected !== false;
