@@ -22,7 +22,7 @@ if (values.help) {
 }
 
 const benches: { name: string; file: string; args: string[] }[] = [
-  { name: 'trigger', file: 'scripts/bench-trigger.ts', args: values.quick ? ['--rows', '2000', '--rounds', '3', '--bulk-rows', '10000'] : [] },
+  { name: 'trigger', file: 'scripts/bench-trigger.ts', args: values.quick ? ['--rows', '2000', '--rounds', '3', '--bulk-rows', '5000'] : [] },
   { name: 'reactor', file: 'scripts/bench-reactor.ts', args: values.quick ? ['--quick'] : [] },
   { name: 'planner', file: 'scripts/bench-planner.ts', args: values.quick ? ['--plans', '20000', '--requests', '20'] : [] },
 ];
