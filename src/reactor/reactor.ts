@@ -16,13 +16,15 @@
 // claim re-checks the snapshot in the database anyway.
 
 import { EventEmitter } from 'node:events';
-import type { Config } from '../config.js';
 import { estimateMissions } from '../db/sql/estimate-missions.js';
 import { loadAgents } from '../db/sql/load-agents.js';
 import { loadDueNow, loadSchedule } from '../db/sql/load-schedule.js';
 import { PARTITIONS, drawGeneration, terminateWatchBackend } from '../db/sql/partition-locks.js';
 import { pendingSnapshotErrors, repairSnapshotError, type RepairOutcome } from '../db/sql/snapshot-repair.js';
-import type { RunDeps, RunOutcome } from '../run/execute-run.js';
+import type { RunOutcome } from '../run/execute-run.js';
+import type { ReactorDeps } from './deps.js';
+
+export type { ReactorDeps } from './deps.js';
 import { AgentGates } from './agent-gates.js';
 import { LogRate } from '../log-rate.js';
 import { clampRetryAt, retryDelayMs } from './backoff.js';
@@ -30,7 +32,7 @@ import { ScheduleListener, type AgentPayload, type SchedulePayload, type Snapsho
 import { MissionTable, NO_REF } from './mission-table.js';
 import { MEMBERS_CHANNEL, PartitionOwnership, type OwnershipChange } from './ownership.js';
 import { RunDispatcher } from './run-dispatcher.js';
-import { TimerWheel, type WheelClock } from './timer-wheel.js';
+import { TimerWheel } from './timer-wheel.js';
 
 export { MAX_ATTEMPTS, type RunEvent, type RunOutcome } from '../run/execute-run.js';
 
@@ -40,11 +42,6 @@ const MIN_RETRY_MS = 500;
 /** Pending transient fold errors repaired per partition load (the rest at the next load or notification). */
 const REPAIR_BATCH = 1_000;
 
-/** What a run needs (execute-run.ts), with the whole config and, for tests, the wheel's clock. */
-export interface ReactorDeps extends Omit<RunDeps, 'config'> {
-  config: Config;
-  clock?: WheelClock;
-}
 
 export class Reactor extends EventEmitter {
   /** keyed by mission table slot */

@@ -16,7 +16,7 @@ import { executeRun, ShutdownError, type RunOutcome } from '../run/execute-run.j
 import { inSpan, userIdHash } from '../tracing/tracing.js';
 import type { AgentDecision, AgentGates } from './agent-gates.js';
 import { FairQueue } from './fair-queue.js';
-import type { ReactorDeps } from './reactor.js';
+import type { ReactorDeps } from './deps.js';
 
 /**
  * An agent's runs are all in this daemon's partition, so its slots are
