@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type pg from 'pg';
 import type { Config } from './config.js';
-import { databaseMergeRule, migrate, pendingMigrations, type MergeRule } from './db/migrate.js';
+import { migrate, schemaStatus, type MergeRule } from './db/migrate.js';
 import { createDb, createPool, type Db } from './db/pool.js';
 import { createHttpServer } from './http/server.js';
 import { auditRoutes } from './http/audit-routes.js';
@@ -45,8 +45,9 @@ export const VERSION: string = (() => {
  * 12) and says at error level, and in /health, what to run.
  */
 async function ensureSchema(databaseUrl: string, webapp: MergeRule, log: Logger): Promise<void> {
-  const pending = await pendingMigrations(databaseUrl);
-  const rule = pending === null ? null : await databaseMergeRule(databaseUrl);
+  const status = await schemaStatus(databaseUrl);
+  const pending = status?.pending ?? null;
+  const rule = status?.mergeRule ?? null;
   if (pending !== null && pending.length === 0 && rule === webapp) {
     log.info({ mergeRule: rule }, 'schema up to date');
     return;
@@ -62,10 +63,7 @@ async function ensureSchema(databaseUrl: string, webapp: MergeRule, log: Logger)
       );
       return;
     }
-    const why =
-      pending === null ? 'the mana_ai schema does not exist'
-      : pending.length > 0 ? `migrations pending: ${pending.join(', ')}`
-      : `the database folds with the ${rule} merge rule and this daemon serves the ${webapp} webapp (MANA_AI_WEBAPP)`;
+    const why = pending === null ? 'the mana_ai schema does not exist' : `migrations pending: ${pending.join(', ')}`;
     throw new Error(
       `${why}, and this role could not apply them (${(error as Error).message}). ` +
         `Run \`npm run migrate -- --runtime-role <this role> --webapp ${webapp}\` as the schema owner, then start again.`,

@@ -3,7 +3,7 @@
 // applies), their checksums as filled in, and what the database has
 // recorded of them. Reads only; migrate.ts applies.
 
-import pg from 'pg';
+import type pg from 'pg';
 import { fillPlaceholders, loadDefinitions, MigrationError, sha256, type Definition } from './sql-files.js';
 
 export type Queryable = pg.Client;
@@ -16,17 +16,6 @@ export async function mergeRuleOf(client: Queryable): Promise<MergeRule> {
   if (!exists.rows[0].ok) return 'v0.4';
   const { rows } = await client.query<{ value: string }>(`SELECT value FROM mana_ai.settings WHERE key = 'merge_rule'`);
   return rows[0]?.value === 'head' ? 'head' : 'v0.4';
-}
-
-/** The merge rule of the database at `connectionString`, read-only (the daemon's start check). */
-export async function databaseMergeRule(connectionString: string): Promise<MergeRule> {
-  const client = new pg.Client({ connectionString, application_name: 'mana-ai-migrate' });
-  await client.connect();
-  try {
-    return await mergeRuleOf(client);
-  } finally {
-    await client.end().catch(() => {});
-  }
 }
 
 /**
@@ -56,6 +45,8 @@ export interface DefinitionPlan {
   all: { def: Definition; sql: string; checksum: string }[];
   /** names whose checksum differs from the database's (or that it lacks) */
   changed: Set<string>;
+  /** the merge rule filled in, the database's own */
+  mergeRule: MergeRule;
 }
 
 export async function planDefinitions(client: Queryable, dir: string | undefined, recorded: Map<string, string>): Promise<DefinitionPlan> {
@@ -64,7 +55,11 @@ export async function planDefinitions(client: Queryable, dir: string | undefined
     const sql = fillPlaceholders(def, values);
     return { def, sql, checksum: sha256(sql) };
   });
-  return { all, changed: new Set(all.filter((d) => recorded.get(d.def.name) !== d.checksum).map((d) => d.def.name)) };
+  return {
+    all,
+    changed: new Set(all.filter((d) => recorded.get(d.def.name) !== d.checksum).map((d) => d.def.name)),
+    mergeRule: values['merge_rule'] as MergeRule,
+  };
 }
 
 export async function recordedDefinitions(client: Queryable): Promise<Map<string, string>> {

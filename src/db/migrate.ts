@@ -15,10 +15,10 @@
 
 import pg from 'pg';
 import { mergeRuleOf, planDefinitions, recordedDefinitions, type MergeRule, type Queryable } from './definitions.js';
-import { loadLegacy, loadMigrations, MigrationError, SQL_DIR, withDependents } from './sql-files.js';
+import { loadLegacy, loadMigrations, MigrationError, SQL_DIR, withDependents, type Legacy } from './sql-files.js';
 
 export { loadMigrations, MigrationError, SQL_DIR } from './sql-files.js';
-export { databaseMergeRule, type MergeRule } from './definitions.js';
+export type { MergeRule } from './definitions.js';
 
 /** Any constant works; it only has to be the same for every daemon. */
 const MIGRATION_LOCK_KEY = 7_134_029_117;
@@ -32,16 +32,15 @@ export interface MigrateResult {
   granted: string[];
   /** true when a database of the first layout was recognised as having the baseline in this run */
   baselined: boolean;
-  /** true when opts.webapp changed the merge rule the fold applies */
-  ruleChanged: boolean;
 }
 
 /**
- * What this build would still change, read-only (no lock, no DDL): what the
+ * What this build would still change, and the merge rule the database
+ * folds with, read-only on one connection (no lock, no DDL): what the
  * daemon checks at start, so its runtime role needs no right to change the
  * schema. Null when the schema is missing.
  */
-export async function pendingMigrations(connectionString: string, dir?: string): Promise<string[] | null> {
+export async function schemaStatus(connectionString: string, dir?: string): Promise<{ pending: string[]; mergeRule: MergeRule } | null> {
   const migrations = loadMigrations(dir);
   const legacy = loadLegacy(dir);
   const client = new pg.Client({ connectionString, application_name: 'mana-ai-migrate' });
@@ -50,11 +49,11 @@ export async function pendingMigrations(connectionString: string, dir?: string):
     const exists = await client.query(`SELECT to_regclass('mana_ai.schema_migrations') IS NOT NULL AS ok`);
     if (!exists.rows[0].ok) return null;
     const { rows } = await client.query<{ version: number; name: string; checksum: string }>('SELECT version, name, checksum FROM mana_ai.schema_migrations');
-    if (legacy && isLegacyDatabase(rows, legacy)) return ['baseline (a database of the first layout)'];
+    if (legacy && isLegacyDatabase(rows, legacy)) return { pending: ['baseline (a database of the first layout)'], mergeRule: await mergeRuleOf(client) };
     const applied = new Map(rows.map((r) => [r.version, r.checksum]));
     const pending = migrations.filter((m) => applied.get(m.version) !== m.checksum).map((m) => m.name);
     const plan = await planDefinitions(client, dir, await recordedDefinitions(client));
-    return [...pending, ...plan.all.filter((d) => plan.changed.has(d.def.name)).map((d) => d.def.name)];
+    return { pending: [...pending, ...plan.all.filter((d) => plan.changed.has(d.def.name)).map((d) => d.def.name)], mergeRule: plan.mergeRule };
   } finally {
     await client.end().catch(() => {});
   }
@@ -64,8 +63,6 @@ function isLegacyDatabase(rows: { version: number; name: string; checksum: strin
   const byVersion = new Map(legacy.files.map((f) => [f.version, f]));
   return rows.some((r) => byVersion.get(r.version)?.name === r.name && byVersion.get(r.version)?.checksum === r.checksum);
 }
-
-type Legacy = NonNullable<ReturnType<typeof loadLegacy>>;
 
 /** Runs `body` in a transaction with a lock_timeout; retried while it only waited for a lock. */
 async function inLockedTransaction(
@@ -206,7 +203,6 @@ export async function migrate(
       }
 
       // The merge rule, before the definitions that it is filled into.
-      let ruleChanged = false;
       if (opts.webapp) {
         const before = await mergeRuleOf(client);
         if (before !== opts.webapp) {
@@ -215,7 +211,6 @@ export async function migrate(
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
             [opts.webapp],
           );
-          ruleChanged = true;
           opts.log?.(`the fold applies the ${opts.webapp} merge rule from now on (was ${before}); snapshots folded before keep the old rule until \`npm run backfill -- --restart\` refolds them`);
         }
       }
@@ -224,10 +219,8 @@ export async function migrate(
       // dropped what one defines) or on a database of the first layout;
       // else those whose text changed, and what requires them.
       const plan = await planDefinitions(client, dir, await recordedDefinitions(client));
-      const toApply =
-        applied.length > 0 || baselined
-          ? plan.all
-          : plan.all.filter((d) => withDependents(plan.all.map((x) => x.def), plan.changed).some((w) => w.name === d.def.name));
+      const due = new Set(withDependents(plan.all.map((d) => d.def), plan.changed).map((d) => d.name));
+      const toApply = applied.length > 0 || baselined ? plan.all : plan.all.filter((d) => due.has(d.def.name));
       if (toApply.length > 0) {
         await inLockedTransaction(client, 'the definitions', tx, async () => {
           // Bodies refer to functions of files applied later in this transaction.
@@ -279,7 +272,7 @@ export async function migrate(
         granted.push(role);
         opts.log?.(`granted the runtime rights to ${role}`);
       }
-      return { applied, alreadyApplied: rows.length, defined, granted, baselined, ruleChanged };
+      return { applied, alreadyApplied: rows.length, defined, granted, baselined };
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => {});
     }
