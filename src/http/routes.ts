@@ -7,8 +7,8 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { Reactor } from '../reactor/reactor.js';
 import { HttpError, type Route } from './server.js';
 import { readUserMissions } from '../db/sql/read-user-missions.js';
-import { readSyncSchema, schemaName } from '../db/sql/sync-schema.js';
-import { readMergeRule } from '../db/sql/settings.js';
+import { schemaName } from '../db/sql/sync-schema.js';
+import { readHealthFacts } from '../db/sql/health-facts.js';
 
 export interface RouteDeps {
   version: string;
@@ -25,9 +25,9 @@ export function coreRoutes(d: RouteDeps): Route[] {
     {
       method: 'GET', pattern: '/health', auth: 'none',
       handle: async () => {
-        // which of mana-sync's schemas the table has now (read, never cached: a rename is seen at once)
-        const sync = d.dbHealthy() ? await readSyncSchema(d.pool).catch(() => null) : null;
-        const rule = d.dbHealthy() ? await readMergeRule(d.pool).catch(() => null) : null;
+        const facts = d.dbHealthy() ? await readHealthFacts(d.pool).catch(() => null) : null;
+        const sync = facts?.sync ?? null;
+        const rule = facts?.mergeRule ?? null;
         const listenerConnected = d.reactor ? d.reactor.listenerConnected : null;
         const partitionsConnected = d.reactor ? d.reactor.ownership.connected : null;
         const ok = d.dbHealthy() && listenerConnected !== false && partitionsConnected !== false;

@@ -23,7 +23,7 @@ export function schemaName(s: SyncSchema): 'seed' | 'head' {
   return s.fieldMap === 'field_meta' || s.origin || s.spaceId ? 'head' : 'seed';
 }
 
-function parse(raw: unknown): SyncSchema | null {
+export function parseSyncSchema(raw: unknown): SyncSchema | null {
   if (!raw || typeof raw !== 'object') return null;
   const r = raw as Record<string, unknown>;
   if (typeof r['table'] !== 'string' || (r['fieldMap'] !== 'field_timestamps' && r['fieldMap'] !== 'field_meta')) return null;
@@ -33,7 +33,7 @@ function parse(raw: unknown): SyncSchema | null {
 /** Null when our trigger is missing or the table has neither map column. */
 export async function readSyncSchema(q: pg.Pool | pg.PoolClient): Promise<SyncSchema | null> {
   const { rows } = await q.query<{ s: unknown }>('SELECT mana_ai.sync_schema() AS s');
-  return parse(rows[0]?.s);
+  return parseSyncSchema(rows[0]?.s);
 }
 
 /**
@@ -45,7 +45,7 @@ export async function readSyncSchema(q: pg.Pool | pg.PoolClient): Promise<SyncSc
 export async function lockSyncSchema(trx: ScopedTx): Promise<SyncSchema> {
   await sql`LOCK TABLE sync_changes IN ROW EXCLUSIVE MODE`.execute(trx);
   const { rows } = await sql<{ s: unknown }>`SELECT mana_ai.sync_schema() AS s`.execute(trx);
-  const s = parse(rows[0]?.s);
+  const s = parseSyncSchema(rows[0]?.s);
   if (!s) throw Object.assign(new Error('sync_changes has neither field_timestamps nor field_meta, or the mana_ai trigger is missing'), { code: '42703' });
   return s;
 }
