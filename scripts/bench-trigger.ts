@@ -127,7 +127,7 @@ try {
         VALUES (p_app, p_table, 'm-' || (i % 500), 'bench-user', 'update', jsonb_build_object('title', 't' || i || clock_timestamp()), 'bench-device');
         COMMIT;
       END LOOP;
-    END $$`).catch(() => null);
+    END $$`);
   const serverSide = async (app: string, table: string) => {
     const t0 = process.hrtime.bigint();
     await client.query('CALL pg_temp.bench_single($1, $2, $3)', [app, table, E2E]);
