@@ -32,8 +32,8 @@ DECLARE
 BEGIN
   rows_folded := 0;
   FOR r IN
-    -- the per-field map by either name (see on_sync_change)
-    SELECT c.id, c.op, c.data, coalesce(j.row -> 'field_meta', j.row -> 'field_timestamps') AS field_map, c.created_at
+    -- the per-field map by either name (field_map_of)
+    SELECT c.id, c.op, c.data, mana_ai.field_map_of(j.row) AS field_map, c.created_at
       FROM ${sync_changes} c
       CROSS JOIN LATERAL (SELECT to_jsonb(c) AS row) j
      WHERE c.app_id = p_app_id AND c.table_name = p_table_name AND c.record_id = p_record_id

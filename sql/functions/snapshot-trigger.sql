@@ -34,7 +34,6 @@ DECLARE
   v_key bytea;
   v_mission mana_ai.mission_snapshots%ROWTYPE;
   v_agent mana_ai.agent_snapshots%ROWTYPE;
-  v_row jsonb;
   v_map jsonb;
   v_fold record;
   v_payload text;
@@ -53,8 +52,7 @@ BEGIN
     -- seed's schema, field_meta in today's mana-sync): read from the row as
     -- JSON, so a rename of the column while rows arrive changes nothing
     -- here (docs/schema.md, "Two schemas of sync_changes").
-    v_row := to_jsonb(NEW);
-    v_map := coalesce(v_row -> 'field_meta', v_row -> 'field_timestamps');
+    v_map := mana_ai.field_map_of(to_jsonb(NEW));
     -- A snapshot created concurrently is found in the second round (READ
     -- COMMITTED sees it once its transaction committed); a third failure
     -- means an isolation level that cannot see it: a serialization failure.

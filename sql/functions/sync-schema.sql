@@ -21,3 +21,14 @@ AS $$
    WHERE t.tgname = 'mana_ai_mission_snapshot'
    LIMIT 1
 $$;
+
+-- The per-field timestamp map of a sync_changes row given as JSON
+-- (to_jsonb(row)), under either name: what the trigger and fold_record
+-- read, so that nothing of theirs names the column and a rename while rows
+-- arrive changes nothing. Inlined by the planner.
+CREATE OR REPLACE FUNCTION mana_ai.field_map_of(p_row jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT coalesce(p_row -> 'field_meta', p_row -> 'field_timestamps')
+$$;
