@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { migrate } from '../src/db/migrate.js';
 import { foldRows, type ChangeRow } from '../src/merge/merge.js';
 import { webappMission } from './harness/changes.js';
 import { createTestDatabase, type TestDb } from './harness/db.js';
@@ -143,5 +144,23 @@ describe('the move from the seed schema to today\'s, under a running daemon', ()
     assert.deepEqual(Object.keys(wb.field_meta).sort(), Object.keys(wb.data).sort());
     const snap = (await db.pool.query(`SELECT jsonb_array_length(record -> 'iterations') AS n FROM mana_ai.mission_snapshots WHERE mission_id = 'mv-run'`)).rows[0];
     assert.equal(snap.n, 1, 'the trigger folded the write-back under the new name');
+
+    // Until now the trigger found its column name gone and read the map as
+    // JSON; the next migrate re-applies it with the new name, and rows fold
+    // as before.
+    const redone = await migrate(db.url);
+    assert.ok(redone.defined.includes('functions/snapshot-trigger.sql'), `migrate re-applied the trigger: ${redone.defined.join(', ')}`);
+    const src = (await db.pool.query(`SELECT prosrc FROM pg_proc WHERE oid = 'mana_ai.on_sync_change'::regproc`)).rows[0].prosrc as string;
+    assert.ok(src.includes('NEW.field_meta') && !src.includes('NEW.field_timestamps'));
+    const last = new pg.Pool({ connectionString: db.writerUrl, max: 1 });
+    try {
+      await push(last, { user: 'u-move', app: 'ai', table: 'aiMissions', id: 'mv-0', op: 'update', data: { title: 'nach migrate' }, map: { title: '2027-01-01T00:00:00.000Z' } });
+    } finally {
+      await last.end();
+    }
+    const moved = (await db.pool.query(`SELECT record, field_ts FROM mana_ai.mission_snapshots WHERE user_id = 'u-move' AND mission_id = 'mv-0'`)).rows[0];
+    assert.equal(moved.record.title, 'nach migrate');
+    assert.equal(moved.field_ts.title, '2027-01-01T00:00:00.000Z');
+    assert.equal((await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.snapshot_errors`)).rows[0].n, 0);
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { createTestDatabase, type TestDb } from './harness/db.js';
+import { createTestDatabase, FIELD_MAP, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { parseIsoStrict } from '../src/merge/iso.js';
 
@@ -81,6 +81,64 @@ describe('snapshot trigger', () => {
     s = await snapshot('u1', 'm-b');
     assert.equal(s.record.title, 'C', 'a tie goes to the later row');
     assert.equal(s.version, 3);
+  });
+
+  it('folds an update of a known mission in the contract\'s shape in one statement; every other update takes the general fold', async () => {
+    // Which path a row took, counted inside its own transaction: the general
+    // fold calls mana_ai.fold_change, the one-statement path does not.
+    const foldCalls = async (change: Parameters<typeof pushChange>[1]): Promise<number> => {
+      const c = await db.pool.connect();
+      try {
+        await c.query('BEGIN');
+        await c.query(`SET LOCAL track_functions = 'all'`);
+        await c.query(`SELECT set_config('app.current_user_id', $1, true)`, [change.userId]);
+        // the session's counts not yet flushed are included: count the difference
+        const calls = `SELECT coalesce(pg_stat_get_xact_function_calls('mana_ai.fold_change'::regproc), 0)::int AS n`;
+        const before = (await c.query(calls)).rows[0].n;
+        await c.query(
+          `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, ${FIELD_MAP}, client_id)
+           VALUES ('ai', 'aiMissions', $1, $2, $3, $4::jsonb, $5::jsonb, 'test-device')`,
+          [change.recordId, change.userId, change.op, JSON.stringify(change.data), JSON.stringify(change.fieldTimestamps ?? {})]);
+        const after = (await c.query(calls)).rows[0].n;
+        await c.query('COMMIT');
+        return after - before;
+      } finally {
+        c.release();
+      }
+    };
+    await pushChange(db.pool, {
+      userId: 'u1', recordId: 'm-f', op: 'insert',
+      data: webappMission({ id: 'm-f', updatedAt: '2026-01-01T00:00:00.000Z', title: 'A', objective: 'o' }),
+    });
+    const before = await snapshot('u1', 'm-f');
+    // newer than everything stored, same keys, no schedule field: one statement
+    assert.equal(await foldCalls({ userId: 'u1', recordId: 'm-f', op: 'update',
+      data: { title: 'B', objective: 'p' }, fieldTimestamps: { title: '2026-02-01T00:00:00.000Z', objective: '2026-02-01T00:00:00.000Z' } }), 0);
+    let s = await snapshot('u1', 'm-f');
+    assert.equal(s.record.title, 'B');
+    assert.equal(s.record.objective, 'p');
+    assert.equal(s.field_ts.title, '2026-02-01T00:00:00.000Z');
+    assert.equal(s.version, before.version + 1);
+    assert.deepEqual([s.state, s.deleted, s.next_run_at?.getTime()], [before.state, before.deleted, before.next_run_at?.getTime()]);
+    // an older field: the general fold, which lets it lose
+    assert.equal(await foldCalls({ userId: 'u1', recordId: 'm-f', op: 'update',
+      data: { title: 'old' }, fieldTimestamps: { title: '2026-01-15T00:00:00.000Z' } }), 1);
+    s = await snapshot('u1', 'm-f');
+    assert.equal(s.record.title, 'B');
+    assert.equal(s.version, before.version + 2);
+    // a field without a timestamp: the general fold, which ignores that field
+    assert.equal(await foldCalls({ userId: 'u1', recordId: 'm-f', op: 'update',
+      data: { title: 'C', objective: 'untimed' }, fieldTimestamps: { title: '2026-03-01T00:00:00.000Z' } }), 1);
+    s = await snapshot('u1', 'm-f');
+    assert.deepEqual([s.record.title, s.record.objective], ['C', 'p']);
+    // a schedule field: the general fold, which derives the schedule again
+    assert.equal(await foldCalls({ userId: 'u1', recordId: 'm-f', op: 'update',
+      data: { state: 'paused' }, fieldTimestamps: { state: '2026-03-02T00:00:00.000Z' } }), 1);
+    assert.equal((await snapshot('u1', 'm-f')).state, 'paused');
+    // an unknown mission: the general fold, which creates it
+    assert.equal(await foldCalls({ userId: 'u1', recordId: 'm-f-new', op: 'update',
+      data: { title: 'N' }, fieldTimestamps: { title: '2026-03-03T00:00:00.000Z' } }), 1);
+    assert.equal((await snapshot('u1', 'm-f-new')).record.title, 'N');
   });
 
   it('ignores update fields without a timestamp', async () => {

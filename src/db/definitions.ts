@@ -21,23 +21,31 @@ export async function mergeRuleOf(client: Queryable): Promise<MergeRule> {
 /**
  * The placeholders definitions may use. `sync_changes`: mana-sync's table,
  * qualified: the one our trigger is on, else the one the migrating role's
- * search_path finds. `merge_rule`: the webapp generation whose merge rule
- * the fold applies.
+ * search_path finds. `field_map`: that table's per-field map column
+ * (field_meta today, field_timestamps in the seed's schema), which the
+ * trigger reads by name (a rename since is caught there and makes this
+ * differ, so the next migrate re-applies it). `merge_rule`: the webapp
+ * generation whose merge rule the fold applies.
  */
 async function placeholders(client: Queryable): Promise<Record<string, string>> {
-  const { rows } = await client.query<{ name: string | null }>(`
-    SELECT coalesce(
-      (SELECT format('%I.%I', n.nspname, c.relname)
-         FROM pg_catalog.pg_trigger t
-         JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
-         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE t.tgname = 'mana_ai_mission_snapshot' LIMIT 1),
-      (SELECT format('%I.%I', n.nspname, c.relname)
-         FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.oid = to_regclass('sync_changes'))) AS name`);
+  const { rows } = await client.query<{ name: string | null; map: string | null }>(`
+    WITH t AS (
+      SELECT coalesce(
+        (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.tgname = 'mana_ai_mission_snapshot' LIMIT 1),
+        to_regclass('sync_changes')) AS oid)
+    SELECT format('%I.%I', n.nspname, c.relname) AS name,
+           (SELECT a.attname::text FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = c.oid AND NOT a.attisdropped AND a.attname IN ('field_meta', 'field_timestamps')
+             ORDER BY a.attname = 'field_meta' DESC LIMIT 1) AS map
+      FROM t JOIN pg_catalog.pg_class c ON c.oid = t.oid
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`);
   const name = rows[0]?.name;
   if (!name) throw new MigrationError(`mana-sync's table sync_changes was not found (neither our trigger's table nor on this role's search_path); create it (mana-sync's migrations) first`);
-  return { sync_changes: name, merge_rule: await mergeRuleOf(client) };
+  // A table with neither column folds every row through the trigger's
+  // by-either-name path (sql/functions/snapshot-trigger.sql); the seed's name
+  // is as good a guess as any there.
+  const fieldMap = rows[0]?.map ?? 'field_timestamps';
+  return { sync_changes: name, field_map: fieldMap, merge_rule: await mergeRuleOf(client) };
 }
 
 export interface DefinitionPlan {
