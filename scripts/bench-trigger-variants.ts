@@ -11,6 +11,7 @@
 
 import { parseArgs } from 'node:util';
 import { machine, median, openBenchDatabase } from './lib/bench-db.js';
+import { oneRowWrites } from './lib/one-row-writes.js';
 
 const { values } = parseArgs({
   options: {
@@ -80,20 +81,7 @@ try {
       WHEN (NEW.app_id = 'ai' AND NEW.table_name = 'v_${i}') EXECUTE FUNCTION pg_temp.variant_${i}()`);
     sides.push({ name, app: 'ai', table: `v_${i}` });
   }
-  const write = async (app: string, table: string, tag: string): Promise<number> => {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < ROWS; i++) {
-      await c.query('BEGIN');
-      await c.query(`SELECT set_config('app.current_user_id', 'bench-user', true)`);
-      await c.query(
-        `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
-         VALUES ($1, $2, $3, 'bench-user', 'update', $4::jsonb, $5::jsonb, 'bench-device')`,
-        [app, table, `m-${i % 500}`, JSON.stringify({ title: `${tag} ${i}` }), JSON.stringify({ title: new Date().toISOString() })],
-      );
-      await c.query('COMMIT');
-    }
-    return Number(process.hrtime.bigint() - t0) / 1e3 / ROWS;
-  };
+  const write = (app: string, table: string, tag: string) => oneRowWrites(c, app, table, ROWS, tag);
   for (const s of sides) await write(s.app, s.table, 'warm');
   const times = new Map<string, number[]>();
   for (let r = 0; r < ROUNDS; r++) {

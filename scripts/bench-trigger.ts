@@ -13,6 +13,7 @@
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { machine, median, openBenchDatabase } from './lib/bench-db.js';
+import { oneRowWrites } from './lib/one-row-writes.js';
 
 const { values } = parseArgs({
   options: {
@@ -97,20 +98,7 @@ try {
   }
   // As mana-sync writes: one row per transaction (BEGIN, set_config, INSERT, COMMIT).
   const E2E = Math.min(2000, ROWS / 10);
-  async function perTransaction(appId: string, tableName: string, tag: string): Promise<number> {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < E2E; i++) {
-      await client.query('BEGIN');
-      await client.query(`SELECT set_config('app.current_user_id', 'bench-user', true)`);
-      await client.query(
-        `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
-         VALUES ($1, $2, $3, 'bench-user', 'update', $4::jsonb, $5::jsonb, 'bench-device')`,
-        [appId, tableName, `m-${i % 500}`, JSON.stringify({ title: `${tag} ${i}` }), JSON.stringify({ title: new Date().toISOString() })],
-      );
-      await client.query('COMMIT');
-    }
-    return Number(process.hrtime.bigint() - t0) / 1e3 / E2E;
-  }
+  const perTransaction = (appId: string, tableName: string, tag: string) => oneRowWrites(client, appId, tableName, E2E, tag);
   const e2ePlain: number[] = [];
   const e2eMission: number[] = [];
   for (let r = 0; r < 3; r++) {
