@@ -30,11 +30,13 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, mana_ai, pg_temp
 AS $$
 DECLARE
-  v_kind text;
+  -- from the row's table; set before anything can fail, so the error path has it
+  v_kind text := CASE WHEN NEW.table_name = 'agents' THEN 'agent' ELSE 'mission' END;
   v_key bytea;
   v_mission mana_ai.mission_snapshots%ROWTYPE;
   v_agent mana_ai.agent_snapshots%ROWTYPE;
   v_map jsonb;
+  v_map_vars jsonb;   -- the map as the jsonpath variable $m
   v_fold record;
   v_payload text;
   v_message text;
@@ -56,7 +58,6 @@ BEGIN
       ELSE
         v_map := mana_ai.field_map_of(to_jsonb(NEW));
       END IF;
-      v_kind := CASE WHEN NEW.table_name = 'agents' THEN 'agent' ELSE 'mission' END;
       IF NEW.user_id IS NULL OR NEW.user_id = '' OR NEW.record_id IS NULL THEN
         RAISE EXCEPTION 'change without user_id or record_id' USING ERRCODE = '22023';
       END IF;
@@ -83,6 +84,7 @@ BEGIN
                                     'id', '__fieldTimestamps', '__fieldActors', '__lastActor'])
          AND jsonb_path_query_array(NEW.data, '$.keyvalue().key')
              = jsonb_path_query_array(v_map, '$.keyvalue() ? (@.value.type() == "string").key') THEN
+        v_map_vars := jsonb_build_object('m', v_map);
         UPDATE mana_ai.mission_snapshots s
            SET record = s.record || NEW.data,
                field_ts = s.field_ts || v_map,
@@ -91,10 +93,10 @@ BEGIN
                updated_at = now()
          WHERE s.mission_key = v_key
            -- no stored field timestamp later than any of the row's
-           AND NOT jsonb_path_exists(s.field_ts, '$.* ? (@ > $m.*)', jsonb_build_object('m', v_map))
+           AND NOT jsonb_path_exists(s.field_ts, '$.* ? (@ > $m.*)', v_map_vars)
            -- v0.4: a field without one compares as the record's updatedAt
            AND ('${merge_rule}' = 'head'
-                OR NOT jsonb_path_exists(s.record, '$.updatedAt ? (@ > $m.*)', jsonb_build_object('m', v_map)));
+                OR NOT jsonb_path_exists(s.record, '$.updatedAt ? (@ > $m.*)', v_map_vars));
         IF FOUND THEN
           RETURN NULL;  -- the schedule is as it was: nobody to wake
         END IF;
@@ -128,7 +130,6 @@ BEGIN
         CONTINUE;
       END IF;
       BEGIN
-        v_kind := CASE WHEN NEW.table_name = 'agents' THEN 'agent' ELSE 'mission' END;
         v_transient := mana_ai.is_transient_sqlstate(v_sqlstate);
         v_partition := mana_ai.user_partition(NEW.user_id);
         INSERT INTO mana_ai.snapshot_errors (change_id, user_id, record_id, op, error, sqlstate, transient, partition, kind)
