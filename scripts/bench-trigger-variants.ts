@@ -7,7 +7,10 @@
 // Each variant gets rows of its own table_name ('v_<name>') and its own
 // trigger; it acts on the same 500 mission snapshots as today's trigger.
 // Never part of `npm test`: it measures, it asserts nothing.
-// Usage: npm run bench:trigger-variants [-- --rows N --rounds R --only a,b]
+// Statements go as mana-sync's driver sends them (prepared once per
+// connection), or with --unnamed parsed and planned per write (the mode of
+// the figures before 2026-12-01; scripts/lib/one-row-writes.ts).
+// Usage: npm run bench:trigger-variants [-- --rows N --rounds R --only a,b --unnamed]
 
 import { parseArgs } from 'node:util';
 import { machine, median, openBenchDatabase } from './lib/bench-db.js';
@@ -18,15 +21,18 @@ const { values } = parseArgs({
     rows: { type: 'string', default: '400' },
     rounds: { type: 'string', default: '15' },
     only: { type: 'string' },
+    unnamed: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
-  console.log(`usage: npm run bench:trigger-variants -- [--rows N] [--rounds R] [--only name,name]
+  console.log(`usage: npm run bench:trigger-variants -- [--rows N] [--rounds R] [--only name,name] [--unnamed]
 
 Times one-row mission writes through trigger variants (docs/performance.md,
 "What a statement in the trigger costs"). --rows: writes per side and round
-(default 400); --rounds: shuffled rounds, medians reported (default 15).`);
+(default 400); --rounds: shuffled rounds, medians reported (default 15);
+--unnamed: every statement parsed and planned per write instead of
+prepared once per connection as mana-sync's driver (pgx) does.`);
   process.exit(0);
 }
 
@@ -81,7 +87,7 @@ try {
       WHEN (NEW.app_id = 'ai' AND NEW.table_name = 'v_${i}') EXECUTE FUNCTION pg_temp.variant_${i}()`);
     sides.push({ name, app: 'ai', table: `v_${i}` });
   }
-  const write = (app: string, table: string, tag: string) => oneRowWrites(c, app, table, ROWS, tag);
+  const write = (app: string, table: string, tag: string) => oneRowWrites(c, app, table, ROWS, tag, values.unnamed ? 'unnamed' : 'pgx');
   for (const s of sides) await write(s.app, s.table, 'warm');
   const times = new Map<string, number[]>();
   for (let r = 0; r < ROUNDS; r++) {
@@ -93,7 +99,7 @@ try {
     }
   }
   const plain = median(times.get(sides[0]!.name)!);
-  console.log(`bench-trigger-variants: ${ROWS} one-row transactions a side and round, ${ROUNDS} shuffled rounds, medians; ${machine()}`);
+  console.log(`bench-trigger-variants: ${ROWS} one-row transactions a side and round, ${ROUNDS} shuffled rounds, medians; statements ${values.unnamed ? 'parsed and planned per write' : 'prepared once per connection (as pgx)'}; ${machine()}`);
   for (const s of sides) {
     const m = median(times.get(s.name)!);
     console.log(`  ${s.name.padEnd(32)} ${m.toFixed(0).padStart(5)} µs  ${(m / plain).toFixed(2)}x  ${s === sides[0] ? '' : `+${(m - plain).toFixed(0)} µs`}`);

@@ -3,20 +3,40 @@
 // single-row ratio and bench-trigger-variants time. An edit of the title of
 // one of 500 existing records ('m-0' … 'm-499') of 'bench-user'. Writes to
 // a bench database only.
+//
+// Two ways of sending the statements:
+// - 'pgx', the default: as mana-sync's driver sends them. mana-sync is Go
+//   on pgx v5 (pgxpool with its default configuration); pgx's default
+//   query mode, QueryExecModeCacheStatement, prepares every statement that
+//   has arguments once per connection under a name and then only binds and
+//   executes it, and sends statements without arguments (BEGIN, COMMIT) as
+//   simple queries. So set_config($1) and the INSERT are named statements
+//   here, parsed and planned once per connection.
+// - 'unnamed': every statement parsed and planned again for each write
+//   (node-postgres's default), the way this loop sent them until
+//   2026-12-01; kept so its figures stay comparable with earlier ones.
 
 import type pg from 'pg';
 
+export type WriteMode = 'pgx' | 'unnamed';
+
+const SET_USER = `SELECT set_config('app.current_user_id', $1, true)`;
+const INSERT = `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+       VALUES ($1, $2, $3, $4, 'update', $5::jsonb, $6::jsonb, 'bench-device')`;
+
 /** Writes n one-row transactions into (appId, tableName); returns µs per write. */
-export async function oneRowWrites(client: pg.PoolClient, appId: string, tableName: string, n: number, tag: string): Promise<number> {
+export async function oneRowWrites(client: pg.PoolClient, appId: string, tableName: string, n: number, tag: string, mode: WriteMode = 'pgx'): Promise<number> {
+  // pgx names a cached statement after a digest of its text; one name per text is what matters.
+  const name = (s: string) => (mode === 'pgx' ? { name: s === SET_USER ? 'bench_set_user' : 'bench_insert' } : {});
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
     await client.query('BEGIN');
-    await client.query(`SELECT set_config('app.current_user_id', 'bench-user', true)`);
-    await client.query(
-      `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
-       VALUES ($1, $2, $3, 'bench-user', 'update', $4::jsonb, $5::jsonb, 'bench-device')`,
-      [appId, tableName, `m-${i % 500}`, JSON.stringify({ title: `${tag} ${i}` }), JSON.stringify({ title: new Date().toISOString() })],
-    );
+    await client.query({ ...name(SET_USER), text: SET_USER, values: ['bench-user'] });
+    await client.query({
+      ...name(INSERT),
+      text: INSERT,
+      values: [appId, tableName, `m-${i % 500}`, 'bench-user', JSON.stringify({ title: `${tag} ${i}` }), JSON.stringify({ title: new Date().toISOString() })],
+    });
     await client.query('COMMIT');
   }
   return Number(process.hrtime.bigint() - t0) / 1e3 / n;
