@@ -18,6 +18,14 @@ import type pg from 'pg';
 import { machine, median, openBenchDatabase } from './lib/bench-db.js';
 import { oneRowWrites, type WriteMode } from './lib/one-row-writes.js';
 
+// The figures before issue 20's changes, on the same machine
+// (docs/performance.md), printed beside today's so a run reads on its own.
+const BEFORE = {
+  bulk: '886 s, 1,130 rows/s (the issue\'s run of the release before)',
+  singleUnnamed: '2.61x (726 vs 279 µs); 2.16x and 2.98x in two runs on 2026-12-01 (release before issue 20, 3bb9616)',
+  singlePgx: '2.59x (939 vs 362 µs) and 2.02x (717 vs 356 µs) in two runs on 2026-12-01 (release before issue 20, 3bb9616)',
+};
+
 const { values } = parseArgs({
   options: {
     rows: { type: 'string', default: '20000' },
@@ -146,7 +154,7 @@ try {
     const how = mode === 'pgx'
       ? 'mission write, one row per transaction, statements prepared once per connection as mana-sync (pgx) sends them'
       : 'the same, every statement parsed and planned per write (the measure before 2026-12-01)';
-    console.log(`  ${how}: ${e2eM.toFixed(0)} µs  vs plain write ${e2eP.toFixed(0)} µs  -> ${(e2eM / e2eP).toFixed(2)}x${mode === 'pgx' ? '  (target <= 1.5x)' : ''}`);
+    console.log(`  ${how}: ${e2eM.toFixed(0)} µs  vs plain write ${e2eP.toFixed(0)} µs  -> ${(e2eM / e2eP).toFixed(2)}x${mode === 'pgx' ? '  (target <= 1.5x)' : ''}  [before: ${mode === 'pgx' ? BEFORE.singlePgx : BEFORE.singleUnnamed}]`);
   }
   console.log(`  the same, server side only (a procedure committing per row): ${median(srvMission).toFixed(0)} µs vs ${median(srvPlain).toFixed(0)} µs -> +${(median(srvMission) - median(srvPlain)).toFixed(0)} µs a mission write`);
   console.log(`  server-side only, bulk INSERT..SELECT : mission row ${missionUs.toFixed(1)} µs vs plain row ${plainUs.toFixed(1)} µs -> ${(missionUs / plainUs).toFixed(1)}x (fold + snapshot upsert in PL/pgSQL)`);
@@ -198,5 +206,5 @@ async function bulkImport(c: pg.PoolClient): Promise<void> {
   }
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   const { rows } = await c.query(`SELECT count(*)::int AS n, (SELECT count(*)::int FROM mana_ai.snapshot_errors) AS errors FROM mana_ai.mission_snapshots`);
-  console.log(`  bulk import, ${BULK_ROWS} new missions in ${BULK_BATCH}-row statements: ${s.toFixed(1)} s -> ${(BULK_ROWS / s).toFixed(0)} rows/s  (target >= 3,000); ${rows[0].n} snapshots, ${rows[0].errors} fold errors`);
+  console.log(`  bulk import, ${BULK_ROWS} new missions in ${BULK_BATCH}-row statements: ${s.toFixed(1)} s -> ${(BULK_ROWS / s).toFixed(0)} rows/s  (target >= 3,000); ${rows[0].n} snapshots, ${rows[0].errors} fold errors  [before: ${BEFORE.bulk}]`);
 }
