@@ -20,22 +20,31 @@ import type pg from 'pg';
 
 export type WriteMode = 'pgx' | 'unnamed';
 
-const SET_USER = `SELECT set_config('app.current_user_id', $1, true)`;
 const INSERT = `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
-       VALUES ($1, $2, $3, $4, 'update', $5::jsonb, $6::jsonb, 'bench-device')`;
+       VALUES ($1, $2, $3, 'bench-user', 'update', $4::jsonb, $5::jsonb, 'bench-device')`;
+// pgx names a cached statement after a digest of its text; one name per text is what matters.
+const STATEMENTS = {
+  pgx: {
+    setUser: { name: 'bench_set_user', text: `SELECT set_config('app.current_user_id', $1, true)`, values: ['bench-user'] },
+    insert: { name: 'bench_insert', text: INSERT },
+  },
+  // exactly as this loop sent them before 2026-12-01 (a query without values goes as a simple query)
+  unnamed: {
+    setUser: { text: `SELECT set_config('app.current_user_id', 'bench-user', true)` },
+    insert: { text: INSERT },
+  },
+};
 
 /** Writes n one-row transactions into (appId, tableName); returns µs per write. */
 export async function oneRowWrites(client: pg.PoolClient, appId: string, tableName: string, n: number, tag: string, mode: WriteMode = 'pgx'): Promise<number> {
-  // pgx names a cached statement after a digest of its text; one name per text is what matters.
-  const name = (s: string) => (mode === 'pgx' ? { name: s === SET_USER ? 'bench_set_user' : 'bench_insert' } : {});
+  const { setUser, insert } = STATEMENTS[mode];
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
     await client.query('BEGIN');
-    await client.query({ ...name(SET_USER), text: SET_USER, values: ['bench-user'] });
+    await client.query(setUser);
     await client.query({
-      ...name(INSERT),
-      text: INSERT,
-      values: [appId, tableName, `m-${i % 500}`, 'bench-user', JSON.stringify({ title: `${tag} ${i}` }), JSON.stringify({ title: new Date().toISOString() })],
+      ...insert,
+      values: [appId, tableName, `m-${i % 500}`, JSON.stringify({ title: `${tag} ${i}` }), JSON.stringify({ title: new Date().toISOString() })],
     });
     await client.query('COMMIT');
   }
