@@ -248,7 +248,7 @@ try {
   for (const [i, r] of rows.entries()) {
     const due = Date.now() + 86_400_000 + i * 1000;
     const seen = new Promise<number>((resolve) => {
-      const on = (e: { sid: number; dueMs: number }) => {
+      const on = (e: { sid: number; dueMs: number | null }) => {
         if (e.sid === r.sid && e.dueMs === due) {
           daemon.reactor!.off('scheduled', on);
           resolve(performance.now());

@@ -168,6 +168,44 @@ describe('reactor', () => {
     assert.ok(daemon.logs.some((l) => l.includes('could not fold a mission change') && l.includes(`"snapshotErrorId":${errorId}`)));
   });
 
+  it('a listener of its events that throws or rejects changes nothing: the run is admitted, planned and written once, later listeners still hear it', async () => {
+    const boom = (event: string) => () => {
+      throw new Error(`listener of ${event} broke`);
+    };
+    const r = daemon.reactor!;
+    // Before the harness's own run-finished listener, so a thrown error would keep it from hearing the run.
+    r.prependListener('fired', boom('fired'));
+    r.prependListener('run-started', boom('run-started'));
+    r.prependListener('run-finished', boom('run-finished'));
+    r.prependListener('run-finished', async () => {
+      throw new Error('async listener of run-finished broke');
+    });
+    try {
+      await pushChange(db.pool, { userId: 'u7', recordId: 'heard', op: 'insert', data: webappMission({ id: 'heard', nextRunAt: iso(Date.now() + 300) }) });
+      const ev = await Promise.race([
+        daemon.waitForRun((e) => e.missionId === 'heard'),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the run was never heard of: a throwing listener stopped it')), 20_000).unref()),
+      ]);
+      assert.equal(ev.outcome, 'planned');
+      const runs = await db.pool.query(`SELECT status FROM mana_ai.mission_runs WHERE mission_id = 'heard'`);
+      assert.deepEqual(runs.rows, [{ status: 'done' }]);
+      const written = await db.pool.query(`SELECT count(*)::int AS n FROM sync_changes WHERE client_id = 'mana-ai-runner' AND record_id = 'heard'`);
+      assert.equal(written.rows[0].n, 1, 'one write-back, no failed iteration after it');
+      const counted = async () => (await daemon.metrics.registry.getSingleMetricAsString('mana_ai_event_listener_errors_total'));
+      // the async listener's rejection arrives a tick later
+      for (let i = 0; i < 50 && !/event="run-finished"[^\n]* 2\b/.test(await counted()); i++) await new Promise((res) => setImmediate(res));
+      const text = await counted();
+      for (const [event, n] of [['fired', 1], ['run-started', 1], ['run-finished', 2]] as const) {
+        assert.match(text, new RegExp(`mana_ai_event_listener_errors_total\\{event="${event}"[^}]*\\} ${n}\\b`), `${event}: ${text}`);
+      }
+      assert.ok(daemon.logs.some((l) => l.includes('a listener of this event threw') && l.includes('listener of fired broke')));
+    } finally {
+      for (const event of ['fired', 'run-started', 'run-finished'] as const) {
+        for (const l of r.listeners(event)) if (String(l).includes('broke')) r.removeListener(event, l as () => void);
+      }
+    }
+  });
+
   it('serves the HTTP surface: health, metrics, tick and missions behind the service key, JSON errors', async () => {
     const base = `http://127.0.0.1:${daemon.port}`;
     const health = await fetch(`${base}/health`);

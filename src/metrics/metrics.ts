@@ -45,6 +45,7 @@ export interface Metrics {
   watchReconnects: Counter;
   eventLoopDelay: Gauge<'quantile'>;
   dbConnectionErrors: Counter;
+  eventListenerErrors: Counter;
   planStepsRejected: Counter<'reason'>;
   planRepairs: Counter<'outcome'>;
   plannerFallbacks: Counter<'reason'>;
@@ -151,6 +152,7 @@ export function createMetrics(): Metrics {
     }),
     plannerFallbacks: new Counter({ name: 'mana_ai_planner_fallbacks_total', help: 'Runs planned in text mode because the model could not call tools', labelNames: ['reason'], ...r }),
     planRepairs: new Counter({ name: 'mana_ai_plan_repairs_total', help: 'Repair rounds: the model told which steps were invalid, by outcome', labelNames: ['outcome'], ...r }),
+    eventListenerErrors: new Counter({ name: 'mana_ai_event_listener_errors_total', help: 'Listeners of the reactor\'s events that threw or rejected (logged; the run or schedule they observed went on)', labelNames: ['event'], ...r }),
     dbConnectionErrors: new Counter({ name: 'mana_ai_db_connection_errors_total', help: 'Work-pool connections lost while checked out (the transaction in flight failed and its run was given back)', ...r }),
     runRetries: new Counter({
       name: 'mana_ai_run_retries_total', labelNames: ['reason'], ...r,

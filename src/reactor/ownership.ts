@@ -10,7 +10,7 @@
 // It never runs a mission itself and never decides whether one runs: the
 // claim in Postgres stays the last guard, also while partitions move.
 
-import { EventEmitter } from 'node:events';
+import { GuardedEmitter, listenerErrorReporter } from './events.js';
 import pg from 'pg';
 import { retryDelayMs } from './backoff.js';
 import { planRebalance } from './balance.js';
@@ -46,6 +46,16 @@ export interface OwnershipChange {
   released: number[];
 }
 
+/** What the ownership tells the reactor. */
+export interface OwnershipEvents {
+  [event: string]: unknown[];
+  changed: [OwnershipChange];
+  /** the lock connection is back under a new session */
+  reconnected: [];
+  /** a watched peer's session ended (its member slot) */
+  'peer-lost': [slot: number];
+}
+
 export interface OwnershipOptions {
   connectionString: string;
   log: Logger;
@@ -71,7 +81,7 @@ export interface OwnershipOptions {
  */
 const WATCH_CONNECTION_CHECK = '2s';
 
-export class PartitionOwnership extends EventEmitter {
+export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
   private client: pg.Client | null = null;
   private watcher: Watch | null = null;
   private slot: number | null = null;
@@ -84,7 +94,7 @@ export class PartitionOwnership extends EventEmitter {
   private reconnecting = false;
 
   constructor(private readonly o: OwnershipOptions) {
-    super();
+    super(listenerErrorReporter(o.log, o.metrics));
   }
 
   /** The lock connection is up (it is published only once joined). */

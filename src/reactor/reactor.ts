@@ -15,7 +15,6 @@
 // notification older than what it knows for a mission is ignored, and the
 // claim re-checks the snapshot in the database anyway.
 
-import { EventEmitter } from 'node:events';
 import { estimateMissions } from '../db/sql/estimate-missions.js';
 import { loadAgents } from '../db/sql/load-agents.js';
 import { loadDueNow, loadSchedule } from '../db/sql/load-schedule.js';
@@ -26,6 +25,7 @@ import type { ReactorDeps } from './deps.js';
 
 export type { ReactorDeps } from './deps.js';
 import { AgentGates } from './agent-gates.js';
+import { GuardedEmitter, listenerErrorReporter, type ReactorEvents } from './events.js';
 import { LogRate } from '../log-rate.js';
 import { clampRetryAt, retryDelayMs } from './backoff.js';
 import { ScheduleListener, type AgentPayload, type SchedulePayload, type SnapshotErrorPayload } from './listener.js';
@@ -43,7 +43,7 @@ const MIN_RETRY_MS = 500;
 const REPAIR_BATCH = 1_000;
 
 
-export class Reactor extends EventEmitter {
+export class Reactor extends GuardedEmitter<ReactorEvents> {
   /** keyed by mission table slot */
   readonly wheel: TimerWheel;
   private readonly table = new MissionTable();
@@ -65,7 +65,7 @@ export class Reactor extends EventEmitter {
   private stopping = false;
 
   constructor(private readonly deps: ReactorDeps) {
-    super();
+    super(listenerErrorReporter(deps.log, deps.metrics));
     this.wheel = new TimerWheel({
       resolutionMs: deps.config.wheelResolutionMs,
       clock: deps.clock,

@@ -6,7 +6,7 @@
 // (reactor.ts: wheel, notifications, ownership): this file never touches
 // the wheel or the mission table, it asks its host.
 
-import type { EventEmitter } from 'node:events';
+import type { GuardedEmitter, ReactorEvents } from './events.js';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { adoptClaims, claimRun, type ClaimAgent, type ClaimWitness } from '../db/sql/claim-run.js';
 import { releaseRuns } from '../db/sql/finish-run.js';
@@ -41,7 +41,7 @@ export const runKey = (sid: number, dueMs: number) => `${sid}@${dueMs}`;
 /** What the dispatcher asks of the scheduler. */
 export interface DispatchHost {
   /** the reactor: run events go out on it */
-  events: EventEmitter;
+  events: GuardedEmitter<ReactorEvents>;
   partitionOf(sid: number): number | undefined;
   owns(partition: number): boolean;
   /** the mission's agent, undefined = none */
@@ -86,8 +86,8 @@ export class RunDispatcher {
     private readonly host: DispatchHost,
   ) {}
 
-  private emit(event: string, payload?: unknown): void {
-    this.host.events.emit(event, payload);
+  private emit<K extends keyof ReactorEvents & string>(event: K, ...args: ReactorEvents[K]): void {
+    this.host.events.emit(event, ...args);
   }
 
   get runsInFlight(): number {
