@@ -25,6 +25,7 @@ import { ResolverRegistry } from './planner/resolvers/registry.js';
 import { assertCatalog, catalogFor } from './planner/catalog/index.js';
 import { countParked } from './db/sql/parked.js';
 import { Reactor } from './reactor/reactor.js';
+import { coerceError } from './coerce-error.js';
 
 export const VERSION: string = (() => {
   try {
@@ -58,14 +59,14 @@ async function ensureSchema(databaseUrl: string, webapp: MergeRule, log: Logger)
   } catch (error) {
     if (pending !== null && pending.length === 0) {
       log.error(
-        { mergeRule: rule, webapp, err: (error as Error).message },
+        { mergeRule: rule, webapp, err: coerceError(error).message },
         `the database folds with the ${rule} merge rule but this daemon serves the ${webapp} webapp: run \`npm run migrate -- --webapp ${webapp}\` as the schema owner, then \`npm run backfill -- --restart\``,
       );
       return;
     }
     const why = pending === null ? 'the mana_ai schema does not exist' : `migrations pending: ${pending.join(', ')}`;
     throw new Error(
-      `${why}, and this role could not apply them (${(error as Error).message}). ` +
+      `${why}, and this role could not apply them (${coerceError(error).message}). ` +
         `Run \`npm run migrate -- --runtime-role <this role> --webapp ${webapp}\` as the schema owner, then start again.`,
     );
   }
@@ -179,7 +180,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
         // A database that is already gone must not keep the process from
         // closing the rest; the claims it could not give back expire with
         // their lease and another daemon (or the next start) takes them.
-        await reactor?.stop(config.shutdownGraceMs).catch((error: unknown) => log.error({ err: (error as Error).message }, 'reactor stop failed; leases will expire'));
+        await reactor?.stop(config.shutdownGraceMs).catch((error: unknown) => log.error({ err: coerceError(error).message }, 'reactor stop failed; leases will expire'));
         await new Promise<void>((resolve) => http.close(() => resolve()));
         http.closeAllConnections?.();
         await llm.close();

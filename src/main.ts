@@ -4,6 +4,7 @@
 import { ConfigError, loadConfig } from './config.js';
 import { startDaemon } from './daemon.js';
 import { createLogger } from './log.js';
+import { coerceError } from './coerce-error.js';
 
 let config;
 try {
@@ -36,7 +37,7 @@ try {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   process.on('SIGINT', () => onSignal('SIGINT'));
 } catch (error) {
-  log.fatal({ err: (error as Error).message }, 'start failed');
+  log.fatal({ err: coerceError(error).message }, 'start failed');
   log.flush();
   setTimeout(() => process.exit(1), 50);
 }

@@ -8,6 +8,7 @@
 import { request } from 'undici';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { coerceError } from '../coerce-error.js';
 
 export interface MembershipsOptions {
   authUrl: string;
@@ -54,7 +55,7 @@ export class Memberships {
       return spaces;
     } catch (error) {
       this.metrics.membershipLookups.inc({ outcome: 'unavailable' });
-      this.log.warn({ userId, err: (error as Error).message }, 'mana-auth memberships unavailable; planning without shared-space inputs');
+      this.log.warn({ userId, err: coerceError(error).message }, 'mana-auth memberships unavailable; planning without shared-space inputs');
       return null;
     }
   }

@@ -1,6 +1,7 @@
 // `npm run migrate`: applies sql/ to SYNC_DATABASE_URL and exits 0.
 
 import { migrate } from '../db/migrate.js';
+import { coerceError } from '../coerce-error.js';
 
 if (process.argv.includes('--help')) {
   console.log(`usage: npm run migrate [-- --runtime-role NAME] [--webapp v0.4|head]
@@ -45,6 +46,6 @@ try {
   const result = await migrate(url, { log: (m) => console.log(m), ...(runtimeRole ? { runtimeRole } : {}), ...(webapp ? { webapp } : {}) });
   console.log(`migrations: ${result.applied.length} applied, ${result.alreadyApplied} already there${result.granted.length ? `; runtime rights granted to ${result.granted.join(', ')}` : ''}`);
 } catch (error) {
-  console.error((error as Error).message);
+  console.error(coerceError(error).message);
   process.exit(1);
 }

@@ -16,6 +16,7 @@
 import pg from 'pg';
 import { mergeRuleOf, planDefinitions, recordedDefinitions, type MergeRule, type Queryable } from './definitions.js';
 import { loadLegacy, loadMigrations, MigrationError, SQL_DIR, withDependents, type Legacy } from './sql-files.js';
+import { coerceError } from '../coerce-error.js';
 
 export { loadMigrations, MigrationError, SQL_DIR } from './sql-files.js';
 export type { MergeRule } from './definitions.js';
@@ -89,7 +90,7 @@ async function inLockedTransaction(
         continue;
       }
       if (error instanceof MigrationError) throw error;
-      throw new MigrationError(`${what} failed: ${(error as Error).message}`);
+      throw new MigrationError(`${what} failed: ${coerceError(error).message}`);
     }
   }
 }
@@ -123,7 +124,7 @@ async function recogniseLegacy(
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
-    throw new MigrationError(`recording the baseline failed: ${(error as Error).message}`);
+    throw new MigrationError(`recording the baseline failed: ${coerceError(error).message}`);
   }
   log?.(`recognised a database of the first layout (${legacy.files.length} migrations) as ${baseline.name}`);
   return true;

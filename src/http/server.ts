@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Metrics } from '../metrics/metrics.js';
 import type { Logger } from '../log.js';
 import { serviceKeyMatches } from './service-key.js';
+import { coerceError } from '../coerce-error.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -104,7 +105,7 @@ export function createHttpServer(opts: { routes: Route[]; metrics: Metrics; log:
       } catch (error) {
         if (error instanceof HttpError) result = { status: error.status, body: { error: error.code, message: error.message } };
         else {
-          opts.log.error({ route: label, err: (error as Error).message }, 'request failed');
+          opts.log.error({ route: label, err: coerceError(error).message }, 'request failed');
           result = { status: 500, body: { error: 'internal', message: 'internal error' } };
         }
       }

@@ -5,6 +5,7 @@
 
 import { Pool, errors as undiciErrors } from 'undici';
 import type { ChatMessage } from './prompt.js';
+import { coerceError } from '../coerce-error.js';
 
 export interface LlmClientOptions {
   baseUrl: string;
@@ -129,7 +130,7 @@ export class LlmClient {
       try {
         return await this.once(messages, combined, headers, toolOptions);
       } catch (error) {
-        lastError = error instanceof LlmError ? error : new LlmError('unreachable', (error as Error).message);
+        lastError = error instanceof LlmError ? error : new LlmError('unreachable', coerceError(error).message);
         if ('retryAfterMs' in (error as object)) hintMs = (error as { retryAfterMs: number | null }).retryAfterMs;
       }
       const retryable = ['unreachable', 'timeout', 'rate-limited', 'server-error'].includes(lastError.reason);
@@ -220,7 +221,7 @@ export class LlmClient {
         deadline.aborted ||
         error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError || error instanceof undiciErrors.ConnectTimeoutError;
       outcome = timeout ? 'timeout' : 'unreachable';
-      throw new LlmError(timeout ? 'timeout' : 'unreachable', `mana-llm ${outcome}: ${(error as Error).message}`);
+      throw new LlmError(timeout ? 'timeout' : 'unreachable', `mana-llm ${outcome}: ${coerceError(error).message}`);
     } finally {
       this.opts.onRequest?.((performance.now() - started) / 1000, outcome);
     }

@@ -27,6 +27,7 @@ import { buildMessages, promptVersion, type ChatMessage, type PlannerMode } from
 import { functionSpecs, STEP_SENTENCE_PARAM } from './tool-specs.js';
 import { stepKey, validateStep } from './validate-step.js';
 import type { ResolverRegistry } from './resolvers/registry.js';
+import { coerceError } from '../coerce-error.js';
 
 /** Tokens charged to a run; `estimated` when the answer did not report them. */
 export interface RunUsage {
@@ -115,7 +116,7 @@ export async function planMission(
   } catch (error) {
     const reason = error instanceof LlmError ? `llm-${error.reason}` : 'llm-unreachable';
     if (reason === 'llm-aborted') throw error;
-    log.warn({ reason, err: (error as Error).message }, 'planner request failed after retries');
+    log.warn({ reason, err: coerceError(error).message }, 'planner request failed after retries');
     return failed(reason, null);
   }
   // Every answer costs tokens, a rejected one too: usage is charged either way.
@@ -147,7 +148,7 @@ export async function planMission(
     } catch (error) {
       if (error instanceof LlmError && error.reason === 'aborted') throw error;
       deps.metrics.planRepairs.inc({ outcome: 'request-failed' });
-      log.warn({ err: (error as Error).message }, 'the repair request failed; keeping the valid steps of the first answer');
+      log.warn({ err: coerceError(error).message }, 'the repair request failed; keeping the valid steps of the first answer');
     }
     // What is still invalid is left out, and counted: never written as an action.
     for (const s of checked.invalid) for (const p of s.problems) deps.metrics.planStepsRejected.inc({ reason: p.reason });
@@ -208,7 +209,7 @@ async function planWithTools(
     } catch (error) {
       if (error instanceof LlmError && (error.reason === 'capability' || error.reason === 'aborted')) throw error;
       const reason = error instanceof LlmError ? `llm-${error.reason}` : 'llm-unreachable';
-      log.warn({ reason, round, err: (error as Error).message }, 'planner request failed after retries');
+      log.warn({ reason, round, err: coerceError(error).message }, 'planner request failed after retries');
       if (steps.length === 0) return { iteration: failedIteration(run.iterationId, started, new Date().toISOString(), reason), failure: reason, usage };
       break; // keep what the earlier rounds planned
     }

@@ -22,6 +22,7 @@ import type { AgentDecision } from './agent-gates.js';
 import type { AgentPayload } from './listener.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
+import { coerceError } from '../coerce-error.js';
 
 /** event name -> the arguments its listeners get */
 export type EventMap = Record<string, unknown[]>;
@@ -111,6 +112,7 @@ export class GuardedEmitter<E extends EventMap> extends EventEmitter {
 export function listenerErrorReporter(log: Logger, metrics: Pick<Metrics, 'eventListenerErrors'>): (event: string, error: unknown) => void {
   return (event, error) => {
     metrics.eventListenerErrors.inc({ event });
-    log.error({ event, err: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }, 'a listener of this event threw; the daemon went on without it');
+    const thrown = coerceError(error);
+    log.error({ event, err: `${thrown.name}: ${thrown.message}` }, 'a listener of this event threw; the daemon went on without it');
   };
 }

@@ -14,6 +14,7 @@ import pg from 'pg';
 import { countUnownedPartitions, holdGeneration } from '../db/sql/partition-locks.js';
 import { retryDelayMs } from './backoff.js';
 import { KEEPALIVE, MEMBERS_CHANNEL } from './ownership.js';
+import { coerceError } from '../coerce-error.js';
 
 export const CHANNEL = 'mana_ai_missions';
 /** The trigger's fold errors (sql/functions/rebuild.sql): payload { id, p, t } of a mana_ai.snapshot_errors row. */
@@ -171,7 +172,7 @@ export class ScheduleListener {
     } catch (error) {
       if (this.client === client) {
         client.end().catch(() => {});
-        this.lost(error as Error);
+        this.lost(coerceError(error));
       }
     }
   }

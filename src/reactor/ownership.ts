@@ -18,6 +18,7 @@ import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, backendIdentity, type
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ClaimWitness } from '../db/sql/claim-run.js';
+import { coerceError } from '../coerce-error.js';
 
 export const MEMBERS_CHANNEL = 'mana_ai_members';
 
@@ -177,7 +178,7 @@ export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
           return;
         } catch (error) {
           const delay = retryDelayMs(attempt, { jitter: true });
-          this.o.log.warn({ attempt, retryInMs: Math.round(delay), err: (error as Error).message }, 'partition connection failed; retrying');
+          this.o.log.warn({ attempt, retryInMs: Math.round(delay), err: coerceError(error).message }, 'partition connection failed; retrying');
           await new Promise((r) => setTimeout(r, delay));
         }
       }
@@ -197,7 +198,7 @@ export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
         do {
           this.again = false;
           await this.rebalanceOnce(reason).catch((error: unknown) => {
-            this.o.log.warn({ reason, err: (error as Error).message }, 'rebalance failed; the next membership change or reconnect retries');
+            this.o.log.warn({ reason, err: coerceError(error).message }, 'rebalance failed; the next membership change or reconnect retries');
           });
         } while (this.again && !this.stopped);
       } finally {
@@ -275,7 +276,7 @@ export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
         void client.end().catch(() => {});
         this.o.metrics.watchReconnects.inc();
         const delay = retryDelayMs(1, { jitter: true });
-        this.o.log.warn({ peerSlot: next, err: (error as Error).message, retryInMs: Math.round(delay) }, 'watch connection lost; watching again');
+        this.o.log.warn({ peerSlot: next, err: coerceError(error).message, retryInMs: Math.round(delay) }, 'watch connection lost; watching again');
         setTimeout(() => void this.rebalance('watch-lost'), delay).unref();
         return;
       }

@@ -33,6 +33,7 @@ import { MissionTable, NO_REF } from './mission-table.js';
 import { MEMBERS_CHANNEL, PartitionOwnership, type OwnershipChange } from './ownership.js';
 import { RunDispatcher } from './run-dispatcher.js';
 import { TimerWheel } from './timer-wheel.js';
+import { coerceError } from '../coerce-error.js';
 
 export { MAX_ATTEMPTS, type RunEvent, type RunOutcome } from '../run/execute-run.js';
 
@@ -289,7 +290,7 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
           return;
         } catch (error) {
           const delay = retryDelayMs(attempt);
-          this.deps.log.warn({ reason, attempt, err: (error as Error).message, retryInMs: delay }, 'schedule load failed; retrying');
+          this.deps.log.warn({ reason, attempt, err: coerceError(error).message, retryInMs: delay }, 'schedule load failed; retrying');
           await new Promise((r) => setTimeout(r, delay));
         }
       }
@@ -416,7 +417,7 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
           log.warn({ snapshotErrorId: id, attempt }, 'snapshot rebuild failed (see mana_ai.snapshot_errors.repair_error); retrying');
         } catch (error) {
           outcome = 'error';
-          log.warn({ snapshotErrorId: id, attempt, err: (error as Error).message }, 'snapshot repair failed; retrying');
+          log.warn({ snapshotErrorId: id, attempt, err: coerceError(error).message }, 'snapshot repair failed; retrying');
         }
         if (attempt < 5) await new Promise((r) => setTimeout(r, retryDelayMs(attempt, { jitter: true })));
       }

@@ -17,6 +17,7 @@ import { inSpan, userIdHash } from '../tracing/tracing.js';
 import type { AgentDecision, AgentGates } from './agent-gates.js';
 import { FairQueue } from './fair-queue.js';
 import type { ReactorDeps } from './deps.js';
+import { coerceError } from '../coerce-error.js';
 
 /**
  * An agent's runs are all in this daemon's partition, so its slots are
@@ -266,7 +267,7 @@ export class RunDispatcher {
         // was handed): nothing was claimed, so trying again is safe.
         outcome = 'error';
         metrics.missionErrors.inc({ reason: 'internal' });
-        log.error({ sid, dueAt: new Date(dueMs).toISOString(), err: (error as Error).message }, 'claim failed; retrying later');
+        log.error({ sid, dueAt: new Date(dueMs).toISOString(), err: coerceError(error).message }, 'claim failed; retrying later');
         this.host.retryLater(sid, dueMs, Date.now() + 5_000 + Math.random() * 5_000);
       }
     } finally {
@@ -331,7 +332,7 @@ export class RunDispatcher {
       const kept = await adoptClaims(this.deps.pool, { runIds, workerId: this.deps.config.workerId, witness });
       this.deps.log.info({ inFlight: runIds.length, kept: kept.length }, 'runs in flight now vouched for by the new lock session');
     } catch (error) {
-      this.deps.log.warn({ err: (error as Error).message }, 'could not move the runs in flight to the new lock session; a peer may take them over');
+      this.deps.log.warn({ err: coerceError(error).message }, 'could not move the runs in flight to the new lock session; a peer may take them over');
     }
   }
 

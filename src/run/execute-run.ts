@@ -35,6 +35,7 @@ import { failedIteration, iterationIdFor, type Iteration } from '../write-back/i
 import { writeBack } from '../write-back/write-back.js';
 import type { Span } from '@opentelemetry/api';
 import { inSpan, type Tracing } from '../tracing/tracing.js';
+import { coerceError } from '../coerce-error.js';
 
 /** A run whose daemon died this often is written as failed, not planned again. */
 export const MAX_ATTEMPTS = 3;
@@ -218,7 +219,8 @@ export async function executeRun(
     return outcome;
   } catch (error) {
     if (signal.aborted || error instanceof ShutdownError || (error instanceof LlmError && error.reason === 'aborted')) throw error;
-    const message = `${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`.slice(0, 480);
+    const thrown = coerceError(error);
+    const message = `${thrown.name}: ${thrown.message}`.slice(0, 480);
     const failure = classifyFailure(error);
     if (failure.outside) {
       // The database, a connection or a lock failed, not the mission: the
@@ -256,7 +258,7 @@ export async function executeRun(
         return 'failed';
       }
     } catch (writeError) {
-      log.error({ err: writeError instanceof Error ? writeError.message : String(writeError) }, 'the failed iteration could not be written either; the run ends as failed');
+      log.error({ err: coerceError(writeError).message }, 'the failed iteration could not be written either; the run ends as failed');
     }
     const ended = await withRetries(signal, () => finishRun(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, status: 'failed', error: reason }));
     if (ended === null) log.error({ runId: claim.runId }, 'could not record the failed run; its claim ends with this daemon or its lease');

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { ROOT_CONTEXT, SpanStatusCode, trace, type Attributes, type Context, type Span, type Tracer } from '@opentelemetry/api';
 import type { Logger } from '../log.js';
+import { coerceError } from '../coerce-error.js';
 
 export interface TracingOptions {
   /** Base OTLP endpoint (…/v1/traces is appended), or null. */
@@ -61,7 +62,7 @@ export async function startTracing(opts: TracingOptions): Promise<Tracing> {
     enabled: true,
     tracer: provider.getTracer('mana-ai'),
     inject: (span, headers) => propagator.inject(within(span), headers, { set: (carrier, key, value) => (carrier[key] = value) }),
-    shutdown: () => provider.shutdown().catch((error: unknown) => opts.log.warn({ err: (error as Error).message }, 'tracing: last export failed')),
+    shutdown: () => provider.shutdown().catch((error: unknown) => opts.log.warn({ err: coerceError(error).message }, 'tracing: last export failed')),
   };
 }
 

@@ -10,6 +10,7 @@ import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics/metrics.js';
 import type { MissionInput } from '../../mission/mission.js';
 import type { ResolvedInput } from '../prompt.js';
+import { coerceError } from '../../coerce-error.js';
 
 export interface ResolveContext {
   db: Db;
@@ -57,7 +58,7 @@ export class ResolverRegistry {
         const text = await entry.resolver(ctx, input);
         if (text !== null && text.length > 0) out.push({ module: input.module, table: input.table, id: input.id, text, sensitive: entry.encrypted });
       } catch (error) {
-        ctx.log.warn({ userId: ctx.userId, missionId: ctx.missionId, module: input.module, table: input.table, recordId: input.id, err: (error as Error).message }, 'input resolver failed; input dropped');
+        ctx.log.warn({ userId: ctx.userId, missionId: ctx.missionId, module: input.module, table: input.table, recordId: input.id, err: coerceError(error).message }, 'input resolver failed; input dropped');
       }
     }
     return out;
