@@ -96,27 +96,43 @@ const EnvSchema = v.object({
 });
 
 export interface Config {
+  /** HTTP port for /health, /metrics and /internal/* (PORT, 3067; 0 = any free port). */
   port: number;
+  /** mana-sync's database (SYNC_DATABASE_URL), as the runtime role; never logged. */
   databaseUrl: string;
+  /** mana-llm, OpenAI-compatible (MANA_LLM_URL). */
   llmUrl: string;
+  /** Sent to mana-llm and required on /internal/* (MANA_SERVICE_KEY); undefined = those routes answer 401. Never logged. */
   serviceKey: string | undefined;
+  /** The runner's RSA key that unwraps Mission Data Keys (MANA_AI_PRIVATE_KEY_PEM); undefined = grants disabled. Never logged. */
   privateKeyPem: string | undefined;
+  /** mana-auth (MANA_AUTH_URL): JWKS for user tokens and the users' shared spaces; undefined = personal inputs only. */
   authUrl: string | undefined;
+  /** Audience a user JWT must carry (JWT_AUDIENCE, mana). */
   jwtAudience: string;
+  /** Issuer a user JWT must carry, when set (JWT_ISSUER). */
   jwtIssuer: string | undefined;
+  /** TICK_ENABLED: false = serve HTTP only, run no missions (no reactor). */
   tickEnabled: boolean;
   /** Present only to say in the log that it is ignored. */
   tickIntervalMs: string | undefined;
+  /** Model name sent to mana-llm (MANA_AI_PLANNER_MODEL). */
   plannerModel: string;
+  /** Sampling temperature of planner requests. */
   plannerTemperature: number;
+  /** Hard deadline of one mana-llm attempt. */
   llmTimeoutMs: number;
+  /** mana-llm attempts per request (retried: unreachable, timeout, 429, 5xx). */
   llmMaxAttempts: number;
+  /** First wait between mana-llm attempts (doubling, jittered). */
   llmRetryBaseMs: number;
+  /** Runs this daemon plans at the same time. */
   concurrency: number;
   /** Last resort only: a live daemon's claim is never taken from it before this (sql/functions/claim.sql). */
   claimLeaseMs: number;
   /** The longest one run may legitimately take (LLM attempts, waits, inputs, write-back). */
   worstCaseRunMs: number;
+  /** Least time between two runs of one mission, whatever its cadence says. */
   minRunGapMs: number;
   /** First wait before a run given back after a failure outside the mission is tried again (doubling, at most 5 min). */
   runRetryBaseMs: number;
@@ -130,18 +146,27 @@ export interface Config {
   plannerMode: 'text' | 'tools';
   /** The webapp generation served: its tools, parameters and write-back shape (CONTRACT.md section 11). */
   webapp: 'v0.4' | 'head';
+  /** IANA zone for cadences (MANA_AI_TIMEZONE, else TZ when it is a valid zone, else Europe/Berlin). */
   timeZone: string;
+  /** On SIGTERM, how long runs in flight may finish before their claims are given back. */
   shutdownGraceMs: number;
+  /** The timer wheel's tick: a run starts at most this late for the wheel's sake. */
   wheelResolutionMs: number;
   /** LISTEN connection check, which also asks whether every partition has an owner. */
   listenerCheckMs: number;
+  /** Names this daemon in mission_runs and logs (MANA_AI_WORKER_ID, else `<hostname>-<pid>`). */
   workerId: string;
+  /** pino level (MANA_AI_LOG_LEVEL). */
   logLevel: string;
+  /** Connections of the work pool (the LISTEN and lock connections come on top). */
   dbPoolSize: number;
   /** OTLP/HTTP export of spans; both null = tracing off (src/tracing/tracing.ts) */
   otlpEndpoint: string | null;
+  /** OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, used as it is (the other gets /v1/traces appended). */
   otlpTracesEndpoint: string | null;
+  /** service.name on exported spans. */
   otelServiceName: string;
+  /** Batch span processor delay between exports. */
   otelScheduleDelayMs: number;
 }
 
