@@ -58,7 +58,7 @@ it('the partition connection of a daemon with runs in flight is terminated: its 
     throw new Error(`${e.message}; b: ${m.join(' ')}; b owns ${[...b.reactor!.ownership.owned].length}`);
   });
   const claims = (await db.pool.query(`SELECT mission_id, status, claimed_by, attempts, claimed_gen FROM mana_ai.mission_runs WHERE mission_id LIKE 'blip-%' ORDER BY mission_id`)).rows;
-  const gens = (await db.pool.query(`SELECT objid::int8 AS gen, count(*)::int AS holders FROM pg_locks WHERE locktype = 'advisory' AND classid = 1634271234::oid GROUP BY objid`)).rows;
+  const gens = (await db.pool.query(`SELECT objid::int8 AS gen, count(*)::int AS holders FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = 1634271234::oid GROUP BY objid`)).rows;
   assert.ok(claims.every((r) => r.status === 'running' && r.claimed_by === 'a' && r.attempts === 1), `every claim is still a's: ${JSON.stringify(claims)} gens ${JSON.stringify(gens)} a=${a.reactor!.generation}`);
 
   for (const r of releases.splice(0)) r();

@@ -68,7 +68,7 @@ it('a dead peer\'s held runs are retried at once by every daemon that holds them
   const slots = { p: await slotOf(p), a: a.reactor!.ownership.witness.slot!, b: b.reactor!.ownership.witness.slot! };
   // Who waits for P's membership lock: P's watcher.
   const watcherPid = async () =>
-    (await db.pool.query(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 2 AND classid::int8 = $1 AND objid::int8 = $2`, [MEMBER_NS, slots.p])).rows[0]?.pid as number | undefined;
+    (await db.pool.query(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND NOT granted AND objsubid = 2 AND classid::int8 = $1 AND objid::int8 = $2`, [MEMBER_NS, slots.p])).rows[0]?.pid as number | undefined;
   await eventually(async () => (await watcherPid()) !== undefined, 'somebody watches P');
   // Held runs: A and B claimed P's runs of their new partitions and were told `held`.
   await eventually(async () => {
@@ -82,7 +82,7 @@ it('a dead peer\'s held runs are retried at once by every daemon that holds them
 
   // The missions of the partitions the non-watcher owns now: it found their runs held.
   const pidOfSlot = async (slot: number) =>
-    (await db.pool.query(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::int8 = $1 AND objid::int8 = $2`, [MEMBER_NS, slot])).rows[0].pid as number;
+    (await db.pool.query(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND granted AND objsubid = 2 AND classid::int8 = $1 AND objid::int8 = $2`, [MEMBER_NS, slot])).rows[0].pid as number;
   const nwPid = await pidOfSlot(notWatcher === 'a' ? slots.a : slots.b);
   const nwDaemon = notWatcher === 'a' ? a : b;
   // Ownership settles (three holders, all 64 partitions, the non-watcher at its share) and the
@@ -92,13 +92,13 @@ it('a dead peer\'s held runs are retried at once by every daemon that holds them
   await eventually(async () => {
     const own = (await db.pool.query(
       `SELECT count(DISTINCT pid)::int AS h, count(DISTINCT objid)::int AS n, count(*) FILTER (WHERE pid = $2)::int AS mine
-         FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::int8 = $1`, [PARTITION_NS, nwPid])).rows[0];
+         FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND granted AND objsubid = 2 AND classid::int8 = $1`, [PARTITION_NS, nwPid])).rows[0];
     lastOwn = own;
     if (own.h !== 3 || own.n !== 64 || own.mine < 20) return false;
     const { rows } = await db.pool.query(
       `SELECT s.mission_id FROM mana_ai.mission_snapshots s
         WHERE s.mission_id LIKE 'held-%'
-          AND s.partition IN (SELECT objid::int FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::int8 = $1 AND pid = $2)`,
+          AND s.partition IN (SELECT objid::int FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND granted AND objsubid = 2 AND classid::int8 = $1 AND pid = $2)`,
       [PARTITION_NS, nwPid],
     );
     heldByNotWatcher = rows.map((r) => r.mission_id as string);

@@ -51,7 +51,7 @@ it('a daemon SIGKILLed with runs in flight: its peer re-claims them within 10 s 
     return { content: planAnswer(`Plan für ${id}`) };
   });
   const [a, b] = [await spawn('a'), await spawn('b')];
-  await eventually(async () => (await db.pool.query(`SELECT count(DISTINCT pid)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::int8 = $1`, [PARTITION_NS])).rows[0].n === 2, 'both daemons own partitions');
+  await eventually(async () => (await db.pool.query(`SELECT count(DISTINCT pid)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND granted AND objsubid = 2 AND classid::int8 = $1`, [PARTITION_NS])).rows[0].n === 2, 'both daemons own partitions');
   const t0 = Date.now();
   const ids = Array.from({ length: 8 }, (_, i) => `inflight-${i}`);
   for (const id of ids) await pushChange(db.pool, { userId: `user-${id}`, recordId: id, op: 'insert', data: webappMission({ id, title: id, nextRunAt: iso(t0 + 300) }) });
@@ -94,7 +94,7 @@ it('a killed watch connection is re-established, so a later SIGKILL of the watch
   const slotOf = async (d: DaemonProcess) => Number((await d.waitForLog((l) => l.msg === 'joined the daemons sharing this database'))['slot']);
   const slot3 = await slotOf(procs[2]!);
   const watcherOf = async (slot: number) =>
-    (await db.pool.query(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objsubid = 2 AND classid::int8 = $1 AND objid::int8 = $2`, [MEMBER_NS, slot])).rows[0]?.pid as number | undefined;
+    (await db.pool.query(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND NOT granted AND objsubid = 2 AND classid::int8 = $1 AND objid::int8 = $2`, [MEMBER_NS, slot])).rows[0]?.pid as number | undefined;
   await eventually(async () => (await watcherOf(slot3)) !== undefined, 'somebody watches w3');
   const firstWatcher = (await watcherOf(slot3))!;
   await db.pool.query('SELECT pg_terminate_backend($1)', [firstWatcher]);
@@ -105,7 +105,7 @@ it('a killed watch connection is re-established, so a later SIGKILL of the watch
 
   procs[2]!.kill('SIGKILL');
   await procs[2]!.exited;
-  await eventually(async () => (await db.pool.query(`SELECT count(DISTINCT objid)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2 AND classid::int8 = $1`, [PARTITION_NS])).rows[0].n === 64, 'all 64 partitions owned again', 15_000);
+  await eventually(async () => (await db.pool.query(`SELECT count(DISTINCT objid)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND granted AND objsubid = 2 AND classid::int8 = $1`, [PARTITION_NS])).rows[0].n === 64, 'all 64 partitions owned again', 15_000);
   const due = Date.now() + 300;
   const ids = Array.from({ length: 64 }, (_, i) => `after-${i}`);
   for (const id of ids) await pushChange(db.pool, { userId: `u-${id}`, recordId: id, op: 'insert', data: webappMission({ id, title: id, nextRunAt: iso(due) }) });

@@ -13,7 +13,8 @@
 import pg from 'pg';
 import { countUnownedPartitions, holdGeneration } from '../db/sql/partition-locks.js';
 import { retryDelayMs } from './backoff.js';
-import { KEEPALIVE, MEMBERS_CHANNEL } from './ownership.js';
+import { KEEPALIVE } from './ownership.js';
+import { MEMBERS_CHANNEL } from '../db/sql/partition-locks.js';
 import { coerceError } from '../coerce-error.js';
 
 export const CHANNEL = 'mana_ai_missions';

@@ -14,13 +14,11 @@ import { GuardedEmitter, listenerErrorReporter } from './events.js';
 import pg from 'pg';
 import { retryDelayMs } from './backoff.js';
 import { planRebalance } from './balance.js';
-import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, backendIdentity, type BackendIdentity, holdGeneration, readLocks, takeMemberSlot, tryLock, unlock, waitForLock } from '../db/sql/partition-locks.js';
+import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, backendIdentity, type BackendIdentity, holdGeneration, readLocks, notifyMembers, takeMemberSlot, tryLock, type MembersNotice, unlock, waitForLock } from '../db/sql/partition-locks.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ClaimWitness } from '../db/sql/claim-run.js';
 import { coerceError } from '../coerce-error.js';
-
-export const MEMBERS_CHANNEL = 'mana_ai_members';
 
 /**
  * A daemon whose host vanishes without closing its sockets (power loss, a
@@ -64,7 +62,7 @@ export interface OwnershipOptions {
   /** this daemon process's generation, held shared on the partition connection (sql/functions/claim.sql) */
   generation: number;
   /** NOTIFY on another connection (the pool), used once this session is gone. */
-  notifyViaPool(payload: string): Promise<void>;
+  notifyViaPool(notice: MembersNotice): Promise<void>;
   /**
    * Ends a backend of our own role on another connection (the pool): a
    * watch connection blocked in pg_advisory_lock does not read its socket,
@@ -142,7 +140,7 @@ export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
       throw new Error(`every membership slot is taken: more than ${MAX_MEMBERS} mana-ai daemons on one database`);
     }
     await holdGeneration(client, this.o.generation);
-    await client.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, JSON.stringify({ e: 'joined', slot })]);
+    await notifyMembers(client, { e: 'joined', slot });
     // Published only now: a rebalance must not share the client with the
     // queries above (one query at a time per connection).
     this.client = client;
@@ -237,7 +235,7 @@ export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
       );
       this.emit('changed', { acquired, released } satisfies OwnershipChange);
     }
-    if (released.length) await client.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, JSON.stringify({ e: 'released', slot: this.slot })]);
+    if (released.length) await notifyMembers(client, { e: 'released', slot: this.slot });
     this.watchNext(view.members);
   }
 
@@ -286,7 +284,7 @@ export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
       this.o.log.info({ peerSlot: next }, 'a peer daemon is gone; taking over its share');
       this.o.metrics.peersLost.inc();
       void this.stopWatching();
-      await this.o.notifyViaPool(JSON.stringify({ e: 'left', slot: next })).catch(() => {});
+      await this.o.notifyViaPool({ e: 'left', slot: next }).catch(() => {});
       await this.rebalance('peer-left');
       this.emit('peer-lost', next);
     })();
@@ -321,7 +319,7 @@ export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
     if (client) {
       await client.query('SELECT pg_advisory_unlock_all()').catch(() => {});
       await client.end().catch(() => {});
-      await this.o.notifyViaPool(JSON.stringify({ e: 'left', slot: this.slot })).catch(() => {});
+      await this.o.notifyViaPool({ e: 'left', slot: this.slot }).catch(() => {});
     }
   }
 }

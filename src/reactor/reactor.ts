@@ -18,7 +18,7 @@
 import { estimateMissions } from '../db/sql/estimate-missions.js';
 import { loadAgents } from '../db/sql/load-agents.js';
 import { loadDueNow, loadSchedule } from '../db/sql/load-schedule.js';
-import { PARTITIONS, drawGeneration, terminateWatchBackend } from '../db/sql/partition-locks.js';
+import { PARTITIONS, drawGeneration, notifyMembers, terminateWatchBackend } from '../db/sql/partition-locks.js';
 import { pendingSnapshotErrors, repairSnapshotError, type RepairOutcome } from '../db/sql/snapshot-repair.js';
 import type { RunOutcome } from '../run/execute-run.js';
 import type { ReactorDeps } from './deps.js';
@@ -30,7 +30,7 @@ import { LogRate } from '../log-rate.js';
 import { clampRetryAt, retryDelayMs } from './backoff.js';
 import { ScheduleListener, type AgentPayload, type SchedulePayload, type SnapshotErrorPayload } from './listener.js';
 import { MissionTable, NO_REF } from './mission-table.js';
-import { MEMBERS_CHANNEL, PartitionOwnership, type OwnershipChange } from './ownership.js';
+import { PartitionOwnership, type OwnershipChange } from './ownership.js';
 import { RunDispatcher } from './run-dispatcher.js';
 import { TimerWheel } from './timer-wheel.js';
 import { coerceError } from '../coerce-error.js';
@@ -92,9 +92,7 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
       connectionString: deps.config.databaseUrl,
       log: deps.log,
       metrics: deps.metrics,
-      notifyViaPool: async (payload) => {
-        await deps.pool.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, payload]);
-      },
+      notifyViaPool: (notice) => notifyMembers(deps.pool, notice),
       terminateBackend: (pid, startedAt) => terminateWatchBackend(deps.pool, pid, startedAt),
     });
     this.ownership.on('changed', (c: OwnershipChange) => this.onOwnershipChanged(c));

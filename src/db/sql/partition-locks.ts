@@ -24,6 +24,20 @@ export const MEMBER_NS = 0x61690000;
  */
 export const GEN_NS = 0x61690002;
 
+/** The channel daemons tell each other on that one joined, gave its partitions back or left (src/reactor/listener.ts listens). */
+export const MEMBERS_CHANNEL = 'mana_ai_members';
+
+/** A member notification: who (its membership slot) and what happened. */
+export interface MembersNotice {
+  e: 'joined' | 'released' | 'left';
+  slot: number | null;
+}
+
+/** Tells every daemon sharing the database (NOTIFY on MEMBERS_CHANNEL); on any connection, a pool included. */
+export async function notifyMembers(q: Pick<pg.ClientBase, 'query'>, notice: MembersNotice): Promise<void> {
+  await q.query('SELECT pg_notify($1, $2)', [MEMBERS_CHANNEL, JSON.stringify(notice)]);
+}
+
 /** A daemon process's generation: random, drawn once per process. */
 export function drawGeneration(): number {
   return randomInt(-0x80000000, 0x7fffffff);
