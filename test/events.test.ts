@@ -7,7 +7,6 @@ import { it } from 'node:test';
 import { GuardedEmitter } from '../src/reactor/events.js';
 
 interface TestEvents {
-  [event: string]: unknown[];
   tick: [n: number];
 }
 

@@ -24,8 +24,8 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { coerceError } from '../coerce-error.js';
 
-/** event name -> the arguments its listeners get */
-export type EventMap = Record<string, unknown[]>;
+/** event name -> the arguments its listeners get; only the names it lists can be listened to or emitted */
+export type EventMap<E> = { [K in keyof E]: unknown[] };
 
 /** A run has started: it was claimed and is being executed. */
 export interface RunStartedEvent {
@@ -39,7 +39,7 @@ export interface RunStartedEvent {
 }
 
 /** What the reactor and its dispatcher emit. */
-export interface ReactorEvents extends EventMap {
+export interface ReactorEvents {
   /** a wheel entry fired: the mission's run is handed to the dispatcher */
   fired: [sid: number, dueMs: number];
   /** a notification (re)armed or dropped a mission's next run (dueMs null: no next run) */
@@ -64,10 +64,10 @@ export interface ReactorEvents extends EventMap {
   idle: [];
 }
 
-type Listener<E extends EventMap, K extends keyof E> = (...args: E[K]) => void;
+type Listener<E extends EventMap<E>, K extends keyof E> = (...args: E[K]) => void;
 
 /** An EventEmitter whose event names and payloads are typed by E and whose emit never throws a listener's error. */
-export class GuardedEmitter<E extends EventMap> extends EventEmitter {
+export class GuardedEmitter<E extends EventMap<E>> extends EventEmitter {
   constructor(private readonly onListenerError: (event: string, error: unknown) => void) {
     super();
   }

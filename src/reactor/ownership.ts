@@ -47,7 +47,6 @@ export interface OwnershipChange {
 
 /** What the ownership tells the reactor. */
 export interface OwnershipEvents {
-  [event: string]: unknown[];
   changed: [OwnershipChange];
   /** the lock connection is back under a new session */
   reconnected: [];
