@@ -191,14 +191,18 @@ export async function runLivenessOracle(o: OracleOptions): Promise<OracleResult>
   const lockHolders: Promise<void>[] = [];
   let lockTimeoutSet = false;
   // The kinds of chaos take turns (random timing and targets), so even a
-  // short run has every kind several times.
-  for (let step = 0; Date.now() < endAt; step++) {
+  // short run has every kind several times. A backend is only terminated
+  // when one is caught inside a transaction (they last milliseconds): on a
+  // busy machine a short run can miss every time, so when the time is up
+  // without one, only that kind goes on, for at most 15 s more.
+  const graceEnd = endAt + 15_000;
+  for (let step = 0; Date.now() < endAt || (stats['terminated'] === 0 && Date.now() < graceEnd); step++) {
     await new Promise((r) => setTimeout(r, between(150, 700)));
-    const kind = step % 6;
+    const kind = Date.now() < endAt ? step % 6 : 0;
     try {
       if (kind === 0) {
         // a work-pool backend inside a transaction: watched for up to 3 s (transactions are short)
-        for (let tries = 0; tries < 150; tries++) {
+        for (let tries = 0; tries < 600; tries++) {
           const { rows } = await admin.query(
             `SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity
               WHERE datname = current_database() AND application_name = 'mana-ai' AND xact_start IS NOT NULL
@@ -208,7 +212,7 @@ export async function runLivenessOracle(o: OracleOptions): Promise<OracleResult>
             stats['terminated']! += 1;
             break;
           }
-          await new Promise((r) => setTimeout(r, 20));
+          await new Promise((r) => setTimeout(r, 5));
         }
       } else if (kind === 1) {
         // lock_timeout for the runtime role's new sessions, and a held snapshot lock to run into
