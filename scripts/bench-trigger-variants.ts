@@ -14,7 +14,7 @@
 
 import { parseArgs } from 'node:util';
 import { machine, median, openBenchDatabase } from './lib/bench-db.js';
-import { oneRowWrites } from './lib/one-row-writes.js';
+import { oneRowWrites, seedBenchMissions } from './lib/one-row-writes.js';
 
 const { values } = parseArgs({
   options: {
@@ -67,14 +67,7 @@ const names = Object.keys(VARIANTS).filter((n) => !only || only.includes(n));
 const db = await openBenchDatabase();
 const c = await db.pool.connect();
 try {
-  await c.query(`
-    INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
-    SELECT 'ai', 'aiMissions', 'm-' || g, 'bench-user', 'insert',
-           jsonb_build_object('title', 'm', 'state', 'active', 'nextRunAt', '2030-01-01T00:00:00.000Z',
-                              'cadence', jsonb_build_object('kind', 'daily', 'atHour', 9, 'atMinute', 0),
-                              'iterations', '[]'::jsonb, 'updatedAt', '2026-01-01T00:00:00.000Z'),
-           '{}'::jsonb, 'bench-device'
-      FROM generate_series(0, 499) g`);
+  await seedBenchMissions(c);
   const sides: { name: string; app: string; table: string }[] = [
     { name: 'plain insert (notes)', app: 'notes', table: 'notes' },
     { name: "today's trigger", app: 'ai', table: 'aiMissions' },

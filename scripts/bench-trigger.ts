@@ -16,7 +16,7 @@
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { machine, median, openBenchDatabase } from './lib/bench-db.js';
-import { oneRowWrites, type WriteMode } from './lib/one-row-writes.js';
+import { oneRowWrites, seedBenchMissions, type WriteMode } from './lib/one-row-writes.js';
 
 // The figures before issue 20's changes, on the same machine
 // (docs/performance.md), printed beside today's so a run reads on its own.
@@ -81,15 +81,7 @@ const MISSION_UPDATE = `
 
 const client = await db.pool.connect();
 try {
-  // 500 missions to update
-  await timed(client, `
-    INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
-    SELECT 'ai', 'aiMissions', 'm-' || g, 'bench-user', 'insert',
-           jsonb_build_object('title', 'm', 'state', 'active', 'nextRunAt', '2030-01-01T00:00:00.000Z',
-                              'cadence', jsonb_build_object('kind', 'daily', 'atHour', 9, 'atMinute', 0),
-                              'iterations', '[]'::jsonb, 'updatedAt', '2026-01-01T00:00:00.000Z'),
-           '{}'::jsonb, 'bench-device'
-      FROM generate_series(0, 499) g`, []);
+  await seedBenchMissions(client);
   // warm-up
   await timed(client, OTHER_APP, ['w', 2000]);
   await timed(client, MISSION_UPDATE, ['w', 2000, 'ai', 'aiMissions']);

@@ -35,6 +35,18 @@ const STATEMENTS = {
   },
 };
 
+/** The 500 missions ('m-0' … 'm-499' of 'bench-user', due 2030) the writes edit; their snapshots, through the trigger. */
+export async function seedBenchMissions(client: pg.PoolClient): Promise<void> {
+  await client.query(`
+    INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+    SELECT 'ai', 'aiMissions', 'm-' || g, 'bench-user', 'insert',
+           jsonb_build_object('title', 'm', 'state', 'active', 'nextRunAt', '2030-01-01T00:00:00.000Z',
+                              'cadence', jsonb_build_object('kind', 'daily', 'atHour', 9, 'atMinute', 0),
+                              'iterations', '[]'::jsonb, 'updatedAt', '2026-01-01T00:00:00.000Z'),
+           '{}'::jsonb, 'bench-device'
+      FROM generate_series(0, 499) g`);
+}
+
 /** Writes n one-row transactions into (appId, tableName); returns µs per write. */
 export async function oneRowWrites(client: pg.PoolClient, appId: string, tableName: string, n: number, tag: string, mode: WriteMode = 'pgx'): Promise<number> {
   const { setUser, insert } = STATEMENTS[mode];
