@@ -169,17 +169,17 @@ describe('reactor', () => {
   });
 
   it('a listener of its events that throws or rejects changes nothing: the run is admitted, planned and written once, later listeners still hear it', async () => {
-    const boom = (event: string) => () => {
-      throw new Error(`listener of ${event} broke`);
-    };
     const r = daemon.reactor!;
+    const broken: [event: 'fired' | 'run-started' | 'run-finished', listener: () => unknown][] = [
+      ...(['fired', 'run-started', 'run-finished'] as const).map((event) => [event, () => {
+        throw new Error(`listener of ${event} broke`);
+      }] as [typeof event, () => unknown]),
+      ['run-finished', async () => {
+        throw new Error('async listener of run-finished broke');
+      }],
+    ];
     // Before the harness's own run-finished listener, so a thrown error would keep it from hearing the run.
-    r.prependListener('fired', boom('fired'));
-    r.prependListener('run-started', boom('run-started'));
-    r.prependListener('run-finished', boom('run-finished'));
-    r.prependListener('run-finished', async () => {
-      throw new Error('async listener of run-finished broke');
-    });
+    for (const [event, listener] of broken) r.prependListener(event, listener);
     try {
       await pushChange(db.pool, { userId: 'u7', recordId: 'heard', op: 'insert', data: webappMission({ id: 'heard', nextRunAt: iso(Date.now() + 300) }) });
       const ev = await Promise.race([
@@ -200,9 +200,7 @@ describe('reactor', () => {
       }
       assert.ok(daemon.logs.some((l) => l.includes('a listener of this event threw') && l.includes('listener of fired broke')));
     } finally {
-      for (const event of ['fired', 'run-started', 'run-finished'] as const) {
-        for (const l of r.listeners(event)) if (String(l).includes('broke')) r.removeListener(event, l as () => void);
-      }
+      for (const [event, listener] of broken) r.removeListener(event, listener);
     }
   });
 

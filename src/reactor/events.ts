@@ -7,8 +7,8 @@
 //   rejection) into the code that emitted. Node's EventEmitter throws the
 //   first listener error at the emit call and skips the listeners after it:
 //   a throwing 'fired' listener would keep the run from being admitted, and
-//   a throwing 'run-finished' listener would turn a run already written
-//   back into a failed one. Here each listener is called on its own; what
+//   a throwing 'run-finished' listener would send a run already written
+//   back down the failure path. Here each listener is called on its own; what
 //   it throws is handed to `onListenerError` (logged and counted by the
 //   owner) and the next listener runs.
 //
@@ -17,7 +17,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { RepairOutcome } from '../db/sql/snapshot-repair.js';
-import type { RunEvent } from '../run/execute-run.js';
+import type { RunEvent, RunStartedEvent } from '../run/execute-run.js';
 import type { AgentDecision } from './agent-gates.js';
 import type { AgentPayload } from './listener.js';
 import type { Logger } from '../log.js';
@@ -26,17 +26,6 @@ import { coerceError } from '../coerce-error.js';
 
 /** event name -> the arguments its listeners get; only the names it lists can be listened to or emitted */
 export type EventMap<E> = { [K in keyof E]: unknown[] };
-
-/** A run has started: it was claimed and is being executed. */
-export interface RunStartedEvent {
-  sid: number;
-  dueMs: number;
-  startedAtMs: number;
-  lagMs: number;
-  userId: string;
-  missionId: string;
-  title: string;
-}
 
 /** What the reactor and its dispatcher emit. */
 export interface ReactorEvents {

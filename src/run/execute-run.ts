@@ -60,6 +60,17 @@ export interface RunEvent {
   tokens?: { used: number; estimated: boolean } | null;
 }
 
+/** A run has started: it was claimed and is being executed. */
+export interface RunStartedEvent {
+  sid: number;
+  dueMs: number;
+  startedAtMs: number;
+  lagMs: number;
+  userId: string;
+  missionId: string;
+  title: string;
+}
+
 export interface RunDeps {
   pool: pg.Pool;
   db: Db;
@@ -78,7 +89,7 @@ export interface RunDeps {
 }
 
 export interface RunHooks {
-  started(e: { sid: number; dueMs: number; startedAtMs: number; lagMs: number; userId: string; missionId: string; title: string }): void;
+  started(e: RunStartedEvent): void;
   finished(e: RunEvent): void;
   /** look at this (mission, due time) again at `atMs` (a parked mission) */
   later?(atMs: number): void;
