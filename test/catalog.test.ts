@@ -1,22 +1,19 @@
 // The project's tool catalogs against the facts of the webapp's executors
-// (../shared/contract/tools-*.json), field by field: a drift fails CI, not
+// (../shared/contract/tools-*.json, copied to test/fixtures/contract), field by field: a drift fails CI, not
 // a user. And the step validator against the executor's rules (TOOLS.md),
 // including the five cases the seed's server list had drifted on.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
+import { readContractFile } from './harness/contract.js';
 import { catalogFor, type WebappGeneration } from '../src/planner/catalog/index.js';
 import { checkPlan, describeProblems, leftOutNote, offerOf, repairRequest } from '../src/planner/check-plan.js';
 import { validateStep } from '../src/planner/validate-step.js';
 
-const CONTRACT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'contract');
 interface FactParam { name: string; type: string; required: boolean; enum?: string[] }
 interface FactTool { name: string; module: string; params: FactParam[] }
 const facts = (g: WebappGeneration): FactTool[] =>
-  (JSON.parse(readFileSync(join(CONTRACT, g === 'head' ? 'tools-head.json' : 'tools-v04.json'), 'utf8')) as { tools: FactTool[] }).tools;
+  (JSON.parse(readContractFile(g === 'head' ? 'tools-head.json' : 'tools-v04.json')) as { tools: FactTool[] }).tools;
 
 describe('tool catalogs', () => {
   for (const g of ['v0.4', 'head'] as const) {

@@ -5,20 +5,17 @@
 // validator), and every valid step of the answer is written, once, in order.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { it } from 'node:test';
 import fc from 'fast-check';
+import { readContractFile } from './harness/contract.js';
 import { catalogFor, type WebappGeneration } from '../src/planner/catalog/index.js';
 import { checkPlan, offerOf } from '../src/planner/check-plan.js';
 import { parsePlan } from '../src/planner/parse-plan.js';
 
 interface FactParam { name: string; type: 'string' | 'number' | 'boolean' | 'array' | 'object'; required: boolean; enum?: string[]; note?: string }
 interface FactTool { name: string; params: FactParam[] }
-const CONTRACT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'contract');
 const facts = (g: WebappGeneration): FactTool[] =>
-  (JSON.parse(readFileSync(join(CONTRACT, g === 'head' ? 'tools-head.json' : 'tools-v04.json'), 'utf8')) as { tools: FactTool[] }).tools;
+  (JSON.parse(readContractFile(g === 'head' ? 'tools-head.json' : 'tools-v04.json')) as { tools: FactTool[] }).tools;
 
 /** TOOLS.md, "How the executor validates a call": null when it accepts, else its message. */
 function executorRefuses(tools: FactTool[], name: string, params: Record<string, unknown>): string | null {
