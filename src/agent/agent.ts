@@ -8,6 +8,7 @@
 // checks them; they are not read here.
 
 import type { CatalogTool } from '../planner/catalog/index.js';
+import { isCiphertext } from '../grants/ciphertext.js';
 
 export type ToolDecision = 'auto' | 'propose' | 'deny';
 
@@ -30,11 +31,8 @@ export interface Agent {
   withheldEncrypted: boolean;
 }
 
-const ENCRYPTED_PREFIX = 'enc:1:';
-
-export function isEncryptedValue(value: unknown): boolean {
-  return typeof value === 'string' && value.startsWith(ENCRYPTED_PREFIX);
-}
+/** Any `enc:<n>:` value (src/grants/ciphertext.ts) is withheld. */
+export const isEncryptedValue = isCiphertext;
 
 const str = (x: unknown) => (typeof x === 'string' ? x : '');
 const obj = (x: unknown): Record<string, unknown> =>

@@ -5,15 +5,18 @@
 
 import { webcrypto } from 'node:crypto';
 import { decodeBase64Strict } from './base64.js';
+import { isCiphertext } from './ciphertext.js';
 
 export const ENC_PREFIX = 'enc:1:';
 
-export type DecryptFailure = 'ciphertext-malformed' | 'ciphertext-tampered-or-wrong-key' | 'plaintext-not-json';
+export type DecryptFailure = 'ciphertext-malformed' | 'ciphertext-tampered-or-wrong-key' | 'plaintext-not-json' | 'ciphertext-unknown-version';
 export type DecryptResult = { ok: true; value: unknown } | { ok: false; reason: DecryptFailure };
 
-export const isEncrypted = (value: unknown): value is string => typeof value === 'string' && value.startsWith(ENC_PREFIX);
+/** Any `enc:<n>:` value is ciphertext (ciphertext.ts); only `enc:1:` opens here. */
+export const isEncrypted = isCiphertext;
 
 export async function decryptValue(key: webcrypto.CryptoKey, value: string): Promise<DecryptResult> {
+  if (!value.startsWith(ENC_PREFIX)) return { ok: false, reason: 'ciphertext-unknown-version' };
   const body = value.slice(ENC_PREFIX.length);
   const dot = body.indexOf('.');
   if (dot < 0) return { ok: false, reason: 'ciphertext-malformed' };
@@ -36,7 +39,7 @@ export async function decryptValue(key: webcrypto.CryptoKey, value: string): Pro
 }
 
 /**
- * Decrypts every `enc:1:` field of a record. All or nothing: one field that
+ * Decrypts every ciphertext field (`enc:<n>:`) of a record. All or nothing: one field that
  * does not open fails the record, so the planner never sees half of it.
  */
 export async function decryptRecord(

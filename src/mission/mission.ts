@@ -5,6 +5,7 @@
 
 import * as v from 'valibot';
 import { parseCadence, type Cadence } from './cadence.js';
+import { isCiphertext } from '../grants/ciphertext.js';
 
 export interface MissionInput {
   module: string;
@@ -32,7 +33,8 @@ export type ReadMission = { ok: true; mission: Mission } | { ok: false; reason: 
 const str = (x: unknown) => (typeof x === 'string' ? x : '');
 
 /** The webapp's encrypted-at-rest form (CONTRACT.md sections 7 and 12). */
-export const isEncryptedValue = (v: unknown): boolean => typeof v === 'string' && v.startsWith('enc:1:');
+/** Any `enc:<n>:` value (src/grants/ciphertext.ts). */
+export const isEncryptedValue = isCiphertext;
 
 /** Mission texts HEAD marks as encrypted: an `enc:1:` value here is left out and a neutral placeholder stands in (issue 21). */
 export const ENCRYPTABLE_MISSION_FIELDS = ['title', 'objective', 'conceptMarkdown'] as const;

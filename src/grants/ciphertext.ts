@@ -1,0 +1,16 @@
+// What counts as ciphertext, everywhere (issue 27): any string value that
+// starts `enc:<digits>:`, whatever the version. The webapp writes `enc:1:`
+// today and `enc:2:` with record keys (CONTRACT.md section 14); a value of a
+// version this build cannot open is still never prompt text, a span
+// attribute, a log line or a metric label, and a decrypt of it is a
+// `failed` audit row (reason `ciphertext-unknown-version`). Pure.
+
+const CIPHERTEXT = /^enc:[0-9]+:/;
+
+export const isCiphertext = (value: unknown): value is string => typeof value === 'string' && CIPHERTEXT.test(value);
+
+/** The version number of a ciphertext value (1 for `enc:1:…`), null for anything else. */
+export function ciphertextVersion(value: unknown): number | null {
+  if (!isCiphertext(value)) return null;
+  return Number(value.slice(4, value.indexOf(':', 4)));
+}
