@@ -39,35 +39,37 @@ export const VERSION: string = (() => {
  * The schema must be current before anything runs. Nothing pending: no
  * DDL, no lock, so a least-privileged runtime role starts. Something
  * pending: applied here if this role may (development, the demo), else the
- * start stops and says who must run what. The merge rule the trigger folds
- * with should be the one of the webapp this daemon serves: set here if this
- * role may; if not, the daemon still starts (every fold stays valid, it
- * differs from the webapp's only in the two clauses of CONTRACT.md section
- * 12) and says at error level, and in /health, what to run.
+ * start stops and says who must run what. mana-sync's table as recorded
+ * must verify (src/db/sync-table.ts), or the start stops and says why.
+ * The merge rule the trigger folds with is the database's: only `migrate
+ * -- --webapp` changes it (two daemon versions in a rolling deploy must not
+ * flip it on each start); the daemon sets it only on a database that has
+ * no schema yet. A mismatch is said at error level, and in /health; the
+ * daemon still starts (every fold stays valid, it differs from the
+ * webapp's only in the two clauses of CONTRACT.md section 12).
  */
 async function ensureSchema(databaseUrl: string, webapp: MergeRule, log: Logger): Promise<void> {
   const status = await schemaStatus(databaseUrl);
-  const pending = status?.pending ?? null;
-  const rule = status?.mergeRule ?? null;
-  if (pending !== null && pending.length === 0 && rule === webapp) {
+  let rule = status?.mergeRule ?? null;
+  if (status !== null && status.pending.length === 0) {
     log.info({ mergeRule: rule }, 'schema up to date');
-    return;
-  }
-  try {
-    const migrated = await migrate(databaseUrl, { log: (m) => log.info(m), webapp });
-    log.info({ applied: migrated.applied, defined: migrated.defined.length, mergeRule: webapp }, 'schema up to date');
-  } catch (error) {
-    if (pending !== null && pending.length === 0) {
-      log.error(
-        { mergeRule: rule, webapp, err: coerceError(error).message },
-        `the database folds with the ${rule} merge rule but this daemon serves the ${webapp} webapp: run \`npm run migrate -- --webapp ${webapp}\` as the schema owner, then \`npm run backfill -- --restart\``,
+  } else {
+    try {
+      const migrated = await migrate(databaseUrl, { log: (m) => log.info(m), ...(status === null ? { webapp } : {}) });
+      rule = status === null ? webapp : rule;
+      log.info({ applied: migrated.applied, defined: migrated.defined.length, mergeRule: rule }, 'schema up to date');
+    } catch (error) {
+      const why = status === null ? 'the mana_ai schema does not exist' : `the schema is not what this build needs: ${status.pending.join('; ')}`;
+      throw new Error(
+        `${why}, and this role could not fix it (${coerceError(error).message}). ` +
+          `Run \`npm run migrate -- --runtime-role <this role>\` as the schema owner, then start again.`,
       );
-      return;
     }
-    const why = pending === null ? 'the mana_ai schema does not exist' : `migrations pending: ${pending.join(', ')}`;
-    throw new Error(
-      `${why}, and this role could not apply them (${coerceError(error).message}). ` +
-        `Run \`npm run migrate -- --runtime-role <this role> --webapp ${webapp}\` as the schema owner, then start again.`,
+  }
+  if (rule !== webapp) {
+    log.error(
+      { mergeRule: rule, webapp },
+      `the database folds with the ${rule} merge rule but this daemon serves the ${webapp} webapp: run \`npm run migrate -- --webapp ${webapp}\` as the schema owner, then \`npm run backfill -- --restart\``,
     );
   }
 }

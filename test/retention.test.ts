@@ -37,21 +37,52 @@ describe('retention', () => {
     assert.equal(await count(`SELECT count(*) AS n FROM mana_ai.mission_runs WHERE status IN ('running', 'released')`), 5, 'claims and retries are never pruned');
   });
 
-  it('a retention setting that is not an interval falls back to the default; a shorter one prunes sooner', async () => {
-    await db.pool.query(`ALTER DATABASE ${db.name} SET mana_ai.run_retention = 'soon-ish'`);
-    const c = new pg.Client({ connectionString: db.url });
-    await c.connect();
+  it('a retention value that is not an interval falls back to the default; a shorter one prunes sooner', async () => {
+    await db.pool.query(`INSERT INTO mana_ai.settings (key, value) VALUES ('run_retention', 'soon-ish')`);
     try {
-      await c.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status, finished_at) VALUES ('\\x02', 2, 'u', 'recent', now(), 'done', now() - interval '2 days')`);
-      await c.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status) VALUES ('\\x03', 3, 'u', 'x', now(), 'running')`);
+      await db.pool.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status, finished_at) VALUES ('\\x02', 2, 'u', 'recent', now(), 'done', now() - interval '2 days')`);
+      await db.pool.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status) VALUES ('\\x03', 3, 'u', 'x', now(), 'running')`);
       assert.equal(await count(`SELECT count(*) AS n FROM mana_ai.mission_runs WHERE mission_id = 'recent'`), 1, 'kept: the default is 30 days');
-      await c.query(`SET mana_ai.run_retention = '1 day'`);
-      await c.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status) VALUES ('\\x04', 4, 'u', 'y', now(), 'running')`);
+      await db.pool.query(`UPDATE mana_ai.settings SET value = '1 day' WHERE key = 'run_retention'`);
+      await db.pool.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status) VALUES ('\\x04', 4, 'u', 'y', now(), 'running')`);
       assert.equal(await count(`SELECT count(*) AS n FROM mana_ai.mission_runs WHERE mission_id = 'recent'`), 0, 'pruned under a 1-day retention');
     } finally {
-      await c.end();
-      await db.pool.query(`ALTER DATABASE ${db.name} RESET mana_ai.run_retention`);
+      await db.pool.query(`DELETE FROM mana_ai.settings WHERE key = 'run_retention'`);
     }
+  });
+
+  // Issue 27, item 8: the pruner is a SECURITY DEFINER; a session that set
+  // mana_ai.run_retention for itself made it delete other users' runs
+  // (the runtime role has no DELETE there) and, through the trigger,
+  // mana-sync's role (no rights in mana_ai at all) settled fold errors.
+  it('a session setting of its own changes no retention: neither the runtime role nor mana-sync\'s role prunes younger rows', async () => {
+    await db.pool.query(`
+      INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status, finished_at)
+      SELECT decode(md5('victim' || g), 'hex'), 100 + g, 'victim', 'v' || g, now(), 'done', now() - interval '2 days' FROM generate_series(1, 5) g`);
+    await db.pool.query(`
+      INSERT INTO mana_ai.snapshot_errors (user_id, record_id, op, error, sqlstate, transient, partition, created_at)
+      VALUES ('victim', 'settled', 'insert', 'bad', '22023', false, 0, now() - interval '2 days')`);
+    const runtime = new pg.Client({ connectionString: db.daemonUrl });
+    const writer = new pg.Client({ connectionString: db.writerUrl });
+    await runtime.connect();
+    await writer.connect();
+    try {
+      await runtime.query(`SET mana_ai.run_retention = '1 hour'`);
+      await runtime.query('BEGIN');
+      await runtime.query(`SELECT set_config('app.current_user_id', 'attacker', true)`);
+      await runtime.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status) VALUES ('\\x05', 5, 'attacker', 'a', now(), 'running')`);
+      await runtime.query('COMMIT');
+      await writer.query(`SET mana_ai.error_retention = '1 hour'`);
+      await writer.query('BEGIN');
+      await writer.query(`SELECT set_config('app.current_user_id', 'attacker', true)`);
+      await writer.query(`INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, client_id) VALUES ('ai', 'aiMissions', 'poison', 'attacker', 'insert', '[1]', 'd')`);
+      await writer.query('COMMIT');
+    } finally {
+      await runtime.end();
+      await writer.end();
+    }
+    assert.equal(await count(`SELECT count(*) AS n FROM mana_ai.mission_runs WHERE user_id = 'victim'`), 5, "the victim's finished runs are all there");
+    assert.equal(await count(`SELECT count(*) AS n FROM mana_ai.snapshot_errors WHERE record_id = 'settled'`), 1, "the victim's settled error is there");
   });
 
   it('a new fold error prunes old errors that need nothing more, and keeps pending transient ones', async () => {

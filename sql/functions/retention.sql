@@ -1,19 +1,24 @@
 -- Bounded tables without a polling loop: each insert into mission_runs,
--- snapshot_errors or token_usage prunes up to 100 old rows. Retention is a
--- setting of the database (docs/ops.md). Pruning never makes a claim or a
+-- snapshot_errors or token_usage prunes up to 100 old rows. Retention is a row
+-- of mana_ai.settings (docs/ops.md). Pruning never makes a claim or a
 -- mana-sync insert fail.
 --
--- retention('run_retention', default): the database setting
--- mana_ai.<name> as an interval (at least 1 hour), the default when unset
--- or not an interval.
+-- retention('run_retention', default): the row of mana_ai.settings with
+-- that key as an interval (at least 1 hour), the default when absent or
+-- not an interval. Never a session setting: the pruner is a SECURITY
+-- DEFINER that deletes every user's rows, and a setting is the caller's
+-- to choose (issue 27, item 8). Operators write the table (docs/ops.md).
 
 CREATE OR REPLACE FUNCTION mana_ai.retention(p_name text, p_default interval)
 RETURNS interval
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v text;
 BEGIN
-  RETURN greatest(coalesce(nullif(current_setting('mana_ai.' || p_name, true), '')::interval, p_default), interval '1 hour');
+  SELECT s.value INTO v FROM mana_ai.settings s WHERE s.key = p_name;
+  RETURN greatest(coalesce(nullif(v, '')::interval, p_default), interval '1 hour');
 EXCEPTION WHEN OTHERS THEN
   RETURN p_default;
 END
@@ -27,9 +32,9 @@ $$;
 -- static statement (its own plan). SECURITY DEFINER: the daemon itself may
 -- only insert. A failure is swallowed: the next insert prunes.
 --   mission_runs     finished runs only (running and released ones are
---                    claims and retries), after mana_ai.run_retention;
+--                    claims and retries), after the setting run_retention;
 --   snapshot_errors  errors that need nothing more (not transient, or
---                    repaired), after mana_ai.error_retention;
+--                    repaired), after the setting error_retention;
 --   token_usage      after token_usage_retention() (48 h).
 CREATE OR REPLACE FUNCTION mana_ai.prune_old_rows()
 RETURNS trigger

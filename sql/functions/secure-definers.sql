@@ -1,5 +1,5 @@
--- Every SECURITY DEFINER function pinned and owned by a role that is not a
--- superuser. migrate runs it after every migration and definition change,
+-- Every SECURITY DEFINER function pinned, closed to PUBLIC and to any role
+-- but the runtime roles, and owned by a role that is not a superuser. migrate runs it after every migration and definition change,
 -- so a definer added later is covered at once (docs/ops.md).
 
 -- Checks the invariants above and gives the definers a non-superuser owner.
@@ -29,6 +29,28 @@ BEGIN
         USING HINT = 'every function of mana_ai that sets search_path ends it with pg_temp (sql/functions/secure-definers.sql)';
     END IF;
   END LOOP;
+
+  -- No definer is callable by PUBLIC, whether or not its own file says
+  -- REVOKE; and no role but its owner, the definer role, the migrator and
+  -- the runtime roles (sql/grants/runtime-role.sql) may execute one.
+  FOR f IN
+    SELECT p.oid::regprocedure AS sig, p.oid
+      FROM pg_catalog.pg_proc p
+      JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname = 'mana_ai' AND p.prosecdef
+  LOOP
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.sig);
+    SELECT string_agg(pg_catalog.pg_get_userbyid(a.grantee), ', ') INTO v_sync
+      FROM pg_catalog.pg_proc p, LATERAL pg_catalog.aclexplode(p.proacl) a
+     WHERE p.oid = f.oid AND a.grantee <> p.proowner
+       AND pg_catalog.pg_get_userbyid(a.grantee) <> ALL (ARRAY['mana_ai_definer', current_user::text]
+             || coalesce((SELECT array_agg(r.role_name) FROM mana_ai.runtime_roles r), ARRAY[]::text[]));
+    IF v_sync IS NOT NULL THEN
+      RAISE EXCEPTION 'SECURITY DEFINER function % may be executed by %, which is neither its owner nor a runtime role', f.sig, v_sync
+        USING HINT = format('REVOKE EXECUTE ON FUNCTION %s FROM %s;', f.sig, v_sync);
+    END IF;
+  END LOOP;
+  v_sync := NULL;
 
   SELECT rolsuper INTO v_super FROM pg_catalog.pg_roles WHERE rolname = current_user;
   IF NOT v_super THEN
@@ -67,13 +89,11 @@ BEGIN
   GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA mana_ai TO mana_ai_definer;
   -- The rebuild reads mana-sync's table, scoped to the mission's user by
   -- app.current_user_id (its row-level security binds this role).
-  SELECT format('%I.%I', n.nspname, c.relname) INTO v_sync
-    FROM pg_catalog.pg_trigger t
-    JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
-    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-   WHERE t.tgname = 'mana_ai_mission_snapshot';
+  -- The table recorded in mana_ai.sync_table (src/db/sync-table.ts), never
+  -- one found by a trigger's name.
+  SELECT format('%I.%I', s.schema_name, s.table_name) INTO v_sync FROM mana_ai.sync_table s;
   IF v_sync IS NOT NULL THEN
-    EXECUTE format('GRANT USAGE ON SCHEMA %I TO mana_ai_definer', split_part(v_sync, '.', 1));
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO mana_ai_definer', (SELECT s.schema_name FROM mana_ai.sync_table s));
     EXECUTE format('GRANT SELECT ON %s TO mana_ai_definer', v_sync);
   END IF;
   -- Usage pruning deletes old rows of every user (row-level security on

@@ -92,6 +92,8 @@ BEGIN
                last_change_id = NEW.id,
                updated_at = now()
          WHERE s.mission_key = v_key
+           -- a parked mission's change unparks it: the general path does
+           AND NOT s.parked
            -- no stored field timestamp later than any of the row's
            AND NOT jsonb_path_exists(s.field_ts, '$.* ? (@ > $m.*)', v_map_vars)
            -- v0.4: a field without one compares as the record's updatedAt
@@ -120,6 +122,12 @@ BEGIN
       IF v_payload IS NULL THEN
         RAISE EXCEPTION 'snapshot of this % was created concurrently and is not visible to this transaction', v_kind
           USING ERRCODE = '40001';
+      END IF;
+      -- Any change of a parked mission by anyone but the runner unparks it
+      -- now, and wakes its daemon (sql/functions/unpark.sql). The flag is
+      -- on the row this path locked already: no lookup for the others.
+      IF v_kind = 'mission' AND v_mission.parked AND NEW.client_id IS DISTINCT FROM 'mana-ai-runner' THEN
+        v_payload := coalesce(mana_ai.unpark_mission(v_key, 'user'), v_payload);
       END IF;
       EXIT;
     EXCEPTION WHEN OTHERS THEN

@@ -4,12 +4,13 @@
 
 -- What the daemon does and what that needs:
 --   load the schedule, claim runs        SELECT snapshots; SELECT/INSERT/UPDATE mission_runs
---   park and unpark missions             SELECT/INSERT/UPDATE/DELETE parked
+--   park missions                        SELECT/INSERT/UPDATE/DELETE parked, UPDATE (parked) snapshots;
+--                                        SELECT unparked (the streak's start)
 --   lock a snapshot for its write-back   EXECUTE lock_snapshot_for_write_back (definer)
 --   read inputs, append its iteration    SELECT/INSERT sync_changes, under RLS
 --   audit decrypts, charge tokens        SELECT/INSERT decrypt_audit, token_usage (RLS)
 --   repair transient fold errors         EXECUTE repair_snapshot_error, pending_snapshot_errors (definer)
---   check the schema at start            SELECT schema_migrations, schema_definitions
+--   check the schema at start            SELECT schema_migrations, schema_definitions, sync_table
 --   operators' views (/internal routes)  SELECT due_missions, mission_schedule, agent_budget, parked_missions
 CREATE OR REPLACE FUNCTION mana_ai.grant_runtime_role(p_role text)
 RETURNS void
@@ -29,14 +30,19 @@ BEGIN
     RAISE WARNING 'role "%" is a superuser or bypasses row-level security: the grants are moot and mana-sync''s RLS does not bind it', p_role;
   END IF;
 
-  SELECT tgrelid::regclass INTO v_sync FROM pg_trigger WHERE tgname = 'mana_ai_mission_snapshot';
+  -- mana-sync's table as recorded (src/db/sync-table.ts), never one found by
+  -- a trigger's name.
+  SELECT format('%I.%I', s.schema_name, s.table_name)::regclass INTO v_sync FROM mana_ai.sync_table s;
   IF v_sync IS NULL THEN
-    RAISE EXCEPTION 'the mana_ai snapshot trigger on sync_changes is missing; run all migrations first';
+    RAISE EXCEPTION 'mana-sync''s table is not recorded in mana_ai.sync_table; run all migrations first';
   END IF;
 
   EXECUTE format('GRANT USAGE ON SCHEMA mana_ai TO %I', p_role);
-  EXECUTE format('GRANT SELECT ON mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.schema_migrations, mana_ai.schema_definitions, mana_ai.settings, mana_ai.due_missions, mana_ai.mission_schedule, mana_ai.agent_budget, mana_ai.parked_missions TO %I', p_role);
+  EXECUTE format('GRANT SELECT ON mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.schema_migrations, mana_ai.schema_definitions, mana_ai.settings, mana_ai.sync_table, mana_ai.due_missions, mana_ai.mission_schedule, mana_ai.agent_budget, mana_ai.parked_missions TO %I', p_role);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON mana_ai.parked TO %I', p_role);
+  -- parking sets the snapshot's flag; nothing else of a snapshot is the daemon's to write
+  EXECUTE format('GRANT UPDATE (parked) ON mana_ai.mission_snapshots TO %I', p_role);
+  EXECUTE format('GRANT SELECT ON mana_ai.unparked TO %I', p_role);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE ON mana_ai.mission_runs TO %I', p_role);
   EXECUTE format('GRANT SELECT, INSERT ON mana_ai.decrypt_audit, mana_ai.token_usage TO %I', p_role);
   EXECUTE format('GRANT USAGE ON SEQUENCE mana_ai.decrypt_audit_id_seq, mana_ai.token_usage_id_seq TO %I', p_role);

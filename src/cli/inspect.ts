@@ -53,11 +53,11 @@ try {
   const rows = await inspectSchedule(pool, { userId: values.user, limit });
   const agents = await inspectAgents(pool, { userId: values.user, limit });
   const sync = await readSyncSchema(pool);
-  const syncChanges = sync ? { schema: schemaName(sync), ...sync } : null;
+  const syncChanges = sync ? { schema: schemaName(sync), table: sync.table, fieldMap: sync.fieldMap, origin: sync.origin, spaceId: sync.spaceId } : null;
   if (values.json) console.log(JSON.stringify({ syncChanges, missions: rows, agents }, null, 2));
   else {
     const cols = sync ? [sync.fieldMap, ...(sync.origin ? ['origin'] : []), ...(sync.spaceId ? ['space_id'] : [])].join(', ') : '';
-    console.log(`${sync ? `sync_changes: ${sync.table}, ${schemaName(sync)} schema (${cols})` : 'sync_changes: not found (trigger missing?)'}\n\n${renderTable(rows)}\n\n${renderAgents(agents)}`);
+    console.log(`${sync ? `sync_changes: ${sync.table}, ${schemaName(sync)} schema (${cols})` : 'sync_changes: not recorded (run npm run migrate)'}\n\n${renderTable(rows)}\n\n${renderAgents(agents)}`);
   }
 } catch (error) {
   const e = error as Error & { code?: string };

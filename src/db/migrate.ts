@@ -2,19 +2,22 @@
 // lock so that daemons booting at once do not race:
 //  1. a database migrated by the first layout (sql/migrations/legacy.json)
 //     is recognised as having the baseline;
-//  2. the numbered migrations it has not applied, each in its own
-//     transaction; an applied one edited later stops the start with a
-//     message that says what to do;
-//  3. the definitions whose text changed (a checksum per file, placeholders
-//     filled in), all in one transaction, in the order sql-files.ts gives;
-//     every definition after a migration was applied;
-//  4. secure_definers and the runtime roles' grants.
+//  2. in ONE transaction: the numbered migrations it has not applied (an
+//     applied one edited later stops the start with a message that says
+//     what to do); mana-sync's table recorded and verified (sync-table.ts);
+//     the definitions whose text changed (a checksum per file, placeholders
+//     filled in) or whose objects the catalog lacks, in the order
+//     sql-files.ts gives, every definition after a migration was applied;
+//     secure_definers; every runtime role's grants. A failure anywhere
+//     leaves nothing half done, and the next run finds all it owes by
+//     looking at the catalog, not only at the checksums (issue 27, item 7).
 // Never edits or reorders an applied migration itself; every statement
 // that may wait for a lock on mana-sync's table waits at most lockTimeoutMs
 // at a time and is retried.
 
 import pg from 'pg';
-import { mergeRuleOf, planDefinitions, recordedDefinitions, type MergeRule, type Queryable } from './definitions.js';
+import { insecureDefiners, mergeRuleOf, missingObjects, planDefinitions, recordedDefinitions, type MergeRule, type Queryable } from './definitions.js';
+import { ensureSyncTable, recordedSyncTable, verifySyncTable } from './sync-table.js';
 import { loadLegacy, loadMigrations, MigrationError, SQL_DIR, withDependents, type Legacy } from './sql-files.js';
 import { coerceError } from '../coerce-error.js';
 
@@ -39,7 +42,10 @@ export interface MigrateResult {
  * What this build would still change, and the merge rule the database
  * folds with, read-only on one connection (no lock, no DDL): what the
  * daemon checks at start, so its runtime role needs no right to change the
- * schema. Null when the schema is missing.
+ * schema. Verifies rather than trusts: besides migrations and changed
+ * definitions, mana-sync's table as recorded (sync-table.ts), objects a
+ * definition creates that the catalog lacks, and definers that are not
+ * secured are pending too. Null when the schema is missing.
  */
 export async function schemaStatus(connectionString: string, dir?: string): Promise<{ pending: string[]; mergeRule: MergeRule } | null> {
   const migrations = loadMigrations(dir);
@@ -53,8 +59,22 @@ export async function schemaStatus(connectionString: string, dir?: string): Prom
     if (legacy && isLegacyDatabase(rows, legacy)) return { pending: ['baseline (a database of the first layout)'], mergeRule: await mergeRuleOf(client) };
     const applied = new Map(rows.map((r) => [r.version, r.checksum]));
     const pending = migrations.filter((m) => applied.get(m.version) !== m.checksum).map((m) => m.name);
-    const plan = await planDefinitions(client, dir, await recordedDefinitions(client));
-    return { pending: [...pending, ...plan.all.filter((d) => plan.changed.has(d.def.name)).map((d) => d.def.name)], mergeRule: plan.mergeRule };
+    const mergeRule = await mergeRuleOf(client);
+    if (pending.length > 0) return { pending, mergeRule };
+    const table = await recordedSyncTable(client);
+    if (!table) return { pending: ["mana-sync's table is not recorded (mana_ai.sync_table)"], mergeRule };
+    const problems = await verifySyncTable(client, table);
+    if (problems.length > 0) return { pending: problems, mergeRule };
+    const plan = await planDefinitions(client, dir, await recordedDefinitions(client), table);
+    const missing = await missingObjects(client, plan.all);
+    return {
+      pending: [
+        ...plan.all.filter((d) => plan.changed.has(d.def.name)).map((d) => d.def.name),
+        ...[...missing].map(([file, what]) => `${file} (missing: ${what.join(', ')})`),
+        ...(await insecureDefiners(client)),
+      ],
+      mergeRule,
+    };
   } finally {
     await client.end().catch(() => {});
   }
@@ -140,6 +160,8 @@ export async function migrate(
     lockAttempts?: number;
     /** the webapp generation whose merge rule the fold applies from now on; unset keeps the database's */
     webapp?: MergeRule;
+    /** mana-sync's table as `schema.table`: recorded instead of the only permanent sync_changes (sync-table.ts) */
+    syncTable?: string;
   } = {},
 ): Promise<MigrateResult> {
   const dir = opts.dir ?? SQL_DIR;
@@ -192,87 +214,97 @@ export async function migrate(
         }
       }
       const done = new Set(rows.map((r) => r.version));
-      const applied: string[] = [];
-      for (const m of migrations) {
-        if (done.has(m.version)) continue;
-        await inLockedTransaction(client, `migration ${m.name}`, tx, async () => {
-          await client.query(m.sql);
-          await client.query('INSERT INTO mana_ai.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
-        });
-        applied.push(m.name);
-        opts.log?.(`applied ${m.name}`);
-      }
-
-      // The merge rule, before the definitions that it is filled into.
-      if (opts.webapp) {
-        const before = await mergeRuleOf(client);
-        if (before !== opts.webapp) {
-          await client.query(
-            `INSERT INTO mana_ai.settings (key, value) VALUES ('merge_rule', $1)
-             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
-            [opts.webapp],
-          );
-          opts.log?.(`the fold applies the ${opts.webapp} merge rule from now on (was ${before}); snapshots folded before keep the old rule until \`npm run backfill -- --restart\` refolds them`);
-        }
-      }
-
-      // Definitions: every one after a migration (a migration may have
-      // dropped what one defines) or on a database of the first layout;
-      // else those whose text changed, and what requires them.
-      const plan = await planDefinitions(client, dir, await recordedDefinitions(client));
-      const due = new Set(withDependents(plan.all.map((d) => d.def), plan.changed).map((d) => d.name));
-      const toApply = applied.length > 0 || baselined ? plan.all : plan.all.filter((d) => due.has(d.def.name));
-      if (toApply.length > 0) {
-        await inLockedTransaction(client, 'the definitions', tx, async () => {
-          // Bodies refer to functions of files applied later in this transaction.
-          await client.query('SET LOCAL check_function_bodies = off');
-          for (const d of toApply) {
-            try {
-              await client.query(d.sql);
-            } catch (error) {
-              const e = error as Error & { code?: string };
-              if (e.code === '55P03') throw error;
-              throw new MigrationError(`sql/${d.def.name} failed: ${e.message}`);
-            }
-            await client.query(
-              `INSERT INTO mana_ai.schema_definitions (name, checksum) VALUES ($1, $2)
-               ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`,
-              [d.def.name, d.checksum],
-            );
+      const known = await client.query<{ role_name: string }>(`SELECT role_name FROM mana_ai.runtime_roles`).catch(() => ({ rows: [] as { role_name: string }[] }));
+      const roles = [...new Set<string>([...(opts.runtimeRole ? [opts.runtimeRole] : []), ...known.rows.map((r) => r.role_name)])];
+      let applied: string[] = [];
+      let defined: string[] = [];
+      const notes: string[] = [];
+      await inLockedTransaction(client, 'the migration', tx, async () => {
+        applied = [];
+        notes.length = 0;
+        for (const m of migrations) {
+          if (done.has(m.version)) continue;
+          try {
+            await client.query(m.sql);
+          } catch (error) {
+            const e = error as Error & { code?: string };
+            if (e.code === '55P03') throw error;
+            throw new MigrationError(`migration ${m.name} failed: ${e.message}`);
           }
-          await client.query('DELETE FROM mana_ai.schema_definitions WHERE NOT (name = ANY($1::text[]))', [plan.all.map((d) => d.def.name)]);
-        });
-        for (const d of toApply) opts.log?.(`defined ${d.def.name}`);
-      }
-      const defined = toApply.map((d) => d.def.name);
-
-      // Every SECURITY DEFINER function pinned and owned by a non-superuser:
-      // checked after every run, so a function added later is covered at once.
-      try {
-        await client.query('SELECT mana_ai.secure_definers()');
-      } catch (error) {
-        const e = error as Error & { hint?: string };
-        throw new MigrationError(`securing the SECURITY DEFINER functions failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
-      }
-      // Grants follow the schema: a role named now, and every role named
-      // before whenever anything was applied (a new table must not leave
-      // the daemon without its rights).
-      const granted: string[] = [];
-      const roles = new Set<string>(opts.runtimeRole ? [opts.runtimeRole] : []);
-      if (applied.length > 0 || defined.length > 0) {
-        const known = await client.query<{ role_name: string }>(`SELECT role_name FROM mana_ai.runtime_roles`).catch(() => ({ rows: [] }));
-        for (const r of known.rows) roles.add(r.role_name);
-      }
-      for (const role of roles) {
-        try {
-          await client.query('SELECT mana_ai.grant_runtime_role($1)', [role]);
-        } catch (error) {
-          const e = error as Error & { hint?: string };
-          throw new MigrationError(`granting the runtime role ${role} failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+          await client.query('INSERT INTO mana_ai.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
+          applied.push(m.name);
         }
-        granted.push(role);
-        opts.log?.(`granted the runtime rights to ${role}`);
-      }
+
+        // The merge rule, before the definitions that it is filled into.
+        if (opts.webapp) {
+          const before = await mergeRuleOf(client);
+          if (before !== opts.webapp) {
+            await client.query(
+              `INSERT INTO mana_ai.settings (key, value) VALUES ('merge_rule', $1)
+               ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
+              [opts.webapp],
+            );
+            notes.push(`the fold applies the ${opts.webapp} merge rule from now on (was ${before}); snapshots folded before keep the old rule until \`npm run backfill -- --restart\` refolds them`);
+          }
+        }
+
+        const table = await ensureSyncTable(client, { ...(opts.syncTable ? { configured: opts.syncTable } : {}), log: (msg) => notes.push(msg) });
+
+        // Definitions: every one after a migration (a migration may have
+        // dropped what one defines) or on a database of the first layout;
+        // else those whose text changed or whose objects the catalog
+        // lacks, and what requires them.
+        const plan = await planDefinitions(client, dir, await recordedDefinitions(client), table);
+        const missing = await missingObjects(client, plan.all);
+        const due = new Set(withDependents(plan.all.map((d) => d.def), new Set([...plan.changed, ...missing.keys()])).map((d) => d.name));
+        const toApply = applied.length > 0 || baselined ? plan.all : plan.all.filter((d) => due.has(d.def.name));
+        // Bodies refer to functions of files applied later in this transaction.
+        await client.query('SET LOCAL check_function_bodies = off');
+        for (const d of toApply) {
+          try {
+            await client.query(d.sql);
+          } catch (error) {
+            const e = error as Error & { code?: string };
+            if (e.code === '55P03') throw error;
+            throw new MigrationError(`sql/${d.def.name} failed: ${e.message}`);
+          }
+          await client.query(
+            `INSERT INTO mana_ai.schema_definitions (name, checksum) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`,
+            [d.def.name, d.checksum],
+          );
+        }
+        await client.query('DELETE FROM mana_ai.schema_definitions WHERE NOT (name = ANY($1::text[]))', [plan.all.map((d) => d.def.name)]);
+        defined = toApply.map((d) => d.def.name);
+
+        // Every SECURITY DEFINER function pinned, owned by a non-superuser
+        // and closed to PUBLIC: checked on every run, so a function added
+        // later, or a run that failed before this step, is covered at once.
+        try {
+          await client.query('SELECT mana_ai.secure_definers()');
+        } catch (error) {
+          const e = error as Error & { hint?: string; code?: string };
+          if (e.code === '55P03') throw error;
+          throw new MigrationError(`securing the SECURITY DEFINER functions failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+        }
+        // Grants follow the schema: the role named now and every role named
+        // before, on every run (idempotent), so a new table or a run that
+        // failed before this step never leaves a daemon without its rights.
+        for (const role of roles) {
+          try {
+            await client.query('SELECT mana_ai.grant_runtime_role($1)', [role]);
+          } catch (error) {
+            const e = error as Error & { hint?: string; code?: string };
+            if (e.code === '55P03') throw error;
+            throw new MigrationError(`granting the runtime role ${role} failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+          }
+        }
+      });
+      for (const m of applied) opts.log?.(`applied ${m}`);
+      for (const n of notes) opts.log?.(n);
+      for (const d of defined) opts.log?.(`defined ${d}`);
+      for (const role of roles) opts.log?.(`granted the runtime rights to ${role}`);
+      const granted = roles;
       return { applied, alreadyApplied: rows.length, defined, granted, baselined };
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => {});

@@ -115,3 +115,26 @@ export function fillPlaceholders(def: Definition, values: Record<string, string>
     return v;
   });
 }
+
+/** An object a definition file creates, as the catalog check needs it. */
+export type DefinedObject =
+  | { kind: 'function' | 'view'; name: string }
+  | { kind: 'trigger'; name: string; on: string };
+
+/**
+ * The functions, views and triggers a filled-in definition creates: what
+ * migrate and the daemon's start check look for in the catalog, so an
+ * object a migration dropped (CASCADE) is pending although its file's
+ * checksum is recorded (issue 27, item 7).
+ */
+export function definedObjects(sql: string): DefinedObject[] {
+  const out: DefinedObject[] = [];
+  const code = sql.replace(/--[^\n]*/g, '');
+  for (const m of code.matchAll(/CREATE\s+(?:OR\s+REPLACE\s+)?(FUNCTION|VIEW)\s+mana_ai\.(\w+)/gi)) {
+    out.push({ kind: m[1]!.toLowerCase() as 'function' | 'view', name: m[2]! });
+  }
+  for (const m of code.matchAll(/CREATE\s+(?:OR\s+REPLACE\s+)?TRIGGER\s+(\w+)\s+(?:AFTER|BEFORE|INSTEAD\s+OF)\s+[\w\s]+?\s+ON\s+([\w."]+)/gi)) {
+    out.push({ kind: 'trigger', name: m[1]!, on: m[2]! });
+  }
+  return out;
+}

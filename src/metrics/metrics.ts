@@ -59,6 +59,7 @@ export interface Metrics {
   agentDecisions: Counter<'decision'>;
   tokensUsed: Counter;
   tokensEstimated: Counter;
+  tokenChargeFailures: Counter;
   /** Set by the reactor: its agents waiting for budget, read at scrape time. */
   budgetBlockedSource: { current: (() => { agents: number; maxSeconds: number }) | null };
   budgetBlockedAgents: Gauge;
@@ -79,6 +80,7 @@ export function createMetrics(): Metrics {
     }),
     tokensUsed: new Counter({ name: 'mana_ai_tokens_used_total', help: 'LLM tokens charged to runs (written to mana_ai.token_usage), reported or estimated', ...r }),
     tokensEstimated: new Counter({ name: 'mana_ai_tokens_estimated_total', help: 'Part of mana_ai_tokens_used_total that was estimated because the answer had no usage.total_tokens', ...r }),
+    tokenChargeFailures: new Counter({ name: 'mana_ai_token_charge_failures_total', help: 'LLM answers whose tokens could not be written to mana_ai.token_usage after retries (src/run/charge.ts)', ...r }),
     budgetBlockedSource,
     budgetBlockedAgents: new Gauge({
       name: 'mana_ai_agents_budget_blocked', help: 'Agents of this daemon whose due missions wait for budget', ...r,

@@ -6,6 +6,7 @@
 // the valid steps beside it (issue 19). Pure; never throws.
 
 import * as v from 'valibot';
+import { PLAN_LIMITS } from './plan-limits.js';
 
 export interface PlannedStep {
   summary: string;
@@ -21,7 +22,7 @@ export interface Plan {
 
 export type ParsedPlan = { ok: true; plan: Plan } | { ok: false; reason: string };
 
-const MAX_STEPS = 20;
+const MAX_STEPS = PLAN_LIMITS.stepsPerPlan;
 
 /** The JSON object in a fenced ```json block, else the first balanced {...}. */
 export function extractJsonObject(text: string): string | null {

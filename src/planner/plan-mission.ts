@@ -19,6 +19,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { Span } from '@opentelemetry/api';
 import { inSpan, type Tracing } from '../tracing/tracing.js';
 import { failedIteration, planIteration, type Iteration } from '../write-back/iteration.js';
+import { PLAN_LIMITS } from './plan-limits.js';
 import { LlmError, type LlmAnswer, type LlmClient } from './llm-client.js';
 import { parsePlan, type Plan } from './parse-plan.js';
 import { checkPlan, leftOutNote, offerOf, repairRequest, type CheckedPlan, type ToolOffer } from './check-plan.js';
@@ -62,10 +63,36 @@ export interface PlanDeps {
   mode?: PlannerMode;
   /** the owners' shared spaces (mana-auth); null = personal inputs only */
   memberships?: Memberships | null;
+  /**
+   * Charges one answer's tokens the moment it arrives (every path: a plan,
+   * a rejected answer, a throw later, a retry, a failed write-back), once
+   * per answer; never throws (src/run/charge.ts).
+   */
+  onAnswer?: (usage: RunUsage) => Promise<void>;
 }
+
+/**
+ * mana-llm could not answer (after the run's own attempts): unreachable, a
+ * timeout, 429 or 5xx. Not the mission's failure: the planner throws it
+ * and the run is given back and tried again later, never counted towards
+ * the park (issue 27, item 4).
+ */
+export const OUTAGE_REASONS: ReadonlySet<string> = new Set(['unreachable', 'timeout', 'rate-limited', 'server-error']);
+export const isLlmOutage = (error: unknown): error is LlmError => error instanceof LlmError && OUTAGE_REASONS.has(error.reason);
 
 /** Native tool calls: at most this many rounds (a request and its calls), as upstream. */
 export const MAX_TOOL_ROUNDS = 5;
+
+/** Characters of a conversation as it would be sent (content and tool-call arguments). */
+function messagesChars(messages: readonly ChatMessage[]): number {
+  let n = 0;
+  for (const m of messages) {
+    n += typeof m.content === 'string' ? m.content.length : 0;
+    const calls = (m as { tool_calls?: { function?: { arguments?: unknown } }[] }).tool_calls;
+    if (Array.isArray(calls)) for (const c of calls) n += typeof c?.function?.arguments === 'string' ? c.function.arguments.length : 0;
+  }
+  return n;
+}
 
 /** Models already reported as unable to call tools: logged once per model. */
 const toolRefusalsLogged = new Set<string>();
@@ -115,7 +142,7 @@ export async function planMission(
     first = await ask(deps, messages, signal, sensitive, log);
   } catch (error) {
     const reason = error instanceof LlmError ? `llm-${error.reason}` : 'llm-unreachable';
-    if (reason === 'llm-aborted') throw error;
+    if (reason === 'llm-aborted' || isLlmOutage(error)) throw error;
     log.warn({ reason, err: coerceError(error).message }, 'planner request failed after retries');
     return failed(reason, null);
   }
@@ -169,10 +196,13 @@ async function ask(deps: PlanDeps, messages: ChatMessage[], signal: AbortSignal,
     return r;
   });
   const answer = reply.content;
+  const estimate = () => estimateTokens(messages, answer + JSON.stringify(reply.toolCalls));
+  const usage: RunUsage = reply.totalTokens !== null ? { tokens: reply.totalTokens, estimated: false } : { tokens: estimate(), estimated: true };
+  // Paid for where it arrives: nothing after this line can skip the charge.
+  await deps.onAnswer?.(usage);
   if (sensitive) log.debug({ answerChars: answer.length, toolCalls: reply.toolCalls.length }, 'planner answered (content not logged: decrypted inputs)');
   else log.debug({ answer, toolCalls: reply.toolCalls.map((c) => c.name) }, 'planner answered');
-  const estimate = () => estimateTokens(messages, answer + JSON.stringify(reply.toolCalls));
-  return { answer, reply, usage: reply.totalTokens !== null ? { tokens: reply.totalTokens, estimated: false } : { tokens: estimate(), estimated: true } };
+  return { answer, reply, usage };
 }
 
 /**
@@ -202,7 +232,14 @@ async function planWithTools(
   let usage: RunUsage | null = null;
   let summary = '';
   let rejected = 0;
-  for (let round = 1; round <= MAX_TOOL_ROUNDS; round++) {
+  let calls = 0;
+  let limited: string | null = null;
+  for (let round = 1; round <= MAX_TOOL_ROUNDS && limited === null; round++) {
+    // the conversation grows each round: one that would send more than the bound is not sent
+    if (round > 1 && messagesChars(messages) > PLAN_LIMITS.requestChars) {
+      limited = 'request-size';
+      break;
+    }
     let r: Awaited<ReturnType<typeof ask>>;
     try {
       r = await ask(deps, messages, signal, sensitive, log, specs);
@@ -210,6 +247,7 @@ async function planWithTools(
       if (error instanceof LlmError && (error.reason === 'capability' || error.reason === 'aborted')) throw error;
       const reason = error instanceof LlmError ? `llm-${error.reason}` : 'llm-unreachable';
       log.warn({ reason, round, err: coerceError(error).message }, 'planner request failed after retries');
+      if (steps.length === 0 && isLlmOutage(error)) throw error;
       if (steps.length === 0) return { iteration: failedIteration(run.iterationId, started, new Date().toISOString(), reason), failure: reason, usage };
       break; // keep what the earlier rounds planned
     }
@@ -219,7 +257,16 @@ async function planWithTools(
       break;
     }
     messages.push({ ...(r.reply.message ?? {}), role: 'assistant', content: r.reply.message?.['content'] === undefined ? null : (r.reply.message['content'] as string | null) } as ChatMessage);
-    for (const call of r.reply.toolCalls) {
+    for (const [i, call] of r.reply.toolCalls.entries()) {
+      calls += 1;
+      // PLAN_LIMITS: calls beyond a round's, the run's or the plan's bound are answered as refused, and the rounds stop
+      const over = i >= PLAN_LIMITS.callsPerRound ? 'calls-per-round' : calls > PLAN_LIMITS.callsPerRun ? 'calls-per-run' : steps.length >= PLAN_LIMITS.stepsPerPlan ? 'steps-per-plan' : null;
+      if (over) {
+        limited ??= over;
+        deps.metrics.planStepsRejected.inc({ reason: 'too-many' });
+        messages.push({ role: 'tool', tool_call_id: call.id, content: JSON.stringify({ success: false, message: `Abgelehnt: höchstens ${PLAN_LIMITS.stepsPerPlan} Schritte im Plan und ${PLAN_LIMITS.callsPerRound} Aufrufe je Runde` }) });
+        continue;
+      }
       let args: unknown;
       try {
         args = JSON.parse(call.arguments);
@@ -257,6 +304,7 @@ async function planWithTools(
     }
   }
   if (rejected) log.info({ rejected, steps: steps.length }, 'tool calls the webapp could not execute were refused and answered with the problem');
+  if (limited) log.warn({ limit: limited, calls, steps: steps.length }, 'the model went past a plan limit; the rounds stopped (src/planner/plan-limits.ts)');
   deps.metrics.plansProduced.inc();
   const plan: Plan = { summary: summary.trim().slice(0, 500), steps };
   return { iteration: planIteration(run.iterationId, started, new Date().toISOString(), plan, promptVersion(deps.catalog, 'tools')), failure: null, usage };

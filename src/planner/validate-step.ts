@@ -13,10 +13,11 @@
 //   string/array/object: not checked          a string must be a string, an array an array, an object an object ('wrong-type')
 //   -                                         a date must be YYYY-MM-DD and exist, a date-time must parse ('bad-format')
 //   unknown params kept                       dropped, and counted ('unknown-param')
+//   -                                         a value nested deeper than 8, or larger than 2,000 values or 20,000 characters ('too-large')
 
 import type { CatalogParam, CatalogTool } from './catalog/index.js';
 
-export type StepProblemReason = 'unknown-tool' | 'denied-tool' | 'missing-required' | 'not-a-number' | 'not-a-boolean' | 'not-in-enum' | 'wrong-type' | 'bad-format';
+export type StepProblemReason = 'unknown-tool' | 'denied-tool' | 'missing-required' | 'not-a-number' | 'not-a-boolean' | 'not-in-enum' | 'wrong-type' | 'bad-format' | 'too-large';
 
 export interface StepProblem {
   reason: StepProblemReason;
@@ -30,9 +31,39 @@ export type StepCheck =
   | { ok: true; params: Record<string, unknown>; droppedParams: string[] }
   | { ok: false; problems: StepProblem[]; droppedParams: string[] };
 
-export const STEP_REJECT_REASONS: readonly (StepProblemReason | 'unknown-param' | 'duplicate')[] = [
-  'unknown-tool', 'denied-tool', 'missing-required', 'not-a-number', 'not-a-boolean', 'not-in-enum', 'wrong-type', 'bad-format', 'unknown-param', 'duplicate',
+export const STEP_REJECT_REASONS: readonly (StepProblemReason | 'unknown-param' | 'duplicate' | 'too-many')[] = [
+  'unknown-tool', 'denied-tool', 'missing-required', 'not-a-number', 'not-a-boolean', 'not-in-enum', 'wrong-type', 'bad-format', 'too-large', 'unknown-param', 'duplicate', 'too-many',
 ];
+
+/**
+ * Bounds on one parameter's value: nesting, values and text. A model's
+ * answer can nest an array 100,000 deep; anything recursive over it
+ * (stepKey, JSON.stringify, the write-back) would overflow the stack. The
+ * check below walks iteratively and stops at the first bound, so no
+ * answer can make the step check throw (issue 27, item 6).
+ */
+export const PARAM_BOUNDS = { depth: 8, values: 2_000, chars: 20_000 } as const;
+
+/** True when `value` stays within PARAM_BOUNDS; never recursive, never throws. */
+export function withinBounds(value: unknown): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  let values = 0;
+  let chars = 0;
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (++values > PARAM_BOUNDS.values) return false;
+    if (typeof v === 'string') {
+      chars += v.length;
+      if (chars > PARAM_BOUNDS.chars) return false;
+    } else if (v !== null && typeof v === 'object') {
+      if (depth >= PARAM_BOUNDS.depth) return false;
+      const children = Array.isArray(v) ? v : Object.entries(v as Record<string, unknown>).flat();
+      if (children.length > PARAM_BOUNDS.values) return false;
+      for (const c of children) stack.push([c, depth + 1]);
+    }
+  }
+  return true;
+}
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$/;
@@ -107,6 +138,10 @@ export function validateStep(
     const value = Object.hasOwn(params, p.name) ? params[p.name] : undefined;
     if (value === undefined || value === null) {
       if (p.required) problems.push({ reason: 'missing-required', param: p.name, message: `Pflichtparameter ${p.name} fehlt` });
+      continue;
+    }
+    if (!withinBounds(value)) {
+      problems.push({ reason: 'too-large', param: p.name, message: `Parameter ${p.name} ist zu groß oder zu tief verschachtelt (höchstens ${PARAM_BOUNDS.depth} Ebenen, ${PARAM_BOUNDS.values} Werte, ${PARAM_BOUNDS.chars} Zeichen)` });
       continue;
     }
     const r = checkParam(p, value);

@@ -35,6 +35,8 @@ export interface SchedulePayload {
   g?: number | null;
   /** the mission's user ref (sql/migrations/020_baseline.sql), for round-robin across users; absent from older triggers */
   u?: number | null;
+  /** 'unparked': the trigger or an operator unparked the mission (sql/functions/unpark.sql) */
+  x?: string;
 }
 
 /** An agent's gate fields: ref, version, partition, gate state, max concurrent runs, budget (null = none). */

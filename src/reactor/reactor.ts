@@ -303,6 +303,7 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
       this.deps.metrics.notificationsReceived.inc({ kind: 'other-partition' });
       return;
     }
+    if (p.x === 'unparked') this.deps.metrics.missionsUnparked.inc();
     const t = this.table;
     const existing = t.slotOf(p.s);
     const known = existing === undefined || t.version[existing]! < 0 ? undefined : t.version[existing]!;

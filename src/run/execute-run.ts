@@ -18,7 +18,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/pool.js';
 import type { Claimed } from '../db/sql/claim-run.js';
 import { finishRun, giveBackRun, readPendingPlan, type PendingPlan } from '../db/sql/finish-run.js';
-import { parkedVersion, releaseParkedClaim, unpark } from '../db/sql/parked.js';
+import { isParked, releaseParkedClaim } from '../db/sql/parked.js';
 import { classifyFailure } from '../db/error-class.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -26,7 +26,8 @@ import { nextRunOfRecord } from '../mission/cadence.js';
 import { readAgent, type Agent } from '../agent/agent.js';
 import { encryptedFields, plainText, readMission } from '../mission/mission.js';
 import { LlmError, type LlmClient } from '../planner/llm-client.js';
-import { planMission } from '../planner/plan-mission.js';
+import { isLlmOutage, planMission } from '../planner/plan-mission.js';
+import { answerCharger } from './charge.js';
 import { catalogFor } from '../planner/catalog/index.js';
 import type { Memberships } from '../auth/memberships.js';
 import type { ResolverRegistry } from '../planner/resolvers/registry.js';
@@ -147,28 +148,23 @@ export async function executeRun(
       return 'skipped';
     }
     const mission = read.mission;
-    // Parked (sql/migrations/020_baseline.sql): while the mission is as the parking write-back left
-    // it, the claim goes back unchanged and it is looked at again a cadence
-    // later; the LLM is not asked. Any change by the user unparks it.
-    const parkedAt = await parkedVersion(deps.pool, sid);
-    if (parkedAt !== null) {
-      if (parkedAt >= claim.version) {
-        await releaseParkedClaim(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts });
-        const recheckMs = deps.parkedRecheckMs ?? parkedRecheckMs(claim.record, Date.now(), config.timeZone);
-        hooks.later?.(Date.now() + recheckMs);
-        log.info({ recheckInMs: recheckMs }, 'mission is parked after failing repeatedly; not planned until the user changes it');
-        hooks.finished({ ...base, outcome: 'parked' });
-        return 'parked';
-      }
-      await unpark(deps.pool, sid);
-      metrics.missionsUnparked.inc();
-      log.info('the user changed a parked mission; it runs again');
+    // Parked (sql/functions/unpark.sql): until the user changes the mission
+    // (the trigger unparks it then) the claim goes back unchanged and it is
+    // looked at again a cadence later; the LLM is not asked.
+    if (await isParked(deps.pool, sid)) {
+      await releaseParkedClaim(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts });
+      const recheckMs = deps.parkedRecheckMs ?? parkedRecheckMs(claim.record, Date.now(), config.timeZone);
+      hooks.later?.(Date.now() + recheckMs);
+      log.info({ recheckInMs: recheckMs }, 'mission is parked after failing repeatedly; not planned until the user changes it');
+      hooks.finished({ ...base, outcome: 'parked' });
+      return 'parked';
     }
     const iterationId = iterationIdFor(claim.userId, claim.missionId, dueMs);
     const startedAt = new Date(startedAtMs);
     let iteration: Iteration;
     let failure: string | null = null;
     let usage: { tokens: number; estimated: boolean } | null = null;
+    let outsideFailure = false;
     const earlier = claim.attempts > 1 ? await readPendingPlan(deps.pool, claim.runId) : null;
     if (earlier) {
       // An earlier attempt planned this due time and could not write it:
@@ -176,11 +172,18 @@ export async function executeRun(
       ({ iteration, failure, usage } = earlier);
       log.info({ attempt: claim.attempts }, 'writing the plan an earlier attempt made (its write-back had failed)');
     } else if (claim.attempts > MAX_ATTEMPTS) {
+      // Every attempt failed outside the mission (the database, mana-llm):
+      // written so the user sees it, with the next due time, never counted
+      // towards the park.
       iteration = failedIteration(iterationId, startedAt.toISOString(), new Date().toISOString(), 'too-many-attempts');
       failure = 'too-many-attempts';
+      outsideFailure = true;
     } else {
       ({ iteration, failure, usage } = await planMission(
-        { db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, privateKey: deps.privateKey, tracing: deps.tracing, span, catalog: catalogFor(config.webapp), mode: config.plannerMode, memberships: deps.memberships ?? null },
+        {
+          db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, privateKey: deps.privateKey, tracing: deps.tracing, span, catalog: catalogFor(config.webapp), mode: config.plannerMode, memberships: deps.memberships ?? null,
+          onAnswer: answerCharger(deps.db, metrics, log, { userId: claim.userId, agentId: agent?.id ?? null, missionId: claim.missionId, runId: claim.runId, attempts: claim.attempts }, signal),
+        },
         { userId: claim.userId, missionId: claim.missionId, iterationId, startedAt },
         mission,
         agent,
@@ -193,8 +196,7 @@ export async function executeRun(
       runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,
       userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(),
       agent: agent ? { id: agent.id, nameAtClaim: agent.name, rationale: mission.objective } : null,
-      generation: config.webapp, objective: mission.objective, maxConsecutiveFailures: config.maxConsecutiveFailures,
-      usage: usage ? { ...usage, agentId: agent?.id ?? null } : null,
+      generation: config.webapp, objective: mission.objective, maxConsecutiveFailures: config.maxConsecutiveFailures, outsideFailure, failureReason: failure,
       // The cadence as it stands under the write-back's lock: the user may have changed it during the run.
       nextRunAt: (record, nowMs) => nextRunOfRecord(record, nowMs, config.timeZone),
     }));
@@ -207,10 +209,6 @@ export async function executeRun(
     if (written.parked) {
       metrics.missionsParked.inc();
       log.warn({ maxConsecutiveFailures: config.maxConsecutiveFailures }, 'mission parked: it failed too often in a row; the user sees why, and any change of the mission brings it back');
-    }
-    if (usage) {
-      metrics.tokensUsed.inc(usage.tokens);
-      if (usage.estimated) metrics.tokensEstimated.inc(usage.tokens);
     }
     const budget = claim.agent?.budget ?? null;
     const overshoot = budget !== null && usage ? (claim.agent?.used ?? 0) + usage.tokens - budget : 0;
@@ -232,7 +230,9 @@ export async function executeRun(
     if (signal.aborted || error instanceof ShutdownError || (error instanceof LlmError && error.reason === 'aborted')) throw error;
     const thrown = coerceError(error);
     const message = `${thrown.name}: ${thrown.message}`.slice(0, 480);
-    const failure = classifyFailure(error);
+    // mana-llm's outage (after the run's own attempts) is outside the
+    // mission like the database's: given back, retried, never parked.
+    const failure = isLlmOutage(error) ? { outside: true as const, reason: `llm-${error.reason}` } : classifyFailure(error);
     if (failure.outside) {
       // The database, a connection or a lock failed, not the mission: the
       // claim goes back and the run is tried again after a backoff (the
@@ -258,10 +258,9 @@ export async function executeRun(
       const written = await writeBack(deps.db, {
         runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,
         userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(),
-        // the tokens the plan cost are charged all the same; the actor is the run's
+        // the tokens the plan cost were charged as its answers arrived; the actor is the run's
         agent: agent ? { id: agent.id, nameAtClaim: agent.name, rationale: objective } : null,
-        usage: planned?.usage ? { ...planned.usage, agentId: agent?.id ?? null } : null,
-        generation: config.webapp, objective, maxConsecutiveFailures: config.maxConsecutiveFailures,
+        generation: config.webapp, objective, maxConsecutiveFailures: config.maxConsecutiveFailures, failureReason: 'run-error',
         nextRunAt: (record, nowMs) => nextRunOrNone(record, nowMs, config.timeZone),
       });
       if (written.outcome === 'written') {

@@ -48,16 +48,23 @@ export function planIteration(id: string, startedAt: string, finishedAt: string,
   };
 }
 
-const FAILURE_SUMMARIES: Record<string, string> = {
-  'llm-unreachable': 'Der Planer war nicht erreichbar; der nächste Durchlauf versucht es erneut.',
-  'llm-timeout': 'Der Planer hat nicht rechtzeitig geantwortet; der nächste Durchlauf versucht es erneut.',
-  'llm-rate-limited': 'Der Planer war überlastet; der nächste Durchlauf versucht es erneut.',
-  'llm-server-error': 'Der Planer hatte einen Fehler; der nächste Durchlauf versucht es erneut.',
-  'llm-bad-response': 'Der Planer hat eine unbrauchbare Antwort geliefert.',
-  'llm-client-error': 'Die Anfrage an den Planer wurde abgelehnt.',
-  'plan-unparseable': 'Der Planer hat keinen gültigen Plan geliefert.',
-  'too-many-attempts': 'Die Planung ist mehrfach abgebrochen und wurde aufgegeben.',
+/** What went wrong, one sentence each; a failure the next due time may not meet gets RETRY_CLAUSE in its iteration. */
+const FAILURE_CAUSES: Record<string, { cause: string; retried: boolean }> = {
+  'llm-unreachable': { cause: 'Der Planer war nicht erreichbar', retried: true },
+  'llm-timeout': { cause: 'Der Planer hat nicht rechtzeitig geantwortet', retried: true },
+  'llm-rate-limited': { cause: 'Der Planer war überlastet', retried: true },
+  'llm-server-error': { cause: 'Der Planer hatte einen Fehler', retried: true },
+  'llm-bad-response': { cause: 'Der Planer hat eine unbrauchbare Antwort geliefert', retried: false },
+  'llm-client-error': { cause: 'Die Anfrage an den Planer wurde abgelehnt', retried: false },
+  'plan-unparseable': { cause: 'Der Planer hat keinen gültigen Plan geliefert', retried: false },
+  'too-many-attempts': { cause: 'Die Planung ist mehrfach abgebrochen und wurde aufgegeben', retried: false },
 };
+const RETRY_CLAUSE = '; der nächste Durchlauf versucht es erneut.';
+
+/** The failure's cause as one sentence, without a promise of what comes next (the parked iteration's "last error"). */
+export function failureCause(reason: string): string {
+  return `${FAILURE_CAUSES[reason]?.cause ?? 'Die Planung ist fehlgeschlagen'}.`;
+}
 
 export function failedIteration(id: string, startedAt: string, finishedAt: string, reason: string): Iteration {
   return {
@@ -65,7 +72,7 @@ export function failedIteration(id: string, startedAt: string, finishedAt: strin
     startedAt,
     finishedAt,
     plan: [],
-    summary: FAILURE_SUMMARIES[reason] ?? 'Die Planung ist fehlgeschlagen.',
+    summary: FAILURE_CAUSES[reason]?.retried ? `${FAILURE_CAUSES[reason]!.cause}${RETRY_CLAUSE}` : failureCause(reason),
     overallStatus: 'failed',
     source: 'server',
   };

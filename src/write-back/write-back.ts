@@ -13,27 +13,31 @@
 // finished mission keeps the user's schedule and state.
 //
 // Under an agent, the row's actor is the agent (CONTRACT.md section 10),
-// named as it is called at write time; the run's tokens are charged to
-// mana_ai.token_usage in the same transaction.
+// named as it is called at write time. Tokens are not charged here: each
+// answer was charged as it arrived (src/run/charge.ts).
 
 import { sql } from 'kysely';
 import type { Db } from '../db/pool.js';
 import { withUserScope } from '../db/scoped.js';
 import { agentActor } from '../agent/agent.js';
 import { insertChange } from '../db/sql/insert-change.js';
-import { agentNameNow, insertTokenUsage } from '../db/sql/insert-token-usage.js';
+import { agentNameNow } from '../db/sql/insert-token-usage.js';
 import { lockSnapshotForWriteBack } from '../db/sql/lock-snapshot.js';
-import { consecutiveFailures, parkMission } from '../db/sql/parked.js';
-import type { Iteration } from './iteration.js';
+import { consecutiveFailures, OUTSIDE_FAILURE, parkMission } from '../db/sql/parked.js';
+import { failureCause, type Iteration } from './iteration.js';
 
 export const RUNNER_CLIENT_ID = 'mana-ai-runner';
 export const RUNNER_ACTOR = { kind: 'system', source: 'mission-runner' } as const;
 /** HEAD's actor for a run without an agent (CONTRACT.md section 11): the legacy default agent. */
 export const LEGACY_AI = { agentId: 'legacy:ai-default', displayName: 'Mana' } as const;
 
-/** The last iteration of a parked mission: why it stopped, the last error, how it comes back. */
-export function parkedSummary(failures: number, lastError: string): string {
-  return `Diese Mission ist angehalten: ${failures} Durchläufe nacheinander sind fehlgeschlagen. Letzter Fehler: ${lastError} Sobald du die Mission änderst, plant mana sie wieder.`;
+/**
+ * The last iteration of a parked mission: why it stopped, the last error
+ * (its cause only: never "the next run tries again", which a parked
+ * mission's next run does not), how it comes back.
+ */
+export function parkedSummary(failures: number, reason: string): string {
+  return `Diese Mission ist angehalten: ${failures} Durchläufe nacheinander sind fehlgeschlagen. Letzter Fehler: ${failureCause(reason)} Sobald du die Mission änderst, plant mana sie wieder.`;
 }
 
 export interface WriteBackInput {
@@ -57,8 +61,10 @@ export interface WriteBackInput {
   objective: string;
   /** failed runs in a row after which the mission is parked (sql/migrations/020_baseline.sql) */
   maxConsecutiveFailures: number;
-  /** tokens the run's answer cost; null = no answer (nothing to charge) */
-  usage: { tokens: number; estimated: boolean; agentId: string | null } | null;
+  /** the failure's reason code (e.g. `plan-unparseable`), for a failed iteration */
+  failureReason?: string | null;
+  /** a failure outside the mission (an outage outlasted the run's attempts): written, never counted towards the park */
+  outsideFailure?: boolean;
 }
 
 export type WriteBackOutcome =
@@ -76,16 +82,12 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
         UPDATE mana_ai.mission_runs
            SET status = ${gone ? 'cancelled' : w.iteration.overallStatus === 'failed' ? 'failed' : 'done'},
                iteration_id = ${gone ? null : w.iteration.id},
-               error = ${gone ? 'mission deleted during the run' : null},
+               error = ${gone ? 'mission deleted during the run' : w.outsideFailure ? OUTSIDE_FAILURE : null},
                finished_at = now(), lease_until = NULL, pending_plan = NULL,
                prompt_version = ${w.iteration.promptVersion ?? null}
          WHERE run_id = ${w.runId} AND claimed_by = ${w.workerId} AND attempts = ${w.attempts} AND status = 'running'
          RETURNING run_id`.execute(trx);
       if (finished.rows.length !== 1) throw new LostClaim();
-      // Tokens were spent whether or not the mission still exists.
-      if (w.usage) {
-        await insertTokenUsage(trx, { userId: w.userId, agentId: w.usage.agentId, missionId: w.missionId, tokens: w.usage.tokens, estimated: w.usage.estimated, runId: w.runId });
-      }
       if (gone) return { outcome: 'mission-gone' as const };
       const now = new Date(w.nowMs).toISOString();
       const previous = Array.isArray(snap.record['iterations']) ? snap.record['iterations'] : [];
@@ -99,9 +101,9 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
       // mission is parked below, its state untouched.
       let iteration = w.iteration;
       let failures = 0;
-      if (iteration.overallStatus === 'failed') {
+      if (iteration.overallStatus === 'failed' && !w.outsideFailure) {
         failures = await consecutiveFailures(trx, { runId: w.runId, limit: w.maxConsecutiveFailures });
-        if (failures >= w.maxConsecutiveFailures) iteration = { ...iteration, summary: parkedSummary(failures, iteration.summary) };
+        if (failures >= w.maxConsecutiveFailures) iteration = { ...iteration, summary: parkedSummary(failures, (w.failureReason ?? '').split(':')[0]!) };
       }
       const parked = failures >= w.maxConsecutiveFailures;
       const data: Record<string, unknown> = w.generation === 'head' ? { iterations: [...previous, iteration] } : { iterations: [...previous, iteration], updatedAt: now };

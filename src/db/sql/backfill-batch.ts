@@ -13,6 +13,14 @@
 // the (table, user, record) order is restarted with `--restart`.
 
 import type pg from 'pg';
+import { readSyncSchema } from './sync-schema.js';
+
+/** mana-sync's table as recorded (quoted by Postgres), never one a search_path finds. */
+async function syncTable(q: pg.Pool | pg.PoolClient): Promise<string> {
+  const s = await readSyncSchema(q);
+  if (!s) throw new Error("mana-sync's table is not recorded (mana_ai.sync_table): run npm run migrate first");
+  return s.table;
+}
 
 export interface BackfillBatchResult {
   /** records rebuilt: missions and agents */
@@ -34,6 +42,7 @@ export async function backfillBatch(pool: pg.Pool, batchSize: number): Promise<B
       'SELECT last_table_name, last_user_id, last_record_id FROM mana_ai.backfill_progress WHERE id = 1 FOR UPDATE',
     );
     const cursor = cur[0]!;
+    const sync = await syncTable(client);
     const missions: { table_name: 'agents' | 'aiMissions'; user_id: string; record_id: string }[] = [];
     let finished = false;
     let last: { table: 'agents' | 'aiMissions'; recordId: string; userId: string } | null = null;
@@ -45,7 +54,7 @@ export async function backfillBatch(pool: pg.Pool, batchSize: number): Promise<B
       for (;;) {
         const want = batchSize - missions.length;
         if (want <= 0) break tables;
-        const found = await nextRecords(client, table, resume, want);
+        const found = await nextRecords(client, sync, table, resume, want);
         let ids = 0;
         for (const f of found) {
           if (resume && f.record_id === resume.recordId && f.user_id === null) continue; // the cursor's record has no user left
@@ -96,24 +105,25 @@ export async function backfillBatch(pool: pg.Pool, batchSize: number): Promise<B
  */
 async function nextRecords(
   client: pg.PoolClient,
+  sync: string,
   table: string,
   resume: { recordId: string; userId: string } | null,
   want: number,
 ): Promise<{ record_id: string; user_id: string | null }[]> {
   const { rows } = await client.query<{ record_id: string; user_id: string | null }>(
     `WITH RECURSIVE ids(record_id) AS (
-       (SELECT c.record_id FROM sync_changes c
+       (SELECT c.record_id FROM ${sync} c
          WHERE c.table_name = $1 AND ($2::text IS NULL OR c.record_id >= $2)
          ORDER BY c.record_id LIMIT 1)
        UNION ALL
-       SELECT (SELECT c.record_id FROM sync_changes c
+       SELECT (SELECT c.record_id FROM ${sync} c
                 WHERE c.table_name = $1 AND c.record_id > ids.record_id
                 ORDER BY c.record_id LIMIT 1)
          FROM ids WHERE ids.record_id IS NOT NULL),
      batch AS (SELECT record_id FROM ids WHERE record_id IS NOT NULL LIMIT $3)
      SELECT b.record_id, u.user_id
        FROM batch b
-       LEFT JOIN LATERAL (SELECT DISTINCT c.user_id FROM sync_changes c
+       LEFT JOIN LATERAL (SELECT DISTINCT c.user_id FROM ${sync} c
                            WHERE c.table_name = $1 AND c.record_id = b.record_id AND c.app_id = 'ai'
                              AND ($2::text IS NULL OR b.record_id <> $2 OR c.user_id > $4)) u ON true
       ORDER BY b.record_id, u.user_id`,
@@ -124,7 +134,7 @@ async function nextRecords(
 
 export async function countMissionRows(pool: pg.Pool): Promise<number> {
   const { rows } = await pool.query<{ n: number }>(
-    `SELECT count(*)::bigint AS n FROM sync_changes WHERE app_id = 'ai' AND table_name IN ('agents', 'aiMissions')`,
+    `SELECT count(*)::bigint AS n FROM ${await syncTable(pool)} WHERE app_id = 'ai' AND table_name IN ('agents', 'aiMissions')`,
   );
   return rows[0]!.n;
 }

@@ -38,8 +38,10 @@ export async function insertChange(trx: ScopedTx, row: ChangeInsert): Promise<{ 
   if (schema.origin) values['origin'] = 'agent';
   // the other members of a shared space receive the iteration
   if (schema.spaceId && typeof row.spaceId === 'string' && row.spaceId !== '') values['space_id'] = row.spaceId;
+  // the recorded table by its qualified name, never one a search_path finds
   const result = await trx
-    .insertInto('sync_changes')
+    .withSchema(schema.schema)
+    .insertInto(schema.name as 'sync_changes')
     .values(values as never)
     .returning(['id', 'created_at'])
     .executeTakeFirstOrThrow();

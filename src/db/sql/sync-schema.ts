@@ -10,8 +10,11 @@ import type pg from 'pg';
 import type { ScopedTx } from '../scoped.js';
 
 export interface SyncSchema {
-  /** mana-sync's table, qualified */
+  /** mana-sync's table, qualified and quoted (mana_ai.sync_table: the recorded one) */
   table: string;
+  /** its schema and name, unquoted */
+  schema: string;
+  name: string;
   /** the per-field timestamp map: the seed's name or today's */
   fieldMap: 'field_timestamps' | 'field_meta';
   origin: boolean;
@@ -26,11 +29,12 @@ export function schemaName(s: SyncSchema): 'seed' | 'head' {
 export function parseSyncSchema(raw: unknown): SyncSchema | null {
   if (!raw || typeof raw !== 'object') return null;
   const r = raw as Record<string, unknown>;
-  if (typeof r['table'] !== 'string' || (r['fieldMap'] !== 'field_timestamps' && r['fieldMap'] !== 'field_meta')) return null;
-  return { table: r['table'], fieldMap: r['fieldMap'], origin: r['origin'] === true, spaceId: r['spaceId'] === true };
+  if (typeof r['table'] !== 'string' || typeof r['schema'] !== 'string' || typeof r['name'] !== 'string') return null;
+  if (r['fieldMap'] !== 'field_timestamps' && r['fieldMap'] !== 'field_meta') return null;
+  return { table: r['table'], schema: r['schema'], name: r['name'], fieldMap: r['fieldMap'], origin: r['origin'] === true, spaceId: r['spaceId'] === true };
 }
 
-/** Null when our trigger is missing or the table has neither map column. */
+/** Null when mana-sync's table is not recorded (mana_ai.sync_table) or has neither map column. */
 export async function readSyncSchema(q: pg.Pool | pg.PoolClient): Promise<SyncSchema | null> {
   const { rows } = await q.query<{ s: unknown }>('SELECT mana_ai.sync_schema() AS s');
   return parseSyncSchema(rows[0]?.s);
@@ -38,14 +42,14 @@ export async function readSyncSchema(q: pg.Pool | pg.PoolClient): Promise<SyncSc
 
 /**
  * The schema as it stands for the rest of this transaction: ROW EXCLUSIVE
- * (what the insert takes anyway) is held first, so a rename of the column
+ * on the recorded table (what the insert takes anyway) is held first, in
+ * the same round trip (mana_ai.lock_sync_schema), so a rename of the column
  * (ACCESS EXCLUSIVE) waits until this transaction ends instead of landing
  * between this read and the insert.
  */
 export async function lockSyncSchema(trx: ScopedTx): Promise<SyncSchema> {
-  await sql`LOCK TABLE sync_changes IN ROW EXCLUSIVE MODE`.execute(trx);
-  const { rows } = await sql<{ s: unknown }>`SELECT mana_ai.sync_schema() AS s`.execute(trx);
+  const { rows } = await sql<{ s: unknown }>`SELECT mana_ai.lock_sync_schema() AS s`.execute(trx);
   const s = parseSyncSchema(rows[0]?.s);
-  if (!s) throw Object.assign(new Error('sync_changes has neither field_timestamps nor field_meta, or the mana_ai trigger is missing'), { code: '42703' });
+  if (!s) throw Object.assign(new Error("mana-sync's table is not recorded in mana_ai.sync_table or has neither field_timestamps nor field_meta"), { code: '42703' });
   return s;
 }

@@ -11,6 +11,7 @@ import type { Metrics } from '../../metrics/metrics.js';
 import type { MissionInput } from '../../mission/mission.js';
 import type { ResolvedInput } from '../prompt.js';
 import { coerceError } from '../../coerce-error.js';
+import { cutText, PLAN_LIMITS } from '../plan-limits.js';
 
 export interface ResolveContext {
   db: Db;
@@ -56,7 +57,8 @@ export class ResolverRegistry {
       if (!entry) continue;
       try {
         const text = await entry.resolver(ctx, input);
-        if (text !== null && text.length > 0) out.push({ module: input.module, table: input.table, id: input.id, text, sensitive: entry.encrypted });
+        // every input's text is bounded in the prompt, whatever its resolver does
+        if (text !== null && text.length > 0) out.push({ module: input.module, table: input.table, id: input.id, text: cutText(text, PLAN_LIMITS.inputChars), sensitive: entry.encrypted });
       } catch (error) {
         ctx.log.warn({ userId: ctx.userId, missionId: ctx.missionId, module: input.module, table: input.table, recordId: input.id, err: coerceError(error).message }, 'input resolver failed; input dropped');
       }
