@@ -20,7 +20,7 @@ let db: TestDb;
 let llm: LlmServer;
 let daemon: TestDaemon;
 let auth: Server;
-const members = new Map<string, string[]>([['u-a', ['space-1']]]);
+const members = new Map<string, string[]>([['u-a', ['space-1']], ['u-b', ['space-1']]]);
 const authState = { requests: 0, down: false, wrongKey: 0 };
 
 before(async () => {
@@ -113,8 +113,10 @@ describe('shared-space inputs', () => {
     await runAgain(CACHE_MS + 300);
     assert.equal(sawNote(2), false, 'mana-auth unreachable: planned without shared-space inputs');
     const lookups = await daemon.metrics.registry.getSingleMetricAsString('mana_ai_membership_lookups_total');
-    assert.match(lookups, /outcome="unavailable"[^}]*\} 1/);
-    assert.match(lookups, /outcome="ok"[^}]*\} 2/);
+    // unavailable: asked for the inputs and again for the write-back's space (a failure is not cached);
+    // ok: A twice, B (the note's writer, verified as a member of space-1) once
+    assert.match(lookups, /outcome="unavailable"[^}]*\} 2/);
+    assert.match(lookups, /outcome="ok"[^}]*\} 3/);
 
     // mana-auth back: read again, audited again.
     authState.down = false;

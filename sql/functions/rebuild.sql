@@ -4,20 +4,32 @@
 -- mana-sync's table (${sync_changes}, its qualified name, filled in by
 -- migrate); never writes to it.
 
--- p_space_ids: the record of a shared space (CONTRACT.md section 12),
--- folded from every row of it that carries one of these spaces, whoever
--- wrote it; the caller sets app.current_user_space_ids to the owner's
--- memberships, so row-level security (mana-sync's space members' policy)
--- shows a member's rows and nothing of a space the owner left. space_id is
--- read from the row as JSON: on the seed's table, which has none, nothing
--- matches. NULL (the default): the user's own rows, as before.
+-- Which rows stand for a record: exactly one scope, decided by the caller
+-- (src/planner/resolvers/record-scope.ts), never loosened here (issue 27,
+-- item 2):
+--   p_scope 'owner'     every row of the owner (the trigger's own view of a
+--                       mission or agent: the rebuild);
+--   p_scope 'personal'  the owner's rows that name no space: a personal
+--                       record; another user's rows with the same record id
+--                       never stand in for it;
+--   p_scope 'space'     the rows of the one space p_space_id, written by
+--                       p_writers (the members of that space the caller
+--                       verified). The caller sets app.current_user_space_ids
+--                       to the owner's memberships, so row-level security
+--                       (mana-sync's space members' policy) shows nothing of
+--                       a space the owner left.
+-- space_id is read from the row as JSON: on the seed's table, which has
+-- none, no row names a space.
 DROP FUNCTION IF EXISTS mana_ai.fold_record(text, text, text, text);
+DROP FUNCTION IF EXISTS mana_ai.fold_record(text, text, text, text, text[]);
 CREATE OR REPLACE FUNCTION mana_ai.fold_record(
   p_user_id text,
   p_app_id text,
   p_table_name text,
   p_record_id text,
-  p_space_ids text[] DEFAULT NULL,
+  p_scope text DEFAULT 'owner',
+  p_space_id text DEFAULT NULL,
+  p_writers text[] DEFAULT NULL,
   OUT record jsonb,
   OUT field_ts jsonb,
   OUT last_change_id uuid,
@@ -31,14 +43,20 @@ DECLARE
   v_fts jsonb;
 BEGIN
   rows_folded := 0;
+  IF p_scope IS NULL OR p_scope NOT IN ('owner', 'personal', 'space') OR (p_scope = 'space' AND (p_space_id IS NULL OR p_writers IS NULL)) THEN
+    RAISE EXCEPTION 'fold_record: scope % needs its space and writers', p_scope USING ERRCODE = '22023';
+  END IF;
   FOR r IN
     -- the per-field map by either name (field_map_of)
     SELECT c.id, c.op, c.data, mana_ai.field_map_of(j.row) AS field_map, c.created_at
       FROM ${sync_changes} c
       CROSS JOIN LATERAL (SELECT to_jsonb(c) AS row) j
      WHERE c.app_id = p_app_id AND c.table_name = p_table_name AND c.record_id = p_record_id
-       AND CASE WHEN p_space_ids IS NULL THEN c.user_id = p_user_id
-                ELSE (j.row ->> 'space_id') = ANY (p_space_ids) END
+       AND CASE p_scope
+             WHEN 'owner' THEN c.user_id = p_user_id
+             WHEN 'personal' THEN c.user_id = p_user_id AND (j.row ->> 'space_id') IS NULL
+             ELSE (j.row ->> 'space_id') = p_space_id AND c.user_id = ANY (p_writers)
+           END
      ORDER BY c.created_at, c.id
   LOOP
     rows_folded := rows_folded + 1;
@@ -53,6 +71,22 @@ BEGIN
     END;
   END LOOP;
 END
+$$;
+
+-- Who wrote rows of a record, and in which space (NULL: none named), as
+-- far as the caller's row-level security lets it see: the owner's own rows
+-- and, with app.current_user_space_ids set, those of the owner's spaces.
+-- What record-scope.ts decides a record's one scope from.
+CREATE OR REPLACE FUNCTION mana_ai.record_writers(p_app_id text, p_table_name text, p_record_id text)
+RETURNS TABLE (space_id text, user_id text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, mana_ai, pg_temp
+AS $$
+  SELECT DISTINCT to_jsonb(c) ->> 'space_id', c.user_id
+    FROM ${sync_changes} c
+   WHERE c.app_id = p_app_id AND c.table_name = p_table_name AND c.record_id = p_record_id
+   ORDER BY 1 NULLS FIRST, 2
+   LIMIT 1000
 $$;
 
 -- Rebuilds one record's snapshot from all of its rows, under the same row
@@ -156,3 +190,21 @@ AS $$
 $$;
 
 REVOKE ALL ON FUNCTION mana_ai.pending_snapshot_errors(int[], int) FROM PUBLIC;
+
+-- The space a mission lives in, as mana-sync stored it: the space_id of
+-- the owner's first insert row of it (NULL: personal, or the seed's table
+-- without the column). The write-back names this space only when the
+-- owner is a verified member of it (issue 27, item 3), never a spaceId
+-- from the mission's data, which any device can set to any space.
+CREATE OR REPLACE FUNCTION mana_ai.mission_space(p_user_id text, p_mission_id text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, mana_ai, pg_temp
+AS $$
+  SELECT to_jsonb(c) ->> 'space_id'
+    FROM ${sync_changes} c
+   WHERE c.app_id = 'ai' AND c.table_name = 'aiMissions' AND c.record_id = p_mission_id
+     AND c.user_id = p_user_id AND c.op = 'insert'
+   ORDER BY c.created_at, c.id
+   LIMIT 1
+$$;

@@ -57,3 +57,7 @@ CREATE TABLE mana_ai.unparked (
 -- retry of the run) leaves it unpaid.
 ALTER TABLE mana_ai.token_usage ADD COLUMN answer_key text;
 CREATE UNIQUE INDEX token_usage_answer ON mana_ai.token_usage (run_id, answer_key) WHERE answer_key IS NOT NULL;
+
+-- A record has one scope (issue 27, item 2): the audit row of a read names
+-- the space it came from (NULL: the owner's personal record).
+ALTER TABLE mana_ai.decrypt_audit ADD COLUMN space_id text;

@@ -138,6 +138,8 @@ export interface DecryptAuditTable {
   record_id: string;
   status: 'ok' | 'failed' | 'scope-violation';
   reason: string | null;
+  /** the shared space the record was read from; null = the owner's personal record */
+  space_id: Generated<string | null>;
   ts: Generated<Date>;
 }
 

@@ -22,6 +22,7 @@ export interface Metrics {
   grantSkips: Counter<'reason'>;
   membershipLookups: Counter<'outcome'>;
   sharedSpaceInputs: Counter<'table'>;
+  ambiguousInputs: Counter<'table'>;
   missionsScheduled: Gauge;
   dueLag: Histogram;
   notificationsReceived: Counter<'kind'>;
@@ -113,6 +114,7 @@ export function createMetrics(): Metrics {
     grantSkips: new Counter({ name: 'mana_ai_grant_skips_total', help: 'Grants that could not be used', labelNames: ['reason'], ...r }),
     membershipLookups: new Counter({ name: 'mana_ai_membership_lookups_total', help: "mana-auth membership lookups (outcome ok | unavailable; cache hits are not counted)", labelNames: ['outcome'], ...r }),
     sharedSpaceInputs: new Counter({ name: 'mana_ai_shared_space_inputs_total', help: 'Mission inputs read from a shared space the owner belongs to (plaintext, audited)', labelNames: ['table'], ...r }),
+    ambiguousInputs: new Counter({ name: 'mana_ai_ambiguous_inputs_total', help: 'Mission inputs refused because their record id names records of more than one shared space (audited ambiguous-space)', labelNames: ['table'], ...r }),
     missionsScheduled: new Gauge({ name: 'mana_ai_missions_scheduled', help: 'Missions in the timer wheel', ...r }),
     dueLag: new Histogram({
       name: 'mana_ai_due_lag_seconds', help: 'Run start minus nextRunAt',

@@ -343,7 +343,7 @@ async function resolveInputs(
     return await deps.resolvers.resolveAll(
       {
         db: deps.db, userId: run.userId, missionId: run.missionId, iterationId: run.iterationId, log, metrics: deps.metrics, grant,
-        ...(deps.memberships ? { spaces: () => deps.memberships!.of(run.userId) } : {}),
+        ...(deps.memberships ? { spaces: () => deps.memberships!.of(run.userId), membersOf: (u: string) => deps.memberships!.of(u) } : {}),
       },
       mission.inputs,
     );

@@ -28,6 +28,7 @@ import { encryptedFields, plainText, readMission } from '../mission/mission.js';
 import { LlmError, type LlmClient } from '../planner/llm-client.js';
 import { isLlmOutage, planMission } from '../planner/plan-mission.js';
 import { answerCharger } from './charge.js';
+import { recheckKeptPlan } from '../planner/recheck-kept-plan.js';
 import { catalogFor } from '../planner/catalog/index.js';
 import type { Memberships } from '../auth/memberships.js';
 import type { ResolverRegistry } from '../planner/resolvers/registry.js';
@@ -170,7 +171,11 @@ export async function executeRun(
       // An earlier attempt planned this due time and could not write it:
       // write that plan, do not ask the LLM again.
       ({ iteration, failure, usage } = earlier);
-      log.info({ attempt: claim.attempts }, 'writing the plan an earlier attempt made (its write-back had failed)');
+      // checked again against the agent's policy as this claim read it
+      const rechecked = recheckKeptPlan(iteration, agent, catalogFor(config.webapp));
+      iteration = rechecked.iteration;
+      if (rechecked.dropped > 0) metrics.planStepsRejected.inc({ reason: 'denied-tool' }, rechecked.dropped);
+      log.info({ attempt: claim.attempts, dropped: rechecked.dropped }, 'writing the plan an earlier attempt made (its write-back had failed)');
     } else if (claim.attempts > MAX_ATTEMPTS) {
       // Every attempt failed outside the mission (the database, mana-llm):
       // written so the user sees it, with the next due time, never counted
@@ -192,11 +197,12 @@ export async function executeRun(
     }
     planned = { iteration, failure, usage };
     if (signal.aborted) throw new ShutdownError('shutting down');
+    const ownerSpaces = deps.memberships ? await deps.memberships.of(claim.userId) : null;
     const written = await inSpan(deps.tracing.tracer, span, 'mission.write_back', {}, () => writeBack(deps.db, {
       runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,
       userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(),
       agent: agent ? { id: agent.id, nameAtClaim: agent.name, rationale: mission.objective } : null,
-      generation: config.webapp, objective: mission.objective, maxConsecutiveFailures: config.maxConsecutiveFailures, outsideFailure, failureReason: failure,
+      generation: config.webapp, objective: mission.objective, maxConsecutiveFailures: config.maxConsecutiveFailures, outsideFailure, failureReason: failure, ownerSpaces,
       // The cadence as it stands under the write-back's lock: the user may have changed it during the run.
       nextRunAt: (record, nowMs) => nextRunOfRecord(record, nowMs, config.timeZone),
     }));

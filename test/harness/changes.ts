@@ -12,6 +12,8 @@ export interface RawChange {
   appId?: string;
   tableName?: string;
   clientId?: string;
+  /** mana-sync's space_id column (today's schema only): the space the pushing client named */
+  spaceId?: string | null;
 }
 
 /** The per-field map's column of the pool's sync_changes (the seed's or today's), looked up once per pool. */
@@ -33,9 +35,10 @@ export async function pushChange(pool: pg.Pool, c: RawChange): Promise<{ id: str
   try {
     await client.query('BEGIN');
     await client.query(`SELECT set_config('app.current_user_id', $1, true)`, [c.userId]);
+    const space = c.spaceId !== undefined && c.spaceId !== null;
     const { rows } = await client.query<{ id: string; created_at: Date }>(
-      `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, ${mapColumn}, client_id)
-       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8) RETURNING id, created_at`,
+      `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, ${mapColumn}, client_id${space ? ', space_id' : ''})
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8${space ? ', $9' : ''}) RETURNING id, created_at`,
       [
         c.appId ?? 'ai',
         c.tableName ?? 'aiMissions',
@@ -45,6 +48,7 @@ export async function pushChange(pool: pg.Pool, c: RawChange): Promise<{ id: str
         c.data === undefined ? null : JSON.stringify(c.data),
         JSON.stringify(c.fieldTimestamps ?? {}),
         c.clientId ?? 'test-device',
+        ...(space ? [c.spaceId] : []),
       ],
     );
     await client.query('COMMIT');

@@ -12,6 +12,8 @@ export interface DecryptAuditEntry {
   recordId: string;
   status: 'ok' | 'failed' | 'scope-violation';
   reason: string | null;
+  /** the shared space the record was read from; null (or absent) = the owner's personal record */
+  spaceId?: string | null;
 }
 
 export async function insertDecryptAudit(trx: ScopedTx, e: DecryptAuditEntry): Promise<void> {
@@ -25,6 +27,7 @@ export async function insertDecryptAudit(trx: ScopedTx, e: DecryptAuditEntry): P
       record_id: e.recordId,
       status: e.status,
       reason: e.reason,
+      space_id: e.spaceId ?? null,
     })
     .execute();
 }

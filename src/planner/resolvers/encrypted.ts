@@ -7,18 +7,21 @@
 //                                `scope-violation` row and its counter;
 //   3. a field does not open  -> `failed` row with a short reason;
 //   4. all fields open        -> `ok` row, decrypts counted by fields.
-// Before them: a record of a shared space the owner belongs to (CONTRACT.md
-// section 12) is plaintext and needs no grant; it is read with the owner's
-// memberships (app.current_user_space_ids) and each read writes an `ok`
-// row with reason `shared-space-plaintext`, so the data-access tab shows it.
+// Before them: the record's one scope (record-scope.ts, issue 27). A record
+// of a shared space the owner belongs to, written by members of that space
+// (CONTRACT.md section 12), is plaintext and needs no grant; each read
+// writes an `ok` row with reason `shared-space-plaintext` naming the
+// space, so the data-access tab shows it. The owner's personal record is
+// folded from the owner's rows only.
 // Read and audit happen in one transaction scoped to the user. Decrypted
 // text leaves this module only as the formatted prompt line; it is never
 // logged, not even at debug level here.
 
 import { withUserScope } from '../../db/scoped.js';
 import { insertDecryptAudit } from '../../db/sql/insert-decrypt-audit.js';
-import { readRecord } from '../../db/sql/read-record.js';
 import { decryptRecord } from '../../grants/decrypt.js';
+import { isCiphertext } from '../../grants/ciphertext.js';
+import { readScoped } from './record-scope.js';
 import { tableLabel } from '../../grants/tables.js';
 import { isDeleted } from '../../merge/derive.js';
 import type { MissionInput } from '../../mission/mission.js';
@@ -66,17 +69,25 @@ export const scopeKey = (input: MissionInput) => `${input.table}:${input.id}`;
 export function encryptedResolver(m: EncryptedModule): Resolver {
   return async (ctx: ResolveContext, input: MissionInput) => {
     const audit = { userId: ctx.userId, missionId: ctx.missionId, iterationId: ctx.iterationId, tableName: input.table, recordId: input.id };
-    const spaces = ctx.spaces ? await ctx.spaces() : null;
-    if (spaces && spaces.length > 0) {
-      const shared = await withUserScope(ctx.db, ctx.userId, async (trx) => {
-        const merged = await readRecord(trx, { userId: ctx.userId, appId: m.appId, tableName: input.table, recordId: input.id, spaceIds: spaces });
-        if (!merged) return null;
-        if (isDeleted(merged.record)) return { text: null };
-        await insertDecryptAudit(trx, { ...audit, status: 'ok', reason: 'shared-space-plaintext' });
+    // The record's one scope (record-scope.ts): a shared space's record is
+    // plaintext and needs no grant; the owner's personal record is opened
+    // with the grant. Another user's rows never stand in for either.
+    const read = await readScoped(ctx, m.appId, input);
+    if (!read.found) return null;
+    if (read.scope.kind === 'space') {
+      const spaceId = read.scope.spaceId;
+      if (!read.merged || isDeleted(read.merged.record)) return null;
+      return withUserScope(ctx.db, ctx.userId, async (trx) => {
+        // shared-space records are plaintext (CONTRACT.md section 12): a ciphertext there is never prompt text
+        if (Object.values(read.merged!.record).some(isCiphertext)) {
+          await insertDecryptAudit(trx, { ...audit, status: 'failed', reason: 'ciphertext-in-shared-space', spaceId });
+          return null;
+        }
+        await insertDecryptAudit(trx, { ...audit, status: 'ok', reason: 'shared-space-plaintext', spaceId });
         ctx.metrics.sharedSpaceInputs.inc({ table: tableLabel(input.table) });
-        return { text: m.format(merged.record) };
+        const text = m.format(read.merged!.record);
+        return text === null ? null : { text, spaceId };
       });
-      if (shared) return shared.text;
     }
 
     const grant = ctx.grant;
@@ -89,10 +100,10 @@ export function encryptedResolver(m: EncryptedModule): Resolver {
       return null;
     }
 
+    const merged = read.merged;
+    // Nothing to decrypt, so no decrypt attempt and no audit row.
+    if (!merged || isDeleted(merged.record)) return null;
     return withUserScope(ctx.db, ctx.userId, async (trx) => {
-      const merged = await readRecord(trx, { userId: ctx.userId, appId: m.appId, tableName: input.table, recordId: input.id });
-      // Nothing to decrypt, so no decrypt attempt and no audit row.
-      if (!merged || isDeleted(merged.record)) return null;
       const opened = await decryptRecord(grant.key, merged.record);
       if (!opened.ok) {
         await insertDecryptAudit(trx, { ...audit, status: 'failed', reason: opened.reason });
@@ -101,7 +112,8 @@ export function encryptedResolver(m: EncryptedModule): Resolver {
       }
       await insertDecryptAudit(trx, { ...audit, status: 'ok', reason: null });
       if (opened.fields > 0) ctx.metrics.decrypts.inc({ table: tableLabel(input.table) }, opened.fields);
-      return m.format(opened.record);
+      const text = m.format(opened.record);
+      return text === null ? null : { text, spaceId: null };
     });
   };
 }

@@ -29,9 +29,13 @@ export interface ResolveContext {
    * could be a shared-space record.
    */
   spaces?: () => Promise<readonly string[] | null>;
+  /** Any user's shared spaces (mana-auth, cached): the writers of a shared record are verified with it; absent = none verified. */
+  membersOf?: (userId: string) => Promise<readonly string[] | null>;
 }
 
-export type Resolver = (ctx: ResolveContext, input: MissionInput) => Promise<string | null>;
+/** The input's text and, for a record of a shared space, that space (the prompt fences it as third-party content). */
+export type Resolved = { text: string; spaceId: string | null };
+export type Resolver = (ctx: ResolveContext, input: MissionInput) => Promise<Resolved | null>;
 
 export class ResolverRegistry {
   private readonly byModule = new Map<string, { resolver: Resolver; encrypted: boolean }>();
@@ -56,9 +60,11 @@ export class ResolverRegistry {
       const entry = this.byModule.get(input.module);
       if (!entry) continue;
       try {
-        const text = await entry.resolver(ctx, input);
+        const r = await entry.resolver(ctx, input);
         // every input's text is bounded in the prompt, whatever its resolver does
-        if (text !== null && text.length > 0) out.push({ module: input.module, table: input.table, id: input.id, text: cutText(text, PLAN_LIMITS.inputChars), sensitive: entry.encrypted });
+        if (r !== null && r.text.length > 0) {
+          out.push({ module: input.module, table: input.table, id: input.id, text: cutText(r.text, PLAN_LIMITS.inputChars), sensitive: entry.encrypted, ...(r.spaceId ? { spaceId: r.spaceId } : {}) });
+        }
       } catch (error) {
         ctx.log.warn({ userId: ctx.userId, missionId: ctx.missionId, module: input.module, table: input.table, recordId: input.id, err: coerceError(error).message }, 'input resolver failed; input dropped');
       }
