@@ -16,6 +16,7 @@ import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, promptMentions, startLlmServer, toolCallsAnswer, type LlmReply, type LlmServer } from './harness/llm-server.js';
 import { startTestDaemon, type TestDaemon } from './harness/daemon.js';
 import { eventually } from './harness/wait.js';
+import { pushAgent, updateAgent } from './harness/agents.js';
 
 let db: TestDb;
 let llm: LlmServer;
@@ -185,5 +186,30 @@ describe('plan limits and paid answers', () => {
     await db.pool.query(`GRANT INSERT ON public.sync_changes TO mana_ai_runtime`);
     await eventually(() => runsOf(d, id).slice(n).some((e) => e.outcome === 'planned'), 'written by a retry with the kept plan');
     assert.equal(await tokensOf(user), 1234, 'the kept plan is not paid again');
+  });
+});
+
+describe('a kept plan', () => {
+  it('is checked again against the agent\'s policy when a retry writes it: a tool denied meanwhile is not written', async (t) => {
+    const d = await start(t, { MANA_AI_RUN_RETRY_BASE_MS: '50' });
+    const user = 'u-kept';
+    const id = 'kept-1';
+    const title = 'Behaltener Plan';
+    await pushAgent(db.pool, user, 'ag-kept');
+    script.set(title, () => ({ content: planAnswer('Plan', [{ summary: 'Aufgabe anlegen', toolName: 'create_task', params: { title: 'Einkaufen' }, rationale: 'weil' }]) }));
+    await pushChange(db.pool, { userId: user, recordId: id, op: 'insert', data: webappMission({ id, title, agentId: 'ag-kept', nextRunAt: iso(Date.now() + 60_000) }) });
+    await db.pool.query(`REVOKE INSERT ON public.sync_changes FROM mana_ai_runtime`);
+    try {
+      const n = runsOf(d, id).length;
+      await pushChange(db.pool, { userId: user, recordId: id, op: 'update', data: { nextRunAt: iso(Date.now() + 30) }, fieldTimestamps: { nextRunAt: iso(Date.now()) } });
+      await eventually(() => runsOf(d, id).slice(n).some((e) => e.outcome === 'retry'), 'the write-back failed and the plan was kept');
+      await updateAgent(db.pool, user, 'ag-kept', { policy: { tools: { create_task: 'deny' }, defaultForAi: 'propose' } });
+    } finally {
+      await db.pool.query(`GRANT INSERT ON public.sync_changes TO mana_ai_runtime`);
+    }
+    await eventually(() => runsOf(d, id).some((e) => e.outcome === 'planned'), 'written by a retry');
+    const written = runsOf(d, id).find((e) => e.outcome === 'planned')!.iteration!;
+    assert.equal(written.plan.length, 0, 'the step the agent now denies is not written');
+    assert.match(written.summary, /nicht mehr erlaubt/);
   });
 });

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { migrate, schemaStatus, SQL_DIR } from '../src/db/migrate.js';
 import { createTestDatabase, RUNTIME_ROLE, type TestDb } from './harness/db.js';
+import { pushAgent } from './harness/agents.js';
 
 const dbs: TestDb[] = [];
 let db: TestDb;
@@ -118,6 +119,26 @@ describe('the schema check verifies, not trusts', () => {
       await assert.rejects(migrate(db.url), /repair_snapshot_error\(bigint\) may be executed by mana_sync_writer/);
     } finally {
       await db.pool.query(`REVOKE EXECUTE ON FUNCTION mana_ai.repair_snapshot_error(bigint) FROM mana_sync_writer`);
+    }
+  });
+});
+
+describe('views over row-level security', () => {
+  it("agent_budget reads token_usage as its caller: the runtime role sees a user's usage only in that user's scope", async () => {
+    await pushAgent(db.pool, 'u-view', 'ag-view');
+    await db.pool.query(`INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used) VALUES ('u-view', 'ag-view', 'm', 777)`);
+    const runtime = new pg.Client({ connectionString: db.daemonUrl });
+    await runtime.connect();
+    try {
+      const outside = await runtime.query(`SELECT used_24h FROM mana_ai.agent_budget WHERE user_id = 'u-view'`);
+      assert.equal(Number(outside.rows[0].used_24h), 0, 'outside the user\'s scope the view shows none of its usage');
+      await runtime.query('BEGIN');
+      await runtime.query(`SELECT set_config('app.current_user_id', 'u-view', true)`);
+      const inside = await runtime.query(`SELECT used_24h FROM mana_ai.agent_budget WHERE user_id = 'u-view'`);
+      await runtime.query('COMMIT');
+      assert.equal(Number(inside.rows[0].used_24h), 777);
+    } finally {
+      await runtime.end();
     }
   });
 });

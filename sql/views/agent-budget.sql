@@ -4,7 +4,12 @@
 -- Operators' view: per agent, what it used in the window, its budget, and
 -- the next time it may run (now when nothing holds it; NULL when only the
 -- user can change that: paused, archived, deleted, or budget 0).
-CREATE OR REPLACE VIEW mana_ai.agent_budget AS
+-- security_invoker: token_usage has row-level security, and a view owned by
+-- the migrator would read it as its owner (every user's rows, for anyone
+-- who may select the view: issue 27). As the caller, the runtime role sees
+-- a user's usage only inside that user's scope; operators' tools that
+-- bypass RLS see all.
+CREATE OR REPLACE VIEW mana_ai.agent_budget WITH (security_invoker = true) AS
 SELECT a.user_id,
        a.agent_id,
        mana_ai.ts_text(a.record -> 'name') AS name,

@@ -18,11 +18,24 @@ export async function readUserMissions(pool: pg.Pool, userId: string) {
        FROM mana_ai.mission_runs WHERE user_id = $1 ORDER BY due_at DESC LIMIT 100`,
     [userId],
   );
-  const { rows: agents } = await pool.query(
-    `SELECT agent_id, name, state, max_concurrent, budget, used_24h, overshoot, estimated_rows, runs_in_flight, missions, may_run_at, version
-       FROM mana_ai.agent_budget WHERE user_id = $1 ORDER BY agent_id LIMIT 1000`,
-    [userId],
-  );
+  // agent_budget is security_invoker over token_usage (row-level security): read in the user's scope
+  const client = await pool.connect();
+  let agents: Record<string, unknown>[];
+  try {
+    await client.query('BEGIN READ ONLY');
+    await client.query(`SELECT set_config('app.current_user_id', $1, true)`, [userId]);
+    ({ rows: agents } = await client.query(
+      `SELECT agent_id, name, state, max_concurrent, budget, used_24h, overshoot, estimated_rows, runs_in_flight, missions, may_run_at, version
+         FROM mana_ai.agent_budget WHERE user_id = $1 ORDER BY agent_id LIMIT 1000`,
+      [userId],
+    ));
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  } finally {
+    client.release();
+  }
   const { rows: parked } = await pool.query(
     `SELECT mission_id, title, failures, last_error, parked_at FROM mana_ai.parked_missions WHERE user_id = $1 ORDER BY parked_at DESC LIMIT 1000`,
     [userId],
