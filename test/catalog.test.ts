@@ -9,6 +9,8 @@ import { readContractFile } from './harness/contract.js';
 import { catalogFor, type WebappGeneration } from '../src/planner/catalog/index.js';
 import { checkPlan, describeProblems, leftOutNote, offerOf, repairRequest } from '../src/planner/check-plan.js';
 import { validateStep } from '../src/planner/validate-step.js';
+import { functionSpecs } from '../src/planner/tool-specs.js';
+import { buildMessages } from '../src/planner/prompt.js';
 
 interface FactParam { name: string; type: string; required: boolean; enum?: string[] }
 interface FactTool { name: string; module: string; params: FactParam[] }
@@ -28,6 +30,8 @@ describe('tool catalogs', () => {
       }));
       assert.deepEqual(ours, theirs);
       for (const t of catalogFor(g)) assert.ok(t.description.length >= 10, `${t.name} has a description of its own`);
+      // issue 27: every parameter has a short German description, in the prompt and in the tool specs
+      for (const t of catalogFor(g)) for (const p of t.params) assert.ok(p.description && p.description.length >= 3 && p.description.length <= 220, `${t.name}.${p.name} has a description`);
     });
   }
 
@@ -94,5 +98,17 @@ describe('step validator', () => {
     ]);
     assert.match(repairRequest(c.invalid), /Schritt 2, create_event: Pflichtparameter startTime fehlt/);
     assert.match(leftOutNote(c.invalid), /2 Vorschläge wurden weggelassen.*create_event, undo_drink/);
+  });
+});
+
+describe('parameter descriptions reach the model', () => {
+  it('the prompt and the native tool specs say what a parameter is (taskId: an existing task, never invented)', () => {
+    const tools = catalogFor('head');
+    const specs = functionSpecs(tools) as { function: { name: string; parameters: { properties: Record<string, { description: string }> } } }[];
+    const complete = specs.find((s) => s.function.name === 'complete_task')!;
+    assert.match(complete.function.parameters.properties['taskId']!.description, /ID einer bestehenden Aufgabe \(nie erfinden\)/);
+    for (const s of specs) for (const [name, p] of Object.entries(s.function.parameters.properties)) assert.ok(p.description.length >= 3 && p.description !== name, `${s.function.name}.${name}`);
+    const prompt = buildMessages({ id: 'm', title: 't', objective: 'o', conceptMarkdown: '', inputs: [], cadence: { kind: 'manual' }, state: 'active', iterations: [] } as never, [], tools, new Date())[0]!.content;
+    assert.match(prompt, /taskId \(Pflicht\): Text \(ID einer bestehenden Aufgabe \(nie erfinden\)\)/);
   });
 });

@@ -66,7 +66,7 @@ const TYPE_NAME = { string: 'Text', number: 'Zahl', boolean: 'true/false', array
 
 function describeParam(p: CatalogParam): string {
   const kind = p.enum ? `einer von ${p.enum.join('|')}` : p.format ? FORMAT_HINT[p.format] : TYPE_NAME[p.type];
-  return `${p.name}${p.required ? ' (Pflicht)' : ''}: ${kind}`;
+  return `${p.name}${p.required ? ' (Pflicht)' : ''}: ${kind}${p.description ? ` (${p.description})` : ''}`;
 }
 
 function describeTools(tools: readonly CatalogTool[]): string {

@@ -13,7 +13,7 @@ const FORMAT_NOTE = { date: 'Datum YYYY-MM-DD', 'date-time': 'Zeitpunkt nach ISO
 function property(p: CatalogParam): Record<string, unknown> {
   return {
     type: p.type,
-    description: p.format ? FORMAT_NOTE[p.format] : p.name,
+    description: [p.description, p.format ? FORMAT_NOTE[p.format] : null].filter(Boolean).join('; ') || p.name,
     ...(p.enum ? { enum: [...p.enum] } : {}),
     ...(p.type === 'array' ? { items: {} } : {}),
   };

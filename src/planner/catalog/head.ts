@@ -5,9 +5,10 @@
 // catalog's stricter form stands: the validator enforces it. Descriptions
 // are ours, in German. Data only.
 
+import { PARAM_DESCRIPTIONS } from './param-descriptions.js';
 import type { CatalogTool } from './types.js';
 
-export const HEAD_TOOLS: readonly CatalogTool[] = [
+const RAW_TOOLS: readonly CatalogTool[] = [
   {
     name: 'create_task', module: 'todo', description: 'Legt eine Aufgabe an, auf Wunsch mit Fälligkeit und Priorität',
     params: [
@@ -529,3 +530,12 @@ export const HEAD_TOOLS: readonly CatalogTool[] = [
     ],
   },
 ];
+
+/** Every parameter with its German description (param-descriptions.ts). */
+export const HEAD_TOOLS: readonly CatalogTool[] = RAW_TOOLS.map((t) => ({
+  ...t,
+  params: t.params.map((p) => {
+    const description = PARAM_DESCRIPTIONS[`${t.name}.${p.name}`];
+    return description ? { ...p, description } : p;
+  }),
+}));

@@ -33,6 +33,7 @@ export function assertCatalog(tools: readonly CatalogTool[], generation: WebappG
       if (params.has(p.name)) problems.push(`${t.name}.${p.name} twice`);
       params.add(p.name);
       if (!['string', 'number', 'boolean', 'array', 'object'].includes(p.type)) problems.push(`${t.name}.${p.name} has type ${String(p.type)}`);
+      if (!p.description) problems.push(`${t.name}.${p.name} has no description`);
     }
   }
   if (problems.length) throw new CatalogError(`the ${generation} tool catalog is inconsistent: ${problems.join('; ')}`);

@@ -15,6 +15,8 @@ export interface CatalogParam {
   readonly required: boolean;
   readonly enum?: readonly string[];
   readonly format?: ParamFormat;
+  /** ours, in German: what the parameter is (param-descriptions.ts); shown in the prompt and the tool specs */
+  readonly description?: string;
 }
 
 export interface CatalogTool {
