@@ -120,6 +120,9 @@ describe('dead-letter', () => {
     answers.set(titleOf(id), 'broken');
     for (let i = 0; i < 4; i++) assert.equal((await dueNow(d, user, id)).outcome, 'failed');
     assert.equal(await parkedRow(id), undefined, '4 + success + 4 is not 5 in a row');
+    // the newest runs count, not the oldest: one more failure makes five in a row after the success
+    assert.equal((await dueNow(d, user, id)).outcome, 'failed');
+    assert.ok(await parkedRow(id), 'success + 5 failures parks it');
   });
 
   it('a parked mission stays parked across a daemon restart and a partition move', async () => {

@@ -108,11 +108,11 @@ it('npm run demo -- --keep: inspect, backfill and bench work against the databas
 });
 
 it('every operator script answers --help with its usage', () => {
-  for (const script of ['scripts/demo.ts', 'src/cli/inspect.ts', 'src/cli/backfill.ts', 'src/cli/migrate.ts', 'scripts/bench.ts', 'scripts/bench-trigger.ts', 'scripts/bench-trigger-variants.ts', 'scripts/bench-reactor.ts', 'scripts/bench-planner.ts', 'scripts/chaos.ts', 'scripts/check-demo.ts']) {
+  for (const script of ['scripts/demo.ts', 'src/cli/inspect.ts', 'src/cli/backfill.ts', 'src/cli/migrate.ts', 'scripts/bench.ts', 'scripts/bench-trigger.ts', 'scripts/bench-trigger-variants.ts', 'scripts/bench-reactor.ts', 'scripts/bench-planner.ts', 'scripts/chaos.ts', 'scripts/check-demo.ts', 'scripts/mutations.ts']) {
     const r = node([script, '--help']);
     assert.equal(r.status, 0, `${script}: ${r.stderr}`);
     assert.match(r.stdout, /^usage: npm run /, script);
   }
   const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> };
-  for (const name of ['demo', 'inspect', 'backfill', 'migrate', 'bench', 'bench:trigger', 'bench:trigger-variants', 'bench:reactor', 'bench:planner', 'chaos', 'check:demo']) assert.ok(pkg.scripts[name], `npm run ${name} exists`);
+  for (const name of ['demo', 'inspect', 'backfill', 'migrate', 'bench', 'bench:trigger', 'bench:trigger-variants', 'bench:reactor', 'bench:planner', 'chaos', 'check:demo', 'mutations']) assert.ok(pkg.scripts[name], `npm run ${name} exists`);
 });

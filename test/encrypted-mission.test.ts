@@ -70,3 +70,20 @@ it('enc:1: title, objective and concept: planned with placeholders, the cipherte
   const counted = await daemon.metrics.registry.getSingleMetricAsString('mana_ai_encrypted_mission_fields_total');
   for (const field of ['title', 'objective', 'conceptMarkdown']) assert.match(counted, new RegExp(`field="${field}",service="mana-ai"\\} 1`));
 });
+
+it('any enc:<n>: version is ciphertext (issue 27): enc:2: and enc:17: mission texts never reach the LLM, a log line or the actor', async () => {
+  const enc = {
+    title: 'enc:2:dGl0bGUtdjItaXY=.dGl0bGUtdjItY2lwaGVydGV4dA==',
+    objective: 'enc:17:b2JqLXYxNw==.b2JqZWN0aXZlLXYxNy1jaXBoZXJ0ZXh0',
+  };
+  for (const [field, value] of Object.entries(enc)) registerSecret(`encrypted mission ${field} (later version)`, value);
+  const before = llm.requests.length;
+  await pushChange(db.pool, { userId: 'u-enc', recordId: 'm-enc2', op: 'insert', data: webappMission({ id: 'm-enc2', ...enc, nextRunAt: new Date(Date.now() + 50).toISOString() }) });
+  const ev = await runOf(daemon, 'm-enc2');
+  assert.equal(ev.outcome, 'planned');
+  const sent = JSON.stringify(llm.requests.slice(before).map((r) => r.body));
+  assert.ok(!/enc:(2|17):/.test(sent), 'no ciphertext of any version sent to the LLM');
+  assert.ok(!daemon.logs.some((l) => /enc:(2|17):/.test(l)), 'nor in a log line');
+  const row = (await db.pool.query(`SELECT actor FROM sync_changes WHERE record_id = 'm-enc2' AND client_id = 'mana-ai-runner'`)).rows[0];
+  assert.ok(!/enc:(2|17):/.test(JSON.stringify(row.actor)));
+});

@@ -145,8 +145,20 @@ describe('plan limits and paid answers', () => {
     await pushChange(db.pool, { userId: user, recordId: id, op: 'insert', data: webappMission({ id, title, nextRunAt: iso(Date.now() + 60_000) }) });
     const ev = await dueNow(d, user, id);
     assert.equal(ev.outcome, 'planned');
-    assert.equal(ev.iteration!.plan.length, 20, 'PLAN_LIMITS.stepsPerPlan');
+    assert.equal(ev.iteration!.plan.length, 20, 'PLAN_LIMITS.callsPerRound');
     assert.equal(rounds, 1, 'no second round after the limit');
+    // 15 valid calls a round: the plan's own bound stops it in the second round
+    const id2 = 'limits-2';
+    const title2 = 'Etwas weniger Aufgaben';
+    let rounds2 = 0;
+    script.set(title2, () => {
+      rounds2 += 1;
+      return toolCallsAnswer(Array.from({ length: 15 }, (_, i) => ({ name: 'create_task', args: { title: `Teil ${rounds2}-${i}` }, id: `d${rounds2}-${i}` })));
+    });
+    await pushChange(db.pool, { userId: user, recordId: id2, op: 'insert', data: webappMission({ id: id2, title: title2, nextRunAt: iso(Date.now() + 60_000) }) });
+    const ev2 = await dueNow(d, user, id2);
+    assert.equal(ev2.iteration!.plan.length, 20, 'PLAN_LIMITS.stepsPerPlan');
+    assert.equal(rounds2, 2, 'the rounds stop at the plan limit');
   });
 
   it('an answer nested 100,000 deep is refused as a step, never thrown; its tokens are charged though the agent-less run writes no step', async (t) => {

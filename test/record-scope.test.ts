@@ -185,5 +185,10 @@ describe('no one\'s rows reach another user\'s prompt or space (through the daem
     await pushChange(db.pool, { userId: 'u-a', recordId: 'm-moved', op: 'insert', spaceId: 'space-2', data: webappMission({ id: 'm-moved', spaceId: 'space-1', nextRunAt: new Date(Date.now() + 50).toISOString() }) });
     assert.equal((await run).outcome, 'planned');
     assert.equal(await spaceOfWrite('m-moved'), 'space-2');
+    // stored in a space A is not a member of (any client may name any space): no space
+    run = runOf(daemon, 'm-foreign');
+    await pushChange(db.pool, { userId: 'u-a', recordId: 'm-foreign', op: 'insert', spaceId: 'space-9', data: webappMission({ id: 'm-foreign', nextRunAt: new Date(Date.now() + 50).toISOString() }) });
+    assert.equal((await run).outcome, 'planned');
+    assert.equal(await spaceOfWrite('m-foreign'), null, 'not written into a space A is not in');
   });
 });

@@ -1,0 +1,142 @@
+// `npm run mutations`: breaks each guarantee of docs/reliability.md on
+// purpose, one at a time, and checks that the test named for it fails
+// (issue 27: three guarantees survived a deliberate break of the code).
+// Each mutation is a one-line change in a copy of the repository (a
+// temporary directory; node_modules linked), so the working tree is never
+// touched; the test files run there as `npm test` runs them, on their own
+// embedded Postgres. Prints one line per mutation and exits 1 when any
+// survives. `-- --only ID[,ID]` runs some; `-- --list` lists them.
+
+import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+interface Mutation {
+  id: string;
+  /** the guarantee it breaks, as docs/reliability.md states it */
+  guarantee: string;
+  file: string;
+  find: string;
+  replace: string;
+  /** test files that must fail */
+  tests: string[];
+}
+
+export const MUTATIONS: Mutation[] = [
+  // the three the review found surviving (issue 27), as they apply today
+  { id: 'charge-skipped', guarantee: 'every answer is paid for where it arrives, on every path (the retry path too)', file: 'src/planner/plan-mission.ts',
+    find: 'await deps.onAnswer?.(usage);', replace: 'void 0;', tests: ['test/park-and-pay.test.ts'] },
+  { id: 'oldest-failures', guarantee: 'the newest failures count towards the park, not the oldest', file: 'src/db/sql/parked.ts',
+    find: 'ORDER BY r.due_at DESC', replace: 'ORDER BY r.due_at ASC', tests: ['test/dead-letter.test.ts'] },
+  // the review's third (charging before the write-back instead of inside it) is now the design: each answer is
+  // charged in a transaction of its own as it arrives; what that must never do is charge an answer twice
+  { id: 'charge-twice', guarantee: 'each answer is charged exactly once', file: 'src/planner/plan-mission.ts',
+    find: 'await deps.onAnswer?.(usage);', replace: 'await deps.onAnswer?.(usage);\n  await deps.onAnswer?.(usage);', tests: ['test/park-and-pay.test.ts'] },
+  // issue 27's guarantees
+  { id: 'llm-outage-parks', guarantee: 'only a mission\'s own failures park it (mana-llm outages are outside the mission)', file: 'src/run/execute-run.ts',
+    find: 'const failure = isLlmOutage(error) ?', replace: 'const failure = false ?', tests: ['test/park-and-pay.test.ts'] },
+  { id: 'no-trigger-unpark', guarantee: 'any change by the user unparks a mission at once', file: 'sql/functions/snapshot-trigger.sql',
+    find: "v_kind = 'mission' AND v_mission.parked AND", replace: "v_kind = 'mission' AND false AND", tests: ['test/park-and-pay.test.ts'] },
+  { id: 'streak-survives-unpark', guarantee: 'the failure streak starts again at an unpark', file: 'src/db/sql/parked.ts',
+    find: "AND r.finished_at > coalesce((SELECT u.unparked_at FROM mana_ai.unparked u WHERE u.mission_key = m.mission_key), '-infinity')", replace: '', tests: ['test/park-and-pay.test.ts'] },
+  { id: 'unverified-writers', guarantee: 'a shared record is folded from rows by verified members of its space only', file: 'src/planner/resolvers/scope-rule.ts',
+    find: 'if (r.userId !== owner && !isMember(r.userId, r.spaceId)) continue;', replace: '', tests: ['test/record-scope.test.ts'] },
+  { id: 'personal-any-writer', guarantee: "a personal record is folded from its owner's rows only", file: 'sql/functions/rebuild.sql',
+    find: "WHEN 'personal' THEN c.user_id = p_user_id AND (j.row ->> 'space_id') IS NULL", replace: "WHEN 'personal' THEN true", tests: ['test/record-scope.test.ts'] },
+  { id: 'space-unverified', guarantee: 'the write-back names no space its owner is not a verified member of', file: 'src/write-back/write-back.ts',
+    find: 'return stored !== null && w.ownerSpaces.includes(stored) ? stored : null;', replace: 'return stored;', tests: ['test/record-scope.test.ts'] },
+  { id: 'no-plan-limit', guarantee: 'one plan-size limit in both planner modes', file: 'src/planner/plan-mission.ts',
+    find: "steps.length >= PLAN_LIMITS.stepsPerPlan ? 'steps-per-plan' : null;", replace: 'null;', tests: ['test/park-and-pay.test.ts'] },
+  { id: 'unbounded-step', guarantee: 'the step check never throws on any answer', file: 'src/planner/validate-step.ts',
+    find: 'if (!withinBounds(value)) {', replace: 'if (false) {', tests: ['test/park-and-pay.test.ts'] },
+  { id: 'rls-not-verified', guarantee: "mana-sync's table is verified on every migrate and start (RLS forced)", file: 'src/db/sync-table.ts',
+    find: 'if (!r.rls || !r.forced)', replace: 'if (false)', tests: ['test/trusted-catalog.test.ts'] },
+  { id: 'retention-from-setting', guarantee: 'no SECURITY DEFINER path reads a setting its caller controls', file: 'sql/functions/retention.sql',
+    find: 'SELECT s.value INTO v FROM mana_ai.settings s WHERE s.key = p_name;', replace: "v := current_setting('mana_ai.' || p_name, true);", tests: ['test/retention.test.ts'] },
+  { id: 'trust-checksums', guarantee: 'migrate re-creates what the catalog lacks, whatever the checksums say', file: 'src/db/migrate.ts',
+    find: 'new Set([...plan.changed, ...missing.keys()])', replace: 'plan.changed', tests: ['test/trusted-catalog.test.ts'] },
+  { id: 'definer-public', guarantee: 'no SECURITY DEFINER function is executable by PUBLIC', file: 'sql/functions/secure-definers.sql',
+    find: "EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.sig);", replace: 'NULL;', tests: ['test/trusted-catalog.test.ts'] },
+  { id: 'kept-plan-unchecked', guarantee: "a kept plan is checked again against the agent's policy", file: 'src/run/execute-run.ts',
+    find: 'const rechecked = recheckKeptPlan(iteration, agent, catalogFor(config.webapp));', replace: 'const rechecked = { iteration, dropped: 0 };', tests: ['test/park-and-pay.test.ts'] },
+  { id: 'view-as-owner', guarantee: 'views that read RLS tables read them as their caller', file: 'sql/views/agent-budget.sql',
+    find: 'WITH (security_invoker = true) ', replace: '', tests: ['test/trusted-catalog.test.ts'] },
+  { id: 'only-enc1', guarantee: 'any enc:<n>: value is ciphertext everywhere', file: 'src/grants/ciphertext.ts',
+    find: 'const CIPHERTEXT = /^enc:[0-9]+:/;', replace: 'const CIPHERTEXT = /^enc:1:/;', tests: ['test/encrypted-mission.test.ts', 'test/grants-units.test.ts'] },
+  // earlier guarantees of docs/reliability.md
+  { id: 'write-back-unlocked', guarantee: 'one lock, one order: the write-back locks the snapshot row first', file: 'sql/functions/claim.sql',
+    find: '   WHERE s.sid = p_sid\n     FOR UPDATE\n$$;', replace: '   WHERE s.sid = p_sid\n$$;', tests: ['test/races.test.ts'] },
+  { id: 'fold-newest-first', guarantee: 'inputs are current: rows fold in log order', file: 'sql/functions/rebuild.sql',
+    find: '     ORDER BY c.created_at, c.id\n  LOOP', replace: '     ORDER BY c.created_at DESC, c.id DESC\n  LOOP', tests: ['test/races.test.ts'] },
+  { id: 'schedule-overwritten', guarantee: "the user's changes during a run stand", file: 'src/write-back/write-back.ts',
+    find: "const stillDue = snap.state === 'active' && snap.nextRunAtMs === w.dueMs;", replace: 'const stillDue = true;', tests: ['test/races.test.ts'] },
+  { id: 'observer-throws', guarantee: 'an observer never changes a run', file: 'src/reactor/events.ts',
+    find: '      } catch (error) {\n        this.report(event, error);\n      }', replace: '      } catch (error) {\n        throw error;\n      }', tests: ['test/reactor.test.ts'] },
+  { id: 'trigger-raises', guarantee: "the trigger never makes a mana-sync insert fail", file: 'sql/functions/snapshot-trigger.sql',
+    find: '    EXCEPTION WHEN OTHERS THEN\n      v_payload := NULL;', replace: '    EXCEPTION WHEN OTHERS THEN\n      RAISE;', tests: ['test/trigger-malformed.test.ts'] },
+];
+
+const ROOT = resolve(import.meta.dirname, '..');
+
+function runTests(dir: string, files: string[], timeoutMs: number): Promise<number> {
+  return new Promise((res) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/test.ts', ...files], { cwd: dir, stdio: 'ignore', env: { ...process.env } });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      res(signal ? 124 : code ?? 1);
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.includes('--help')) {
+    console.log('usage: npm run mutations [-- --only ID[,ID]] [--list]\n\nBreaks each guarantee on purpose in a copy of the repository and checks that its test fails; exits 1 when a mutation survives.');
+    return;
+  }
+  if (args.includes('--list')) {
+    for (const m of MUTATIONS) console.log(`${m.id.padEnd(24)} ${m.tests.join(', ')}  (${m.guarantee})`);
+    return;
+  }
+  const onlyAt = args.indexOf('--only');
+  const only = onlyAt >= 0 ? new Set((args[onlyAt + 1] ?? '').split(',')) : null;
+  const chosen = MUTATIONS.filter((m) => !only || only.has(m.id));
+  const dir = mkdtempSync(join(tmpdir(), 'mana-ai-mutations-'));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  process.on('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+  try {
+    for (const part of ['src', 'sql', 'test', 'scripts', 'package.json', 'tsconfig.json']) cpSync(join(ROOT, part), join(dir, part), { recursive: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'), 'dir');
+    let survived = 0;
+    for (const m of chosen) {
+      const path = join(dir, m.file);
+      const original = readFileSync(join(ROOT, m.file), 'utf8');
+      const hits = original.split(m.find).length - 1;
+      if (hits !== 1) {
+        console.log(`ERROR    ${m.id}: the text to mutate occurs ${hits} times in ${m.file}`);
+        survived += 1;
+        continue;
+      }
+      writeFileSync(path, original.replace(m.find, m.replace));
+      const t0 = Date.now();
+      const code = await runTests(dir, m.tests, 300_000);
+      writeFileSync(path, original);
+      const caught = code !== 0;
+      if (!caught) survived += 1;
+      console.log(`${caught ? 'caught  ' : 'SURVIVED'} ${m.id.padEnd(24)} by ${m.tests.join(', ')} in ${((Date.now() - t0) / 1000).toFixed(0)} s  (${m.guarantee})`);
+    }
+    console.log(`${chosen.length - survived} of ${chosen.length} mutations caught`);
+    process.exitCode = survived > 0 ? 1 : 0;
+  } finally {
+    cleanup();
+  }
+}
+
+// run only as the script, not when test/mutation-list.test.ts imports the list
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
