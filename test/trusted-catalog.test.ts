@@ -10,8 +10,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { migrate, schemaStatus, SQL_DIR } from '../src/db/migrate.js';
-import { createTestDatabase, RUNTIME_ROLE, type TestDb } from './harness/db.js';
+import { createTestDatabase, MERGE_RULE, RUNTIME_ROLE, type TestDb } from './harness/db.js';
 import { pushAgent } from './harness/agents.js';
+import { startTestDaemon } from './harness/daemon.js';
+import { startLlmServer } from './harness/llm-server.js';
 
 const dbs: TestDb[] = [];
 let db: TestDb;
@@ -139,6 +141,23 @@ describe('views over row-level security', () => {
       assert.equal(Number(inside.rows[0].used_24h), 777);
     } finally {
       await runtime.end();
+    }
+  });
+});
+
+describe('the merge rule is the database\'s', () => {
+  it('a daemon that may migrate but serves the other generation reports the mismatch and never rewrites the rule (a rolling deploy must not flip it)', async () => {
+    const other = MERGE_RULE === 'head' ? 'v0.4' : 'head';
+    const rule = async () => (await db.pool.query(`SELECT coalesce((SELECT value FROM mana_ai.settings WHERE key = 'merge_rule'), 'v0.4') AS r`)).rows[0].r;
+    assert.equal(await rule(), MERGE_RULE);
+    const llm = await startLlmServer();
+    const d = await startTestDaemon(db.url, llm.url, { MANA_AI_WEBAPP: other });
+    try {
+      assert.equal(await rule(), MERGE_RULE, 'unchanged by a daemon with the rights to change it');
+      assert.ok(d.logs.some((l) => l.includes(`npm run migrate -- --webapp ${other}`)), 'the mismatch is said with the command');
+    } finally {
+      await d.stop();
+      await llm.close();
     }
   });
 });
