@@ -44,6 +44,8 @@ DECLARE
   v_error_id bigint;
   v_transient boolean;
   v_partition int;
+  v_lost jsonb;
+  v_lost_payload text;
 BEGIN
   -- One subtransaction a row, whatever path it takes: the second attempt
   -- runs only when the first could not read the per-field map by the name
@@ -94,6 +96,9 @@ BEGIN
          WHERE s.mission_key = v_key
            -- a parked mission's change unparks it: the general path does
            AND NOT s.parked
+           -- a whole-array push that drops an iteration (a stale device,
+           -- issue 28): the general path records the loss
+           AND (NOT (NEW.data ? 'iterations') OR mana_ai.lost_iterations(s.record -> 'iterations', NEW.data -> 'iterations') IS NULL)
            -- no stored field timestamp later than any of the row's
            AND NOT jsonb_path_exists(s.field_ts, '$.* ? (@ > $m.*)', v_map_vars)
            -- v0.4: a field without one compares as the record's updatedAt
@@ -129,9 +134,23 @@ BEGIN
       IF v_kind = 'mission' AND v_mission.parked AND NEW.client_id IS DISTINCT FROM 'mana-ai-runner' THEN
         v_payload := coalesce(mana_ai.unpark_mission(v_key, 'user'), v_payload);
       END IF;
+      -- Iterations this write erased while the mission lives on (issue 28):
+      -- recorded as they stood, for the partition's daemon to restore. Only
+      -- when the folded array changed at all; by anyone, the runner too.
+      IF v_kind = 'mission' AND v_mission.sid IS NOT NULL
+         AND (v_fold.record -> 'iterations') IS DISTINCT FROM (v_mission.record -> 'iterations')
+         AND v_fold.record IS NOT NULL AND NOT mana_ai.record_deleted(v_fold.record) THEN
+        v_lost := mana_ai.lost_iterations(v_mission.record -> 'iterations', v_fold.record -> 'iterations');
+        IF v_lost IS NOT NULL THEN
+          INSERT INTO mana_ai.lost_iterations (mission_key, user_id, mission_id, partition, change_id, iterations)
+          VALUES (v_key, NEW.user_id, NEW.record_id, v_mission.partition, NEW.id, v_lost)
+          RETURNING json_build_object('id', id, 'p', partition)::text INTO v_lost_payload;
+        END IF;
+      END IF;
       EXIT;
     EXCEPTION WHEN OTHERS THEN
       v_payload := NULL;
+      v_lost_payload := NULL;
       GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_sqlstate = RETURNED_SQLSTATE;
       -- undefined_column on the first attempt: the map's column was renamed
       IF v_sqlstate = '42703' AND v_attempt = 1 THEN
@@ -157,6 +176,9 @@ BEGIN
   -- It cannot fail for a payload this size (at most ~120 bytes).
   IF v_payload <> '' THEN
     PERFORM pg_notify(CASE v_kind WHEN 'agent' THEN 'mana_ai_agents' ELSE 'mana_ai_missions' END, v_payload);
+  END IF;
+  IF v_lost_payload IS NOT NULL THEN
+    PERFORM pg_notify('mana_ai_lost_iterations', v_lost_payload);
   END IF;
   RETURN NULL;
 END

@@ -9,6 +9,7 @@
 --   lock a snapshot for its write-back   EXECUTE lock_snapshot_for_write_back (definer)
 --   read inputs, append its iteration    SELECT/INSERT sync_changes, under RLS
 --   audit decrypts, charge tokens        SELECT/INSERT decrypt_audit, token_usage (RLS)
+--   restore lost iterations              SELECT/UPDATE lost_iterations; EXECUTE lock_snapshot_for_repair (definer)
 --   repair transient fold errors         EXECUTE repair_snapshot_error, pending_snapshot_errors (definer)
 --   check the schema at start            SELECT schema_migrations, schema_definitions, sync_table
 --   operators' views (/internal routes)  SELECT due_missions, mission_schedule, agent_budget, parked_missions
@@ -43,6 +44,9 @@ BEGIN
   -- parking sets the snapshot's flag; nothing else of a snapshot is the daemon's to write
   EXECUTE format('GRANT UPDATE (parked) ON mana_ai.mission_snapshots TO %I', p_role);
   EXECUTE format('GRANT SELECT ON mana_ai.unparked TO %I', p_role);
+  -- restoring lost iterations: read the losses, mark them restored, lock the snapshot (definer)
+  EXECUTE format('GRANT SELECT, UPDATE ON mana_ai.lost_iterations TO %I', p_role);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION mana_ai.lock_snapshot_for_repair(bytea) TO %I', p_role);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE ON mana_ai.mission_runs TO %I', p_role);
   EXECUTE format('GRANT SELECT, INSERT ON mana_ai.decrypt_audit, mana_ai.token_usage TO %I', p_role);
   EXECUTE format('GRANT USAGE ON SEQUENCE mana_ai.decrypt_audit_id_seq, mana_ai.token_usage_id_seq TO %I', p_role);

@@ -37,6 +37,8 @@ export interface Metrics {
   missionsSkipped: Counter<'reason'>;
   snapshotErrors: Counter;
   snapshotRepairs: Counter<'outcome'>;
+  iterationsRestored: Counter;
+  iterationRepairs: Counter<'outcome'>;
   unownedChecks: Counter<'result'>;
   partitionsOwned: Gauge;
   members: Gauge;
@@ -131,6 +133,8 @@ export function createMetrics(): Metrics {
     llmRetries: new Counter({ name: 'mana_ai_llm_retries_total', help: 'mana-llm requests retried', labelNames: ['reason'], ...r }),
     snapshotErrors: new Counter({ name: 'mana_ai_snapshot_errors_total', help: 'Mission changes the trigger could not fold (rows in mana_ai.snapshot_errors), as notified while this daemon listened', ...r }),
     snapshotRepairs: new Counter({ name: 'mana_ai_snapshot_repairs_total', help: 'Snapshots rebuilt after a transient fold error, by outcome', labelNames: ['outcome'], ...r }),
+    iterationsRestored: new Counter({ name: 'mana_ai_iterations_restored_total', help: 'Iterations a stale device erased and the runner wrote back (issue 28)', ...r }),
+    iterationRepairs: new Counter({ name: 'mana_ai_iteration_repairs_total', help: 'Repairs of recorded iteration losses, by outcome (restored | present | deleted | not-pending | error)', labelNames: ['outcome'], ...r }),
     unownedChecks: new Counter({ name: 'mana_ai_ownership_checks_total', help: 'Listener connection checks, by whether every partition had an owner', labelNames: ['result'], ...r }),
     partitionsOwned: new Gauge({ name: 'mana_ai_partitions_owned', help: 'Partitions of the missions this daemon schedules (of 64)', ...r }),
     members: new Gauge({ name: 'mana_ai_members', help: 'Daemons sharing the database, as seen at the last rebalance', ...r }),

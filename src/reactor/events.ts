@@ -18,6 +18,7 @@
 import { EventEmitter } from 'node:events';
 import type { RepairOutcome } from '../db/sql/snapshot-repair.js';
 import type { RunEvent, RunStartedEvent } from '../run/execute-run.js';
+import type { RestoreOutcome } from '../write-back/restore-iterations.js';
 import type { AgentDecision } from './agent-gates.js';
 import type { AgentPayload } from './listener.js';
 import type { Logger } from '../log.js';
@@ -43,6 +44,8 @@ export interface ReactorEvents {
   'snapshot-error': [id: number | null];
   /** a transient fold error was repaired, or could not be */
   'snapshot-repaired': [{ id: number; outcome: RepairOutcome | 'error' }];
+  /** a recorded iteration loss was repaired (or found nothing to do) */
+  'iterations-restored': [{ lossId: number; outcome: RestoreOutcome | 'error'; missionId?: string; restored: unknown[] }];
   'run-started': [RunStartedEvent];
   'run-finished': [RunEvent];
   /** an agent's gate held a due run back in memory */

@@ -22,7 +22,9 @@ export const CHANNEL = 'mana_ai_missions';
 export const ERRORS_CHANNEL = 'mana_ai_snapshot_errors';
 /** Agents whose gate fields or policy changed (sql/functions/snapshot-store.sql): payload AgentPayload. */
 export const AGENTS_CHANNEL = 'mana_ai_agents';
-const CHANNELS = [CHANNEL, ERRORS_CHANNEL, MEMBERS_CHANNEL, AGENTS_CHANNEL] as const;
+/** Iterations a write erased (sql/functions/snapshot-trigger.sql): payload { id, p } of a mana_ai.lost_iterations row. */
+export const LOST_CHANNEL = 'mana_ai_lost_iterations';
+const CHANNELS = [CHANNEL, ERRORS_CHANNEL, MEMBERS_CHANNEL, AGENTS_CHANNEL, LOST_CHANNEL] as const;
 
 export interface SchedulePayload {
   s: number;
@@ -64,6 +66,8 @@ export interface ListenerHandlers {
   onInvalidPayload(raw: unknown): void;
   onSnapshotError(payload: SnapshotErrorPayload): void;
   onAgentChanged(payload: AgentPayload): void;
+  /** the trigger recorded iterations a write erased: { id, p } (null when unreadable) */
+  onLostIterations(payload: { id: number | null; p: number | null }): void;
   /** A daemon joined, left or released partitions (ownership.ts). */
   /** a daemon joined, released partitions or left (`e` of the payload; null when unreadable) */
   onMembersChanged(event: string | null): void;
@@ -150,6 +154,9 @@ export class ScheduleListener {
       else this.handlers.onInvalidPayload(payload);
     } else if (channel === ERRORS_CHANNEL) {
       this.handlers.onSnapshotError(parseSnapshotError(payload));
+    } else if (channel === LOST_CHANNEL) {
+      const e = parseSnapshotError(payload);
+      this.handlers.onLostIterations({ id: e.id, p: e.p });
     } else if (channel === AGENTS_CHANNEL) {
       if (isAgentPayload(payload)) this.handlers.onAgentChanged(payload);
       else this.handlers.onInvalidPayload(payload);

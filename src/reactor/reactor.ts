@@ -20,6 +20,7 @@ import { loadAgents } from '../db/sql/load-agents.js';
 import { loadDueNow, loadSchedule } from '../db/sql/load-schedule.js';
 import { PARTITIONS, drawGeneration, notifyMembers, terminateWatchBackend } from '../db/sql/partition-locks.js';
 import { pendingSnapshotErrors, repairSnapshotError, type RepairOutcome } from '../db/sql/snapshot-repair.js';
+import { IterationRepairs } from './iteration-repairs.js';
 import type { RunOutcome } from '../run/execute-run.js';
 import type { ReactorDeps } from './deps.js';
 
@@ -60,6 +61,8 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
   private readonly listener: ScheduleListener;
   readonly ownership: PartitionOwnership;
   readonly gates: AgentGates;
+  /** restoring iterations stale devices erased (issue 28) */
+  readonly iterationRepairs: IterationRepairs;
   /** loads run one after another, so a partial load never races a full one */
   private loads: Promise<void> = Promise.resolve();
   private started = false;
@@ -98,6 +101,16 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
     this.ownership.on('changed', (c: OwnershipChange) => this.onOwnershipChanged(c));
     this.ownership.on('peer-lost', () => this.onPeerLost());
     this.ownership.on('reconnected', () => void this.runs.adoptInFlight());
+    this.iterationRepairs = new IterationRepairs({
+      db: deps.db,
+      pool: deps.pool,
+      log: deps.log,
+      metrics: deps.metrics,
+      generation: deps.config.webapp,
+      owns: (p) => this.ownership.owns(p),
+      stopping: () => this.stopping,
+      repaired: (e) => this.emit('iterations-restored', e),
+    });
     this.runs = new RunDispatcher(deps, this.gates, {
       events: this,
       partitionOf: (sid) => this.partitionOf(sid),
@@ -134,6 +147,7 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
           if (e === 'left') this.onPeerLost();
         }),
       onSnapshotError: (e) => this.onSnapshotError(e),
+      onLostIterations: (e) => this.iterationRepairs.notified(e.id, e.p),
       onAgentChanged: (a) => this.onAgentChanged(a),
       onCheck: (unowned) => {
         deps.metrics.unownedChecks.inc({ result: unowned > 0 ? 'unowned' : 'all-owned' });
@@ -243,6 +257,8 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
           // are repaired first, so the schedule loaded below is current.
           const pending = await pendingSnapshotErrors(this.deps.pool, { partitions: wanted, limit: REPAIR_BATCH });
           if (pending.length) await this.repair(pending, 'pending');
+          // and iterations lost while nobody owned them are restored (queued, not awaited)
+          await this.iterationRepairs.pending(wanted);
           // Agents before missions: a mission armed below may fire at once.
           const agents = await loadAgents(this.deps.pool, { partitions: wanted });
           for (const a of agents) {
