@@ -8,7 +8,11 @@
 //   3. no sync_changes row lost (every write the writer saw committed is
 //      there; every finished run has its iteration row);
 //   4. runs that started more than 5 s after their due time, with the
-//      chaos event that explains each.
+//      chaos event that explains each;
+//   5. no iteration lost (issue 28): the writer also plays stale devices
+//      that push a mission's whole `iterations` array as they last pulled
+//      it; every iteration id that ever reached the server is in its
+//      mission's final snapshot, once.
 // Exits 1 if an invariant fails. Prints due-lag figures too.
 // Then the liveness oracle (scripts/lib/liveness-oracle.ts, issue 18) runs
 // on a database of its own for --oracle-seconds (default 120): backends
@@ -192,14 +196,28 @@ for (const m of missionIds) {
 }
 say(`${N_MISSIONS} missions written`);
 
-// --- the writer keeps changing missions
+// --- the writer keeps changing missions; some writes come from stale devices
 const endAt = Date.now() + MINUTES * 60_000;
 let writes = 0;
+let staleWrites = 0;
+/** a device's view of a mission's iterations, as it last pulled them */
+const views = new Map<string, unknown[]>();
+async function pullView(user: string, id: string): Promise<void> {
+  const { rows } = await pool
+    .query<{ its: unknown[] | null }>(`SELECT record -> 'iterations' AS its FROM mana_ai.mission_snapshots WHERE user_id = $1 AND mission_id = $2`, [user, id])
+    .catch(() => ({ rows: [] as { its: unknown[] | null }[] }));
+  if (rows[0]?.its) views.set(`${user}/${id}`, rows[0].its);
+}
 const writer = (async () => {
   while (Date.now() < endAt) {
     const m = missionIds[Math.floor(rand() * missionIds.length)]!;
     const k = rand();
-    if (k < 0.5) await write(m.user, m.id, 'update', { title: `${m.id} ${writes}` });
+    if (k < 0.1) await pullView(m.user, m.id);
+    else if (k < 0.2 && views.has(`${m.user}/${m.id}`)) {
+      // a stale device renames the mission: the webapp pushes the whole array it has
+      await write(m.user, m.id, 'update', { title: `${m.id} stale ${writes}`, inputs: [], iterations: views.get(`${m.user}/${m.id}`)! });
+      staleWrites++;
+    } else if (k < 0.5) await write(m.user, m.id, 'update', { title: `${m.id} ${writes}` });
     else if (k < 0.8) await write(m.user, m.id, 'update', { nextRunAt: new Date(Date.now() + between(1_000, 40_000)).toISOString() });
     else if (k < 0.9) await write(m.user, m.id, 'update', { state: 'paused' });
     else await write(m.user, m.id, 'update', { state: 'active', nextRunAt: new Date(Date.now() + between(1_000, 20_000)).toISOString() });
@@ -246,7 +264,7 @@ while (Date.now() < endAt) {
   }
 }
 await writer;
-say(`chaos over: ${writes} mission changes (${writesFailed} refused while Postgres was away)`);
+say(`chaos over: ${writes} mission changes, ${staleWrites} of them by stale devices (${writesFailed} refused while Postgres was away)`);
 
 // --- settle: every daemon up, nothing left overdue
 await Promise.all(slots.map((s, i) => (s ? undefined : startSlot(i))));
@@ -255,7 +273,8 @@ let overdue = -1;
 for (;;) {
   const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM mana_ai.due_missions WHERE overdue_by > interval '5 seconds'`);
   overdue = rows[0]!.n;
-  if (overdue === 0 || Date.now() - settleStart > 150_000) break;
+  const losses = (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM mana_ai.lost_iterations WHERE restored_at IS NULL`)).rows[0]!.n;
+  if ((overdue === 0 && losses === 0) || Date.now() - settleStart > 150_000) break;
   await new Promise((r) => setTimeout(r, 1_000));
 }
 for (const d of slots) d?.kill('SIGTERM');
@@ -269,7 +288,8 @@ const q = async <T extends pg.QueryResultRow>(text: string, params: unknown[] = 
 const dupRuns = await q<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT 1 FROM mana_ai.mission_runs GROUP BY mission_key, due_at HAVING count(*) > 1) x`);
 const dupIterations = await q<{ n: number }>(
   `SELECT count(*)::int AS n FROM (
-     SELECT 1 FROM sync_changes WHERE client_id = 'mana-ai-runner'
+     SELECT 1 FROM sync_changes c WHERE c.client_id = 'mana-ai-runner'
+        AND NOT EXISTS (SELECT 1 FROM mana_ai.lost_iterations l WHERE l.repair_change_id = c.id)
       GROUP BY user_id, record_id, data -> 'iterations' -> -1 ->> 'id' HAVING count(*) > 1) x`);
 results.push([dupRuns[0]!.n === 0 && dupIterations[0]!.n === 0, `1. each (mission, due time) planned at most once: ${dupRuns[0]!.n} duplicate run rows, ${dupIterations[0]!.n} duplicate iterations`]);
 
@@ -278,7 +298,10 @@ results.push([overdue === 0 && stuck[0]!.n === 0, `2. every due time planned: ${
 
 const present = await q<{ n: number }>(`SELECT count(*)::int AS n FROM sync_changes WHERE id = ANY($1::uuid[])`, [committed]);
 const doneRuns = await q<{ n: number }>(`SELECT count(*)::int AS n FROM mana_ai.mission_runs WHERE status IN ('done', 'failed') AND iteration_id IS NOT NULL`);
-const runnerRows = await q<{ n: number }>(`SELECT count(*)::int AS n FROM sync_changes WHERE client_id = 'mana-ai-runner'`);
+// the runner's rows: one per finished run, and the repairs of lost iterations (5.)
+const runnerRows = await q<{ n: number }>(
+  `SELECT count(*)::int AS n FROM sync_changes c WHERE c.client_id = 'mana-ai-runner'
+      AND NOT EXISTS (SELECT 1 FROM mana_ai.lost_iterations l WHERE l.repair_change_id = c.id)`);
 results.push([
   present[0]!.n === committed.length && doneRuns[0]!.n === runnerRows[0]!.n,
   `3. no sync_changes row lost: ${present[0]!.n}/${committed.length} committed writer rows present; ${runnerRows[0]!.n} iteration rows for ${doneRuns[0]!.n} finished runs`,
@@ -309,6 +332,30 @@ for (const r of late) reasons.set(explain(r), (reasons.get(explain(r)) ?? 0) + 1
 results.push([
   !reasons.has('unexplained'),
   `4. runs started > 5 s after due: ${late.length} of ${runs.length}${late.length ? ` (${[...reasons].map(([k, v]) => `${k}: ${v}`).join('; ')})` : ''}`,
+]);
+
+const everLost = await q<{ missing: number; twice: number; ids: number; losses: number; restored: number }>(
+  `WITH ever AS (
+     SELECT DISTINCT c.user_id, c.record_id, it ->> 'id' AS iid
+       FROM sync_changes c
+      CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(c.data -> 'iterations') = 'array' THEN c.data -> 'iterations' ELSE '[]'::jsonb END) it
+      WHERE c.app_id = 'ai' AND c.table_name = 'aiMissions' AND jsonb_typeof(it) = 'object' AND it ? 'id'),
+   now AS (
+     SELECT s.user_id, s.mission_id, it ->> 'id' AS iid, count(*) AS n
+       FROM mana_ai.mission_snapshots s
+      CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(s.record -> 'iterations') = 'array' THEN s.record -> 'iterations' ELSE '[]'::jsonb END) it
+      WHERE NOT s.deleted AND jsonb_typeof(it) = 'object'
+      GROUP BY 1, 2, 3)
+   SELECT (SELECT count(*) FROM ever e JOIN mana_ai.mission_snapshots s ON s.user_id = e.user_id AND s.mission_id = e.record_id AND NOT s.deleted
+            WHERE NOT EXISTS (SELECT 1 FROM now n WHERE n.user_id = e.user_id AND n.mission_id = e.record_id AND n.iid = e.iid))::int AS missing,
+          (SELECT count(*) FROM now WHERE n > 1)::int AS twice,
+          (SELECT count(*) FROM ever)::int AS ids,
+          (SELECT count(*) FROM mana_ai.lost_iterations)::int AS losses,
+          (SELECT count(*) FROM mana_ai.lost_iterations WHERE outcome = 'restored')::int AS restored`);
+const lost = everLost[0]!;
+results.push([
+  lost.missing === 0 && lost.twice === 0,
+  `5. no iteration lost: ${lost.missing} of ${lost.ids} iteration ids that reached the server missing from their live mission, ${lost.twice} present twice; ${staleWrites} stale-device writes, ${lost.losses} losses recorded, ${lost.restored} restored by a repair row`,
 ]);
 
 const lags = runs.map((r) => r.lag_ms);

@@ -145,4 +145,19 @@ describe('no iteration is ever lost', () => {
     await pushChange(db.pool, { userId: USER, recordId: id, op: 'update', data, fieldTimestamps: Object.fromEntries(Object.keys(data).map((k) => [k, ahead])) });
     await expectKept(id, [server.id], (r) => assert.equal(r['title'], 'Aus der Zukunft'));
   });
+
+  it('a device whose append reaches the server after a newer push (it lost the merge) gets its iteration back too', async () => {
+    const id = 'it-late';
+    const server = await missionWithServerIteration(id);
+    const newer = iso(Date.now() + 5_000);
+    const older = iso(Date.now());
+    const a = browserIteration('late-a', iso(Date.now() + 100));
+    const b = browserIteration('late-b', iso(Date.now() + 200));
+    // device A pushes with a later timestamp first; device B's push (earlier timestamp, arrived later) loses the merge
+    for (const [its, ts] of [[[server, a], newer], [[server, b], older]] as const) {
+      const data = { inputs: [], iterations: its, updatedAt: ts };
+      await pushChange(db.pool, { userId: USER, recordId: id, op: 'update', data, fieldTimestamps: { inputs: ts, iterations: ts, updatedAt: ts } });
+    }
+    await expectKept(id, [server.id, 'late-a', 'late-b'], () => {});
+  });
 });

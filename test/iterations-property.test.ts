@@ -53,6 +53,20 @@ it(`the final fold holds exactly every iteration that reached the server (${RUNS
   let n = 0;
   await fc.assert(
     fc.asyncProperty(fc.array(opArb, { minLength: 2, maxLength: 6 }), async (ops) => {
+      try {
+        await oneSequence(ops);
+      } catch (error) {
+        console.log(`# failed: ${JSON.stringify(ops)}: ${(error as Error).message}`);
+        const m = `m-prop-${n}`;
+        console.log('# snapshot', JSON.stringify((await db.pool.query(`SELECT record -> 'iterations' AS its FROM mana_ai.mission_snapshots WHERE mission_id = $1`, [m])).rows));
+        console.log('# losses', JSON.stringify((await db.pool.query(`SELECT id, iterations, restored_at, outcome FROM mana_ai.lost_iterations WHERE mission_id = $1`, [m])).rows));
+        console.log('# rows', JSON.stringify((await db.pool.query(`SELECT client_id, data -> 'iterations' AS its, field_timestamps, created_at FROM sync_changes WHERE record_id = $1 ORDER BY created_at, id`, [m])).rows));
+        throw error;
+      }
+    }),
+    { numRuns: RUNS, seed: 2828 },
+  );
+  async function oneSequence(ops: Op[]): Promise<void> {
       n += 1;
       const user = `u-prop-${n}`;
       const id = `m-prop-${n}`;
@@ -104,7 +118,5 @@ it(`the final fold holds exactly every iteration that reached the server (${RUNS
       const { rows } = await db.pool.query(`SELECT op, data, ${FIELD_MAP} AS fts, created_at FROM sync_changes WHERE user_id = $1 AND record_id = $2 ORDER BY created_at, id`, [user, id]);
       const device = foldRows(rows.map((r): ChangeRow => ({ op: r.op, recordId: id, data: r.data, fieldTimestamps: r.fts ?? {}, createdAt: r.created_at.toISOString() })), undefined, MERGE_RULE);
       assert.deepEqual(idsOf(device?.record['iterations']), want, 'what a device pulls');
-    }),
-    { numRuns: RUNS, seed: 2828 },
-  );
+  }
 });

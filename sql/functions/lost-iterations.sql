@@ -4,20 +4,31 @@
 -- not after it was lost by a stale device's whole-array push, never removed
 -- on purpose.
 
--- The iterations of p_before whose id p_after lacks, in their order, as
--- they stood; NULL when none (or p_before is no array). Ids compare as JSON
--- values; an element without an id is nobody's iteration and never "lost".
--- Pure; on the trigger's path only for writes that carry `iterations`.
-CREATE OR REPLACE FUNCTION mana_ai.lost_iterations(p_before jsonb, p_after jsonb)
+-- The iterations of p_before, then of p_incoming (the write's own array),
+-- whose id p_after lacks: each id once (as it stood before, when it was
+-- there), in that order; NULL when none. An incoming iteration can be lost
+-- too: a device's append whose whole array lost the merge to a newer one
+-- (a repair or another device's push that committed first) never reaches
+-- the folded array. Ids compare as JSON values; an element without an id
+-- is nobody's iteration and never "lost". Pure; on the trigger's path only
+-- for writes that carry `iterations` or change the folded array.
+DROP FUNCTION IF EXISTS mana_ai.lost_iterations(jsonb, jsonb);
+CREATE OR REPLACE FUNCTION mana_ai.lost_iterations(p_before jsonb, p_after jsonb, p_incoming jsonb DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-  SELECT jsonb_agg(b.it ORDER BY b.ord)
-    FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_before) = 'array' THEN p_before ELSE '[]'::jsonb END) WITH ORDINALITY AS b(it, ord)
-   WHERE jsonb_typeof(b.it) = 'object' AND b.it ? 'id'
-     AND NOT EXISTS (SELECT 1
-                       FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_after) = 'array' THEN p_after ELSE '[]'::jsonb END) AS a(it)
-                      WHERE jsonb_typeof(a.it) = 'object' AND a.it -> 'id' = b.it -> 'id')
+  SELECT jsonb_agg(x.it ORDER BY x.src, x.ord)
+    FROM (SELECT DISTINCT ON (c.it -> 'id') c.it, c.src, c.ord
+            FROM (SELECT b.it, 1 AS src, b.ord
+                    FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_before) = 'array' THEN p_before ELSE '[]'::jsonb END) WITH ORDINALITY AS b(it, ord)
+                  UNION ALL
+                  SELECT i.it, 2, i.ord
+                    FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_incoming) = 'array' THEN p_incoming ELSE '[]'::jsonb END) WITH ORDINALITY AS i(it, ord)) c
+           WHERE jsonb_typeof(c.it) = 'object' AND c.it ? 'id'
+             AND NOT EXISTS (SELECT 1
+                               FROM jsonb_array_elements(CASE WHEN jsonb_typeof(p_after) = 'array' THEN p_after ELSE '[]'::jsonb END) AS a(it)
+                              WHERE jsonb_typeof(a.it) = 'object' AND a.it -> 'id' = c.it -> 'id')
+           ORDER BY c.it -> 'id', c.src, c.ord) x
 $$;
 
 -- The repair's first statement: the snapshot's row lock (the same, in the

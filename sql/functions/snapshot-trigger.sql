@@ -135,12 +135,15 @@ BEGIN
         v_payload := coalesce(mana_ai.unpark_mission(v_key, 'user'), v_payload);
       END IF;
       -- Iterations this write erased while the mission lives on (issue 28):
-      -- recorded as they stood, for the partition's daemon to restore. Only
-      -- when the folded array changed at all; by anyone, the runner too.
+      -- recorded as they stood, for the partition's daemon to restore; the
+      -- write's own ones too when its array lost the merge. Only when the
+      -- folded array changed or the write carries one; by anyone, the runner too.
       IF v_kind = 'mission' AND v_mission.sid IS NOT NULL
-         AND (v_fold.record -> 'iterations') IS DISTINCT FROM (v_mission.record -> 'iterations')
+         AND ((v_fold.record -> 'iterations') IS DISTINCT FROM (v_mission.record -> 'iterations')
+              OR (jsonb_typeof(NEW.data) = 'object' AND NEW.data ? 'iterations'))
          AND v_fold.record IS NOT NULL AND NOT mana_ai.record_deleted(v_fold.record) THEN
-        v_lost := mana_ai.lost_iterations(v_mission.record -> 'iterations', v_fold.record -> 'iterations');
+        v_lost := mana_ai.lost_iterations(v_mission.record -> 'iterations', v_fold.record -> 'iterations',
+                                          CASE WHEN jsonb_typeof(NEW.data) = 'object' THEN NEW.data -> 'iterations' END);
         IF v_lost IS NOT NULL THEN
           INSERT INTO mana_ai.lost_iterations (mission_key, user_id, mission_id, partition, change_id, iterations)
           VALUES (v_key, NEW.user_id, NEW.record_id, v_mission.partition, NEW.id, v_lost)

@@ -21,7 +21,9 @@ CREATE TABLE mana_ai.lost_iterations (
   lost_at     timestamptz NOT NULL DEFAULT now(),
   -- set by the repair that restored them, or that found nothing to restore
   restored_at timestamptz,
-  outcome     text CHECK (outcome IN ('restored', 'present', 'deleted'))
+  outcome     text CHECK (outcome IN ('restored', 'present', 'deleted')),
+  -- the repair's own sync_changes row, when it wrote one
+  repair_change_id uuid
 );
 CREATE INDEX lost_iterations_pending ON mana_ai.lost_iterations (partition, id) WHERE restored_at IS NULL;
 CREATE INDEX lost_iterations_mission ON mana_ai.lost_iterations (mission_key) WHERE restored_at IS NULL;

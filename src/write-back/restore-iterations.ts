@@ -59,7 +59,7 @@ export async function restoreLostIterations(db: Db, pool: Parameters<typeof read
     const stored = typeof snap.fieldTs['iterations'] === 'string' ? snap.fieldTs['iterations'] : '';
     const ts = compareCodePoints(nowIso, stored) > 0 ? nowIso : justAfter(stored);
     const data: Record<string, unknown> = q.generation === 'head' ? { iterations: union.iterations } : { iterations: union.iterations, updatedAt: ts };
-    await insertChange(trx, {
+    const row = await insertChange(trx, {
       appId: 'ai',
       tableName: 'aiMissions',
       recordId: loss.missionId,
@@ -73,7 +73,7 @@ export async function restoreLostIterations(db: Db, pool: Parameters<typeof read
         ? agentActor({ ...LEGACY_AI, missionId: loss.missionId, iterationId: String(union.restored[0]), rationale: plainText(snap.record, 'objective') })
         : RUNNER_ACTOR,
     });
-    await settleLosses(trx, ids, 'restored');
+    await settleLosses(trx, ids, 'restored', row.id);
     return { outcome: 'restored' as const, ...who, restored: union.restored };
   });
 }

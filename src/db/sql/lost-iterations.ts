@@ -57,7 +57,8 @@ export async function lockPendingLosses(trx: ScopedTx, missionKey: Buffer): Prom
   return rows.map((r) => ({ id: Number(r.id), iterations: r.iterations }));
 }
 
-export async function settleLosses(trx: ScopedTx, ids: readonly number[], outcome: 'restored' | 'present' | 'deleted'): Promise<void> {
+export async function settleLosses(trx: ScopedTx, ids: readonly number[], outcome: 'restored' | 'present' | 'deleted', repairChangeId: string | null = null): Promise<void> {
   if (ids.length === 0) return;
-  await sql`UPDATE mana_ai.lost_iterations SET restored_at = now(), outcome = ${outcome} WHERE id = ANY(${[...ids]}::bigint[])`.execute(trx);
+  await sql`UPDATE mana_ai.lost_iterations SET restored_at = now(), outcome = ${outcome}, repair_change_id = ${repairChangeId}::uuid
+             WHERE id = ANY(${[...ids]}::bigint[])`.execute(trx);
 }
