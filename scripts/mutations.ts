@@ -65,6 +65,17 @@ export const MUTATIONS: Mutation[] = [
     find: 'WITH (security_invoker = true) ', replace: '', tests: ['test/trusted-catalog.test.ts'] },
   { id: 'only-enc1', guarantee: 'any enc:<n>: value is ciphertext everywhere', file: 'src/grants/ciphertext.ts',
     find: 'const CIPHERTEXT = /^enc:[0-9]+:/;', replace: 'const CIPHERTEXT = /^enc:1:/;', tests: ['test/encrypted-mission.test.ts', 'test/grants-units.test.ts'] },
+  // issue 28
+  { id: 'loss-not-recorded', guarantee: 'no iteration that reached the server is lost while its mission exists (the trigger records losses)', file: 'sql/functions/snapshot-trigger.sql',
+    find: '        IF v_lost IS NOT NULL THEN', replace: '        IF false THEN', tests: ['test/iterations-kept.test.ts'] },
+  { id: 'incoming-not-counted', guarantee: "an iteration a write carries that loses the merge is restored too", file: 'sql/functions/snapshot-trigger.sql',
+    find: "CASE WHEN jsonb_typeof(NEW.data) = 'object' THEN NEW.data -> 'iterations' END);", replace: 'NULL);', tests: ['test/iterations-kept.test.ts'] },
+  { id: 'repair-loses-merge', guarantee: "the repair row wins the merge against a device clock ahead", file: 'src/write-back/restore-iterations.ts',
+    find: 'const ts = compareCodePoints(nowIso, stored) > 0 ? nowIso : justAfter(stored);', replace: 'const ts = nowIso;', tests: ['test/iterations-kept.test.ts'] },
+  { id: 'device-version-lost', guarantee: "for an id present in both, the current version wins (the device's feedback stands)", file: 'src/write-back/iteration-union.ts',
+    find: 'if (id !== null && !have.has(id)) missing.set(id, it);', replace: 'if (id !== null) missing.set(id, it);', tests: ['test/iteration-union.test.ts'] },
+  { id: 'pending-not-loaded', guarantee: 'a loss recorded while no daemon ran is repaired at the next load', file: 'src/reactor/reactor.ts',
+    find: '          await this.iterationRepairs.pending(wanted);', replace: '', tests: ['test/iterations-property.test.ts'] },
   // earlier guarantees of docs/reliability.md
   { id: 'write-back-unlocked', guarantee: 'one lock, one order: the write-back locks the snapshot row first', file: 'sql/functions/claim.sql',
     find: '   WHERE s.sid = p_sid\n     FOR UPDATE\n$$;', replace: '   WHERE s.sid = p_sid\n$$;', tests: ['test/races.test.ts'] },
