@@ -13,6 +13,7 @@ import { planAnswer, promptMentions, startLlmServer, type LlmServer } from './ha
 import { SERVICE_KEY, startTestDaemon, type TestDaemon } from './harness/daemon.js';
 import { inspectSchedule } from '../src/db/sql/inspect-schedule.js';
 import { eventually } from './harness/wait.js';
+import { dueNow as dueNowOf } from './harness/due-now.js';
 
 let db: TestDb;
 let llm: LlmServer;
@@ -56,14 +57,8 @@ const stop = async (d: TestDaemon) => {
 const titleOf = (id: string) => `Sackgasse ${id}`;
 
 /** Makes the mission due now (a device write: a user change) and waits for its run to end. */
-async function dueNow(d: TestDaemon, user: string, id: string, data: Record<string, unknown> = {}) {
-  const n = d.events.filter((e) => e.missionId === id).length;
-  const ts = iso(Date.now());
-  const fields = { nextRunAt: iso(Date.now() + 30), ...data };
-  await pushChange(db.pool, { userId: user, recordId: id, op: 'update', data: fields, fieldTimestamps: Object.fromEntries(Object.keys(fields).map((k) => [k, ts])) });
-  await eventually(() => d.events.filter((e) => e.missionId === id).length > n, `a run of ${id}`);
-  return d.events.filter((e) => e.missionId === id).at(-1)!;
-}
+const dueNow = (d: TestDaemon, user: string, id: string, data: Record<string, unknown> = {}) =>
+  dueNowOf(db.pool, d, { userId: user, missionId: id, data, until: () => true });
 const parkedRow = async (id: string) => (await db.pool.query(`SELECT * FROM mana_ai.parked_missions WHERE mission_id = $1`, [id])).rows[0];
 const scrapeParked = async (d: TestDaemon) => Number(/^mana_ai_missions_parked\{[^}]*\} (\d+)/m.exec(await d.metrics.registry.metrics())?.[1]);
 

@@ -16,6 +16,7 @@ import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, promptMentions, startLlmServer, toolCallsAnswer, type LlmReply, type LlmServer } from './harness/llm-server.js';
 import { startTestDaemon, type TestDaemon } from './harness/daemon.js';
 import { eventually } from './harness/wait.js';
+import { dueNow as dueNowOf } from './harness/due-now.js';
 import { pushAgent, updateAgent } from './harness/agents.js';
 
 let db: TestDb;
@@ -49,15 +50,8 @@ const start = async (t: { after(fn: () => Promise<void>): void }, env: Record<st
   return d;
 };
 const runsOf = (d: TestDaemon, id: string) => d.events.filter((e) => e.missionId === id);
-/** A user's change that makes the mission due now; resolves with the run's last event (after retries, the one that wrote). */
-async function dueNow(d: TestDaemon, user: string, id: string, data: Record<string, unknown> = {}, until: (o: string) => boolean = (o) => o !== 'retry') {
-  const n = runsOf(d, id).length;
-  const ts = iso(Date.now());
-  const fields = { nextRunAt: iso(Date.now() + 30), ...data };
-  await pushChange(db.pool, { userId: user, recordId: id, op: 'update', data: fields, fieldTimestamps: Object.fromEntries(Object.keys(fields).map((k) => [k, ts])) });
-  await eventually(() => runsOf(d, id).slice(n).some((e) => until(e.outcome)), `a run of ${id}`, 30_000);
-  return runsOf(d, id).slice(n).find((e) => until(e.outcome))!;
-}
+/** A user's change that makes the mission due now; the run that ended that due time (after any retries). */
+const dueNow = (d: TestDaemon, user: string, id: string, data: Record<string, unknown> = {}) => dueNowOf(db.pool, d, { userId: user, missionId: id, data });
 const parked = async (id: string) => (await db.pool.query(`SELECT parked FROM mana_ai.mission_snapshots WHERE mission_id = $1`, [id])).rows[0]?.parked === true;
 const tokensOf = async (user: string) => Number((await db.pool.query(`SELECT coalesce(sum(tokens_used), 0)::int AS n FROM mana_ai.token_usage WHERE user_id = $1`, [user])).rows[0].n);
 
