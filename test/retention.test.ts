@@ -100,4 +100,14 @@ describe('retention', () => {
     assert.ok(rows.includes('c'), 'the pending transient error stays until it is repaired');
     assert.ok(rows.includes('p1'), 'the new error is recorded');
   });
+
+  it('a new loss of iterations prunes settled losses past the retention and keeps pending ones (issue 28)', async () => {
+    await db.pool.query(`
+      INSERT INTO mana_ai.lost_iterations (mission_key, user_id, mission_id, partition, iterations, lost_at, restored_at, outcome)
+      VALUES ('\\x10', 'u', 'old-settled', 0, '[]', now() - interval '40 days', now() - interval '40 days', 'restored'),
+             ('\\x11', 'u', 'old-pending', 0, '[]', now() - interval '40 days', NULL, NULL)`);
+    await db.pool.query(`INSERT INTO mana_ai.lost_iterations (mission_key, user_id, mission_id, partition, iterations) VALUES ('\\x12', 'u', 'new', 0, '[]')`);
+    const left = (await db.pool.query(`SELECT mission_id FROM mana_ai.lost_iterations ORDER BY id`)).rows.map((r) => r.mission_id);
+    assert.deepEqual(left, ['old-pending', 'new']);
+  });
 });

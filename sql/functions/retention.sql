@@ -35,7 +35,9 @@ $$;
 --                    claims and retries), after the setting run_retention;
 --   snapshot_errors  errors that need nothing more (not transient, or
 --                    repaired), after the setting error_retention;
---   token_usage      after token_usage_retention() (48 h).
+--   token_usage      after token_usage_retention() (48 h);
+--   lost_iterations  settled losses (issue 28), after the setting
+--                    run_retention; pending ones are never pruned.
 CREATE OR REPLACE FUNCTION mana_ai.prune_old_rows()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -57,6 +59,14 @@ BEGIN
                      WHERE e.created_at < now() - mana_ai.retention('error_retention', interval '7 days')
                        AND NOT (e.transient AND e.repaired_at IS NULL)
                      ORDER BY e.created_at
+                     LIMIT 100
+                     FOR UPDATE SKIP LOCKED);
+    ELSIF TG_TABLE_NAME = 'lost_iterations' THEN
+      DELETE FROM mana_ai.lost_iterations
+       WHERE id IN (SELECT l.id FROM mana_ai.lost_iterations l
+                     WHERE l.restored_at IS NOT NULL
+                       AND l.restored_at < now() - mana_ai.retention('run_retention', interval '30 days')
+                     ORDER BY l.restored_at
                      LIMIT 100
                      FOR UPDATE SKIP LOCKED);
     ELSIF TG_TABLE_NAME = 'token_usage' THEN

@@ -9,6 +9,10 @@ CREATE OR REPLACE TRIGGER snapshot_errors_prune
   AFTER INSERT ON mana_ai.snapshot_errors
   FOR EACH STATEMENT EXECUTE FUNCTION mana_ai.prune_old_rows();
 
+CREATE OR REPLACE TRIGGER lost_iterations_prune
+  AFTER INSERT ON mana_ai.lost_iterations
+  FOR EACH STATEMENT EXECUTE FUNCTION mana_ai.prune_old_rows();
+
 CREATE OR REPLACE TRIGGER token_usage_prune
   AFTER INSERT ON mana_ai.token_usage
   FOR EACH STATEMENT EXECUTE FUNCTION mana_ai.prune_old_rows();
