@@ -46,7 +46,7 @@ export const MUTATIONS: Mutation[] = [
   { id: 'personal-any-writer', guarantee: "a personal record is folded from its owner's rows only", file: 'sql/functions/rebuild.sql',
     find: "WHEN 'personal' THEN c.user_id = p_user_id AND (j.row ->> 'space_id') IS NULL", replace: "WHEN 'personal' THEN true", tests: ['test/record-scope.test.ts'] },
   { id: 'space-unverified', guarantee: 'the write-back names no space its owner is not a verified member of', file: 'src/write-back/write-back.ts',
-    find: 'return stored !== null && w.ownerSpaces.includes(stored) ? stored : null;', replace: 'return stored;', tests: ['test/record-scope.test.ts'] },
+    find: 'return (await q.spacesOf(q.userId))?.includes(stored) ? stored : null;', replace: 'return stored;', tests: ['test/record-scope.test.ts'] },
   { id: 'no-plan-limit', guarantee: 'one plan-size limit in both planner modes', file: 'src/planner/plan-mission.ts',
     find: "steps.length >= PLAN_LIMITS.stepsPerPlan ? 'steps-per-plan' : null;", replace: 'null;', tests: ['test/park-and-pay.test.ts'] },
   { id: 'unbounded-step', guarantee: 'the step check never throws on any answer', file: 'src/planner/validate-step.ts',

@@ -34,7 +34,7 @@ import type { Memberships } from '../auth/memberships.js';
 import type { ResolverRegistry } from '../planner/resolvers/registry.js';
 import { retryDelayMs } from '../reactor/backoff.js';
 import { failedIteration, iterationIdFor, type Iteration } from '../write-back/iteration.js';
-import { writeBack } from '../write-back/write-back.js';
+import { verifiedMissionSpace, writeBack } from '../write-back/write-back.js';
 import type { Span } from '@opentelemetry/api';
 import { inSpan, type Tracing } from '../tracing/tracing.js';
 import { coerceError } from '../coerce-error.js';
@@ -197,12 +197,12 @@ export async function executeRun(
     }
     planned = { iteration, failure, usage };
     if (signal.aborted) throw new ShutdownError('shutting down');
-    const ownerSpaces = deps.memberships ? await deps.memberships.of(claim.userId) : null;
+    const spaceId = await verifiedMissionSpace(deps.db, { userId: claim.userId, missionId: claim.missionId, spacesOf: deps.memberships ? (u) => deps.memberships!.of(u) : null });
     const written = await inSpan(deps.tracing.tracer, span, 'mission.write_back', {}, () => writeBack(deps.db, {
       runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, sid, dueMs,
       userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(),
       agent: agent ? { id: agent.id, nameAtClaim: agent.name, rationale: mission.objective } : null,
-      generation: config.webapp, objective: mission.objective, maxConsecutiveFailures: config.maxConsecutiveFailures, outsideFailure, failureReason: failure, ownerSpaces,
+      generation: config.webapp, objective: mission.objective, maxConsecutiveFailures: config.maxConsecutiveFailures, outsideFailure, failureReason: failure, spaceId,
       // The cadence as it stands under the write-back's lock: the user may have changed it during the run.
       nextRunAt: (record, nowMs) => nextRunOfRecord(record, nowMs, config.timeZone),
     }));

@@ -18,7 +18,7 @@
 
 import { sql } from 'kysely';
 import type { Db } from '../db/pool.js';
-import { withUserScope, type ScopedTx } from '../db/scoped.js';
+import { withUserScope } from '../db/scoped.js';
 import { agentActor } from '../agent/agent.js';
 import { insertChange } from '../db/sql/insert-change.js';
 import { agentNameNow } from '../db/sql/insert-token-usage.js';
@@ -62,11 +62,11 @@ export interface WriteBackInput {
   /** failed runs in a row after which the mission is parked (sql/migrations/020_baseline.sql) */
   maxConsecutiveFailures: number;
   /**
-   * The owner's shared spaces (mana-auth), or null when unknown: the row
-   * names the mission's stored space only when the owner is one of its
-   * members (issue 27, item 3).
+   * The shared space the row names: the one mana-sync stored for the
+   * mission, already confirmed as one of the owner's (verifiedMissionSpace);
+   * null or absent = none (issue 27, item 3).
    */
-  ownerSpaces?: readonly string[] | null;
+  spaceId?: string | null;
   /** the failure's reason code (e.g. `plan-unparseable`), for a failed iteration */
   failureReason?: string | null;
   /** a failure outside the mission (an outage outlasted the run's attempts): written, never counted towards the park */
@@ -80,15 +80,23 @@ export type WriteBackOutcome =
 class LostClaim extends Error {}
 
 /**
- * The space the write-back's row names: the one mana-sync stored on the
- * mission's insert (never the mission data's spaceId, a free field), and
- * only while the owner is a verified member of it; else none.
+ * The space a write-back's row names: the one mana-sync stored on the
+ * mission's insert (never the mission data's spaceId, a free field; it
+ * never changes, the webapp marks spaceId immutable), and only while the
+ * owner is a verified member of it; else none. The owner's memberships are
+ * asked only for a mission that has a stored space.
  */
-async function verifiedMissionSpace(trx: ScopedTx, w: Pick<WriteBackInput, 'userId' | 'missionId' | 'ownerSpaces'>): Promise<string | null> {
-  if (!w.ownerSpaces || w.ownerSpaces.length === 0) return null;
-  const { rows } = await sql<{ s: string | null }>`SELECT mana_ai.mission_space(${w.userId}, ${w.missionId}) AS s`.execute(trx);
-  const stored = rows[0]?.s ?? null;
-  return stored !== null && w.ownerSpaces.includes(stored) ? stored : null;
+export async function verifiedMissionSpace(
+  db: Db,
+  q: { userId: string; missionId: string; spacesOf: ((userId: string) => Promise<readonly string[] | null>) | null },
+): Promise<string | null> {
+  if (!q.spacesOf) return null;
+  const stored = await withUserScope(db, q.userId, async (trx) => {
+    const { rows } = await sql<{ s: string | null }>`SELECT mana_ai.mission_space(${q.userId}, ${q.missionId}) AS s`.execute(trx);
+    return rows[0]?.s ?? null;
+  });
+  if (stored === null) return null;
+  return (await q.spacesOf(q.userId))?.includes(stored) ? stored : null;
 }
 
 export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOutcome> {
@@ -136,7 +144,7 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
         data,
         fieldTimestamps,
         clientId: RUNNER_CLIENT_ID,
-        spaceId: await verifiedMissionSpace(trx, w),
+        spaceId: w.spaceId ?? null,
         actor: w.agent
           ? agentActor({
               agentId: w.agent.id,
