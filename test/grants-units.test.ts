@@ -71,9 +71,9 @@ describe('field decryption', async () => {
   const mdk = await deriveMdk(MASTER, 'm2', ['notes'], ['notes:n1']);
   const key = await webcrypto.subtle.importKey('raw', mdk, 'AES-GCM', false, ['decrypt']);
 
-  it('a value of a version this build cannot open is a failed decrypt (ciphertext-unknown-version), never passed through as text (issue 27)', async () => {
+  it('a value of a version this build cannot open is a failed decrypt (ciphertext-unsupported-version), never passed through as text (issue 27)', async () => {
     const r = await decryptRecord(key, { title: 'enc:2:AAAA.BBBB', other: 'plain' });
-    assert.deepEqual(r, { ok: false, reason: 'ciphertext-unknown-version', field: 'title' });
+    assert.deepEqual(r, { ok: false, reason: 'ciphertext-unsupported-version', field: 'title' });
     const r9 = await decryptRecord(key, { content: 'enc:9:x' });
     assert.equal(r9.ok, false);
   });

@@ -9,14 +9,14 @@ import { isCiphertext } from './ciphertext.js';
 
 export const ENC_PREFIX = 'enc:1:';
 
-export type DecryptFailure = 'ciphertext-malformed' | 'ciphertext-tampered-or-wrong-key' | 'plaintext-not-json' | 'ciphertext-unknown-version';
+export type DecryptFailure = 'ciphertext-malformed' | 'ciphertext-tampered-or-wrong-key' | 'plaintext-not-json' | 'ciphertext-unsupported-version';
 export type DecryptResult = { ok: true; value: unknown } | { ok: false; reason: DecryptFailure };
 
 /** Any `enc:<n>:` value is ciphertext (ciphertext.ts); only `enc:1:` opens here. */
 export const isEncrypted = isCiphertext;
 
 export async function decryptValue(key: webcrypto.CryptoKey, value: string): Promise<DecryptResult> {
-  if (!value.startsWith(ENC_PREFIX)) return { ok: false, reason: 'ciphertext-unknown-version' };
+  if (!value.startsWith(ENC_PREFIX)) return { ok: false, reason: 'ciphertext-unsupported-version' };
   const body = value.slice(ENC_PREFIX.length);
   const dot = body.indexOf('.');
   if (dot < 0) return { ok: false, reason: 'ciphertext-malformed' };
