@@ -2,7 +2,7 @@
 // is, what it is told, and which tools its policy lets it propose. Pure.
 //
 // It never hands out an encrypted value: `systemPrompt` and `memory` that
-// start with `enc:1:` are dropped here, so no caller can put them in a
+// start with `enc:<n>:` (any version) are dropped here, so no caller can put them in a
 // prompt or a log line by mistake. The gate fields (state, concurrency,
 // budget) are derived in SQL (sql/functions/snapshot-store.sql, agent_gate_of), where the claim
 // checks them; they are not read here.
@@ -31,15 +31,13 @@ export interface Agent {
   withheldEncrypted: boolean;
 }
 
-/** Any `enc:<n>:` value (src/grants/ciphertext.ts) is withheld. */
-export const isEncryptedValue = isCiphertext;
 
 const str = (x: unknown) => (typeof x === 'string' ? x : '');
 const obj = (x: unknown): Record<string, unknown> =>
   typeof x === 'object' && x !== null && !Array.isArray(x) ? (x as Record<string, unknown>) : {};
 
 function plaintext(x: unknown): string | null {
-  if (typeof x !== 'string' || x.trim() === '' || isEncryptedValue(x)) return null;
+  if (typeof x !== 'string' || x.trim() === '' || isCiphertext(x)) return null;
   return x;
 }
 
@@ -52,7 +50,7 @@ export function readAgent(agentId: string, record: Record<string, unknown>): Age
     systemPrompt: plaintext(record['systemPrompt']),
     memory: plaintext(record['memory']),
     policy: { tools: obj(policy['tools']), defaultsByModule: obj(policy['defaultsByModule']), defaultForAi: policy['defaultForAi'] },
-    withheldEncrypted: isEncryptedValue(record['systemPrompt']) || isEncryptedValue(record['memory']),
+    withheldEncrypted: isCiphertext(record['systemPrompt']) || isCiphertext(record['memory']),
   };
 }
 

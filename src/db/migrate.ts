@@ -85,6 +85,21 @@ function isLegacyDatabase(rows: { version: number; name: string; checksum: strin
   return rows.some((r) => byVersion.get(r.version)?.name === r.name && byVersion.get(r.version)?.checksum === r.checksum);
 }
 
+/**
+ * One step of the migration's transaction: a lock wait is rethrown as it
+ * is (inLockedTransaction retries the whole transaction), anything else
+ * names the step, with Postgres's hint when it gave one.
+ */
+async function step(what: string, fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (error) {
+    const e = error as Error & { code?: string; hint?: string };
+    if (e.code === '55P03' || error instanceof MigrationError) throw error;
+    throw new MigrationError(`${what} failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+  }
+}
+
 /** Runs `body` in a transaction with a lock_timeout; retried while it only waited for a lock. */
 async function inLockedTransaction(
   client: Queryable,
@@ -224,13 +239,7 @@ export async function migrate(
         notes.length = 0;
         for (const m of migrations) {
           if (done.has(m.version)) continue;
-          try {
-            await client.query(m.sql);
-          } catch (error) {
-            const e = error as Error & { code?: string };
-            if (e.code === '55P03') throw error;
-            throw new MigrationError(`migration ${m.name} failed: ${e.message}`);
-          }
+          await step(`migration ${m.name}`, () => client.query(m.sql));
           await client.query('INSERT INTO mana_ai.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
           applied.push(m.name);
         }
@@ -261,13 +270,7 @@ export async function migrate(
         // Bodies refer to functions of files applied later in this transaction.
         await client.query('SET LOCAL check_function_bodies = off');
         for (const d of toApply) {
-          try {
-            await client.query(d.sql);
-          } catch (error) {
-            const e = error as Error & { code?: string };
-            if (e.code === '55P03') throw error;
-            throw new MigrationError(`sql/${d.def.name} failed: ${e.message}`);
-          }
+          await step(`sql/${d.def.name}`, () => client.query(d.sql));
           await client.query(
             `INSERT INTO mana_ai.schema_definitions (name, checksum) VALUES ($1, $2)
              ON CONFLICT (name) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = now()`,
@@ -280,25 +283,11 @@ export async function migrate(
         // Every SECURITY DEFINER function pinned, owned by a non-superuser
         // and closed to PUBLIC: checked on every run, so a function added
         // later, or a run that failed before this step, is covered at once.
-        try {
-          await client.query('SELECT mana_ai.secure_definers()');
-        } catch (error) {
-          const e = error as Error & { hint?: string; code?: string };
-          if (e.code === '55P03') throw error;
-          throw new MigrationError(`securing the SECURITY DEFINER functions failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
-        }
+        await step('securing the SECURITY DEFINER functions', () => client.query('SELECT mana_ai.secure_definers()'));
         // Grants follow the schema: the role named now and every role named
         // before, on every run (idempotent), so a new table or a run that
         // failed before this step never leaves a daemon without its rights.
-        for (const role of roles) {
-          try {
-            await client.query('SELECT mana_ai.grant_runtime_role($1)', [role]);
-          } catch (error) {
-            const e = error as Error & { hint?: string; code?: string };
-            if (e.code === '55P03') throw error;
-            throw new MigrationError(`granting the runtime role ${role} failed: ${e.message}${e.hint ? ` (${e.hint})` : ''}`);
-          }
-        }
+        for (const role of roles) await step(`granting the runtime role ${role}`, () => client.query('SELECT mana_ai.grant_runtime_role($1)', [role]));
       });
       for (const m of applied) opts.log?.(`applied ${m}`);
       for (const n of notes) opts.log?.(n);

@@ -8,9 +8,3 @@
 const CIPHERTEXT = /^enc:[0-9]+:/;
 
 export const isCiphertext = (value: unknown): value is string => typeof value === 'string' && CIPHERTEXT.test(value);
-
-/** The version number of a ciphertext value (1 for `enc:1:…`), null for anything else. */
-export function ciphertextVersion(value: unknown): number | null {
-  if (!isCiphertext(value)) return null;
-  return Number(value.slice(4, value.indexOf(':', 4)));
-}

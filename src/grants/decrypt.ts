@@ -12,8 +12,6 @@ export const ENC_PREFIX = 'enc:1:';
 export type DecryptFailure = 'ciphertext-malformed' | 'ciphertext-tampered-or-wrong-key' | 'plaintext-not-json' | 'ciphertext-unsupported-version';
 export type DecryptResult = { ok: true; value: unknown } | { ok: false; reason: DecryptFailure };
 
-/** Any `enc:<n>:` value is ciphertext (ciphertext.ts); only `enc:1:` opens here. */
-export const isEncrypted = isCiphertext;
 
 export async function decryptValue(key: webcrypto.CryptoKey, value: string): Promise<DecryptResult> {
   if (!value.startsWith(ENC_PREFIX)) return { ok: false, reason: 'ciphertext-unsupported-version' };
@@ -49,7 +47,7 @@ export async function decryptRecord(
   const out: Record<string, unknown> = {};
   let fields = 0;
   for (const [name, value] of Object.entries(record)) {
-    if (!isEncrypted(value)) {
+    if (!isCiphertext(value)) {
       out[name] = value;
       continue;
     }

@@ -147,7 +147,7 @@ export function createMetrics(): Metrics {
       name: 'mana_ai_plan_steps_rejected_total', labelNames: ['reason'], ...r,
       help: 'Plan steps (or their parameters) left out because the webapp could not execute them, by reason; duplicate = an identical step of the same plan, unknown-param = a parameter no executor reads',
     }),
-    encryptedMissionFields: new Counter({ name: 'mana_ai_encrypted_mission_fields_total', help: 'Mission texts that arrived encrypted (enc:1:) and were left out of the prompt, by field', labelNames: ['field'], ...r }),
+    encryptedMissionFields: new Counter({ name: 'mana_ai_encrypted_mission_fields_total', help: 'Mission texts that arrived encrypted (enc:<n>:) and were left out of the prompt, by field', labelNames: ['field'], ...r }),
     missionsParked: new Counter({ name: 'mana_ai_missions_parked_total', help: 'Missions parked after MANA_AI_MAX_CONSECUTIVE_FAILURES failed runs in a row', ...r }),
     missionsUnparked: new Counter({ name: 'mana_ai_missions_unparked_total', help: 'Parked missions that run again because the user changed them', ...r }),
     parkedSource,

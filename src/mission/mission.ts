@@ -33,10 +33,8 @@ export type ReadMission = { ok: true; mission: Mission } | { ok: false; reason: 
 const str = (x: unknown) => (typeof x === 'string' ? x : '');
 
 /** The webapp's encrypted-at-rest form (CONTRACT.md sections 7 and 12). */
-/** Any `enc:<n>:` value (src/grants/ciphertext.ts). */
-export const isEncryptedValue = isCiphertext;
 
-/** Mission texts HEAD marks as encrypted: an `enc:1:` value here is left out and a neutral placeholder stands in (issue 21). */
+/** Mission texts HEAD marks as encrypted: an `enc:<n>:` value (any version) here is left out and a neutral placeholder stands in (issue 21). */
 export const ENCRYPTABLE_MISSION_FIELDS = ['title', 'objective', 'conceptMarkdown'] as const;
 const PLACEHOLDER: Record<(typeof ENCRYPTABLE_MISSION_FIELDS)[number], string> = {
   title: '(Titel verschlüsselt)',
@@ -47,12 +45,12 @@ const PLACEHOLDER: Record<(typeof ENCRYPTABLE_MISSION_FIELDS)[number], string> =
 /** A mission text for the prompt, a log or an actor: never a ciphertext. */
 export function plainText(record: Record<string, unknown>, field: (typeof ENCRYPTABLE_MISSION_FIELDS)[number]): string {
   const v = record[field];
-  return isEncryptedValue(v) ? PLACEHOLDER[field] : str(v);
+  return isCiphertext(v) ? PLACEHOLDER[field] : str(v);
 }
 
 /** Which mission texts arrived encrypted (counted by field; their values are never read). */
 export function encryptedFields(record: Record<string, unknown>): (typeof ENCRYPTABLE_MISSION_FIELDS)[number][] {
-  return ENCRYPTABLE_MISSION_FIELDS.filter((f) => isEncryptedValue(record[f]));
+  return ENCRYPTABLE_MISSION_FIELDS.filter((f) => isCiphertext(record[f]));
 }
 
 export function readMission(record: Record<string, unknown>): ReadMission {

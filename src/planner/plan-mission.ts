@@ -77,7 +77,7 @@ export interface PlanDeps {
  * and the run is given back and tried again later, never counted towards
  * the park (issue 27, item 4).
  */
-export const OUTAGE_REASONS: ReadonlySet<string> = new Set(['unreachable', 'timeout', 'rate-limited', 'server-error']);
+const OUTAGE_REASONS: ReadonlySet<string> = new Set(['unreachable', 'timeout', 'rate-limited', 'server-error']);
 export const isLlmOutage = (error: unknown): error is LlmError => error instanceof LlmError && OUTAGE_REASONS.has(error.reason);
 
 /** Native tool calls: at most this many rounds (a request and its calls), as upstream. */

@@ -47,11 +47,6 @@ export class IterationRepairs {
     if (ids.length) this.enqueue(ids);
   }
 
-  /** Resolves when every repair queued so far has ended. */
-  idle(): Promise<void> {
-    return this.chain;
-  }
-
   private enqueue(ids: readonly number[]): void {
     this.chain = this.chain.then(async () => {
       for (const id of ids) await this.repairOne(id);

@@ -127,7 +127,7 @@ export async function executeRun(
   const log = deps.log.child({ userId: claim.userId, missionId: claim.missionId });
   const lagMs = Math.max(0, startedAtMs - dueMs);
   metrics.dueLag.observe(lagMs / 1000);
-  // never a ciphertext: an `enc:1:` title becomes a placeholder (issue 21)
+  // never a ciphertext: an `enc:<n>:` title becomes a placeholder (issue 21)
   const title = plainText(claim.record, 'title');
   for (const field of encryptedFields(claim.record)) metrics.encryptedMissionFields.inc({ field });
   // The agent as the claim read it: its policy and prompt hold for this run.

@@ -21,7 +21,7 @@ import { withUserScope } from '../../db/scoped.js';
 import { insertDecryptAudit } from '../../db/sql/insert-decrypt-audit.js';
 import { decryptRecord } from '../../grants/decrypt.js';
 import { isCiphertext } from '../../grants/ciphertext.js';
-import { readScoped } from './record-scope.js';
+import { auditSharedRead, readScoped } from './record-scope.js';
 import { tableLabel } from '../../grants/tables.js';
 import { isDeleted } from '../../merge/derive.js';
 import type { MissionInput } from '../../mission/mission.js';
@@ -83,8 +83,7 @@ export function encryptedResolver(m: EncryptedModule): Resolver {
           await insertDecryptAudit(trx, { ...audit, status: 'failed', reason: 'ciphertext-in-shared-space', spaceId });
           return null;
         }
-        await insertDecryptAudit(trx, { ...audit, status: 'ok', reason: 'shared-space-plaintext', spaceId });
-        ctx.metrics.sharedSpaceInputs.inc({ table: tableLabel(input.table) });
+        await auditSharedRead(trx, ctx, input, spaceId);
         const text = m.format(read.merged!.record);
         return text === null ? null : { text, spaceId };
       });

@@ -5,12 +5,10 @@
 // shown.
 
 import { withUserScope } from '../../db/scoped.js';
-import { insertDecryptAudit } from '../../db/sql/insert-decrypt-audit.js';
 import { isCiphertext } from '../../grants/ciphertext.js';
-import { tableLabel } from '../../grants/tables.js';
 import { isDeleted } from '../../merge/derive.js';
 import type { Resolver } from './registry.js';
-import { readScoped } from './record-scope.js';
+import { auditSharedRead, readScoped } from './record-scope.js';
 
 const show = (v: unknown) => (isCiphertext(v) ? '?' : typeof v === 'string' || typeof v === 'number' ? String(v) : '?');
 
@@ -18,12 +16,7 @@ export const goalsResolver: Resolver = async (ctx, input) => {
   const read = await readScoped(ctx, 'companion', input);
   if (!read.found || !read.merged || isDeleted(read.merged.record)) return null;
   const spaceId = read.scope.kind === 'space' ? read.scope.spaceId : null;
-  if (spaceId) {
-    await withUserScope(ctx.db, ctx.userId, (trx) =>
-      insertDecryptAudit(trx, { userId: ctx.userId, missionId: ctx.missionId, iterationId: ctx.iterationId, tableName: input.table, recordId: input.id, status: 'ok', reason: 'shared-space-plaintext', spaceId }),
-    );
-    ctx.metrics.sharedSpaceInputs.inc({ table: tableLabel(input.table) });
-  }
+  if (spaceId) await withUserScope(ctx.db, ctx.userId, (trx) => auditSharedRead(trx, ctx, input, spaceId));
   const r = read.merged.record;
   const target = (typeof r['target'] === 'object' && r['target'] !== null ? r['target'] : {}) as Record<string, unknown>;
   const title = typeof r['title'] === 'string' && !isCiphertext(r['title']) ? r['title'] : '(ohne Titel)';

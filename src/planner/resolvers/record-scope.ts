@@ -7,7 +7,7 @@
 // MANA_AUTH_URL, or when mana-auth cannot say, only personal records are
 // read.
 
-import { withUserScope } from '../../db/scoped.js';
+import { withUserScope, type ScopedTx } from '../../db/scoped.js';
 import { insertDecryptAudit } from '../../db/sql/insert-decrypt-audit.js';
 import { readRecord, recordWriters, showSpaces, type FoldedRecord } from '../../db/sql/read-record.js';
 import { tableLabel } from '../../grants/tables.js';
@@ -43,4 +43,13 @@ export async function readScoped(ctx: ResolveContext, appId: string, input: Miss
     return readRecord(trx, { userId: ctx.userId, ...q, scope });
   });
   return { found: true, scope, merged };
+}
+
+/** A read of a shared space's record: its `ok` audit row naming the space, and the counter. */
+export async function auditSharedRead(trx: ScopedTx, ctx: ResolveContext, input: MissionInput, spaceId: string): Promise<void> {
+  await insertDecryptAudit(trx, {
+    userId: ctx.userId, missionId: ctx.missionId, iterationId: ctx.iterationId, tableName: input.table, recordId: input.id,
+    status: 'ok', reason: 'shared-space-plaintext', spaceId,
+  });
+  ctx.metrics.sharedSpaceInputs.inc({ table: tableLabel(input.table) });
 }
