@@ -11,6 +11,7 @@
 // nothing is missing; the losses it settles are marked in the same
 // transaction, so each loss is repaired once, from any daemon.
 
+import type pg from 'pg';
 import type { Db } from '../db/pool.js';
 import { withUserScope } from '../db/scoped.js';
 import { insertChange } from '../db/sql/insert-change.js';
@@ -37,7 +38,7 @@ function justAfter(iso: string): string {
   return Number.isFinite(ms) ? new Date(ms + 1).toISOString() : iso;
 }
 
-export async function restoreLostIterations(db: Db, pool: Parameters<typeof readLoss>[0], q: { lossId: number; generation: 'v0.4' | 'head'; nowMs: number }): Promise<RestoreResult> {
+export async function restoreLostIterations(db: Db, pool: pg.Pool, q: { lossId: number; generation: 'v0.4' | 'head'; nowMs: number }): Promise<RestoreResult> {
   const loss = await readLoss(pool, q.lossId);
   if (!loss || loss.restored) return { outcome: 'not-pending', restored: [] };
   const who = { userId: loss.userId, missionId: loss.missionId };
