@@ -60,6 +60,7 @@ const EnvSchema = v.object({
   MANA_LLM_URL: url('http://localhost:3025'),
   MANA_SERVICE_KEY: v.optional(v.pipe(v.string(), v.minLength(1))),
   MANA_AI_PRIVATE_KEY_PEM: v.optional(v.string()),
+  MANA_AI_PREVIOUS_PRIVATE_KEY_PEM: v.optional(v.string()),
   MANA_AUTH_URL: url(),
   JWT_AUDIENCE: v.optional(v.string(), 'mana'),
   JWT_ISSUER: v.optional(v.string()),
@@ -106,6 +107,8 @@ export interface Config {
   serviceKey: string | undefined;
   /** The runner's RSA key that unwraps Mission Data Keys (MANA_AI_PRIVATE_KEY_PEM); undefined = grants disabled. Never logged. */
   privateKeyPem: string | undefined;
+  /** The runner's previous key, accepted for v2 grants during a key change (MANA_AI_PREVIOUS_PRIVATE_KEY_PEM, chosen by runnerKid). Never logged. */
+  previousPrivateKeyPem: string | undefined;
   /** mana-auth (MANA_AUTH_URL): JWKS for user tokens and the users' shared spaces; undefined = personal inputs only. */
   authUrl: string | undefined;
   /** Audience a user JWT must carry (JWT_AUDIENCE, mana). */
@@ -208,6 +211,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     llmUrl: (e.MANA_LLM_URL ?? 'http://localhost:3025').replace(/\/+$/, ''),
     serviceKey: e.MANA_SERVICE_KEY,
     privateKeyPem: e.MANA_AI_PRIVATE_KEY_PEM,
+    previousPrivateKeyPem: e.MANA_AI_PREVIOUS_PRIVATE_KEY_PEM,
     authUrl: e.MANA_AUTH_URL?.replace(/\/+$/, ''),
     jwtAudience: e.JWT_AUDIENCE,
     jwtIssuer: e.JWT_ISSUER,

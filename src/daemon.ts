@@ -17,7 +17,7 @@ import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics/metrics.js';
 import { LlmClient } from './planner/llm-client.js';
 import { startTracing, type Tracing } from './tracing/tracing.js';
-import { loadPrivateKey, reportPrivateKey } from './grants/private-key.js';
+import { loadRunnerKeys } from './grants/runner-keys.js';
 import { encryptedResolver, ENCRYPTED_MODULES } from './planner/resolvers/encrypted.js';
 import { goalsResolver } from './planner/resolvers/goals.js';
 import { Memberships } from './auth/memberships.js';
@@ -125,7 +125,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     },
     onRequest: (seconds, outcome) => metrics.plannerRequestDuration.observe({ outcome }, seconds),
   });
-  const privateKey = reportPrivateKey(await loadPrivateKey(config.privateKeyPem), log);
+  const runnerKeys = await loadRunnerKeys(config.privateKeyPem, config.previousPrivateKeyPem, log);
   // Shared-space inputs need mana-auth; without MANA_AUTH_URL, personal records only.
   const memberships = config.authUrl
     ? new Memberships({ authUrl: config.authUrl, serviceKey: config.serviceKey, cacheMs: config.membershipsCacheMs }, metrics, log)
@@ -138,7 +138,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   });
   metrics.parkedSource.current = () => countParked(pool);
   const reactor = config.tickEnabled
-    ? new Reactor({ pool, db, config, log, metrics, llm, resolvers, privateKey, tracing, parkedRecheckMs: config.parkedRecheckMs, memberships })
+    ? new Reactor({ pool, db, config, log, metrics, llm, resolvers, runnerKeys, tracing, parkedRecheckMs: config.parkedRecheckMs, memberships })
     : null;
   if (!reactor) log.info('TICK_ENABLED=false: serving HTTP only, no missions are run');
 

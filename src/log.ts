@@ -15,7 +15,7 @@ export function createLogger(opts: { level?: string; destination?: NodeJS.Writab
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: {
         paths: [
-          'serviceKey', '*.serviceKey', 'privateKeyPem', '*.privateKeyPem', 'authorization', '*.authorization',
+          'serviceKey', '*.serviceKey', 'privateKeyPem', '*.privateKeyPem', 'previousPrivateKeyPem', '*.previousPrivateKeyPem', 'authorization', '*.authorization',
           'headers.authorization', 'token', '*.token', 'key', '*.key', 'mdk', '*.mdk', 'wrappedKey', '*.wrappedKey',
         ],
         censor: '[redacted]',

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { webcrypto } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { decryptRecord, decryptValue } from '../src/grants/decrypt.js';
+import { decryptRecord, decryptValue, v1Opener } from '../src/grants/decrypt.js';
 import { loadPrivateKey } from '../src/grants/private-key.js';
 import { unwrapGrant } from '../src/grants/unwrap.js';
 import { deriveMdk, encryptField, grant, hkdfInfo, makeRunnerKeys, wrapKey } from './harness/grant-maker.js';
@@ -72,9 +72,9 @@ describe('field decryption', async () => {
   const key = await webcrypto.subtle.importKey('raw', mdk, 'AES-GCM', false, ['decrypt']);
 
   it('a value of a version this build cannot open is a failed decrypt (ciphertext-unsupported-version), never passed through as text (issue 27)', async () => {
-    const r = await decryptRecord(key, { title: 'enc:2:AAAA.BBBB', other: 'plain' });
+    const r = await decryptRecord(v1Opener(key), { title: 'enc:2:AAAA.BBBB', other: 'plain' });
     assert.deepEqual(r, { ok: false, reason: 'ciphertext-unsupported-version', field: 'title' });
-    const r9 = await decryptRecord(key, { content: 'enc:9:x' });
+    const r9 = await decryptRecord(v1Opener(key), { content: 'enc:9:x' });
     assert.equal(r9.ok, false);
   });
 
@@ -94,9 +94,9 @@ describe('field decryption', async () => {
 
   it('decrypts every enc:1 field of a record, passes plaintext fields through, all or nothing', async () => {
     const rec = { id: 'n1', title: await encryptField(mdk, 'Titel'), content: await encryptField(mdk, 'Inhalt'), pinned: true };
-    assert.deepEqual(await decryptRecord(key, rec), { ok: true, record: { id: 'n1', title: 'Titel', content: 'Inhalt', pinned: true }, fields: 2 });
+    assert.deepEqual(await decryptRecord(v1Opener(key), rec), { ok: true, record: { id: 'n1', title: 'Titel', content: 'Inhalt', pinned: true }, fields: 2 });
     const broken = { ...rec, content: 'enc:1:broken' };
-    assert.deepEqual(await decryptRecord(key, broken), { ok: false, reason: 'ciphertext-malformed', field: 'content' });
+    assert.deepEqual(await decryptRecord(v1Opener(key), broken), { ok: false, reason: 'ciphertext-malformed', field: 'content' });
   });
 
   it('known gap (contract section 7): a value the webapp encrypted under the master key does not open with the MDK', async () => {

@@ -124,6 +124,8 @@ BEGIN
     ELSE
       SELECT * INTO v_mission FROM mana_ai.mission_snapshots WHERE mission_key = v_key FOR UPDATE;
       v_exists := v_mission.sid IS NOT NULL; v_record := v_mission.record; v_field_ts := v_mission.field_ts;
+      -- the v2 grant state from the same history, under the same lock (sql/functions/grant-state.sql)
+      PERFORM mana_ai.replay_grants(p_user_id, p_record_id);
     END IF;
     f := mana_ai.fold_record(p_user_id, 'ai', CASE p_kind WHEN 'agent' THEN 'agents' ELSE 'aiMissions' END, p_record_id);
     IF v_exists AND f.record IS NOT NULL AND v_record = f.record AND v_field_ts = f.field_ts THEN

@@ -99,6 +99,8 @@ BEGIN
            -- a whole-array push that drops an iteration (a stale device,
            -- issue 28): the general path records the loss
            AND (NOT (NEW.data ? 'iterations') OR mana_ai.lost_iterations(s.record -> 'iterations', NEW.data -> 'iterations') IS NULL)
+           -- a grant that changes: the general path keeps the grant state (issue 29)
+           AND (NOT (NEW.data ? 'grant') OR (s.record -> 'grant') = (NEW.data -> 'grant'))
            -- no stored field timestamp later than any of the row's
            AND NOT jsonb_path_exists(s.field_ts, '$.* ? (@ > $m.*)', v_map_vars)
            -- v0.4: a field without one compares as the record's updatedAt
@@ -149,6 +151,13 @@ BEGIN
           VALUES (v_key, NEW.user_id, NEW.record_id, v_mission.partition, NEW.id, v_lost)
           RETURNING json_build_object('id', id, 'p', partition)::text INTO v_lost_payload;
         END IF;
+      END IF;
+      -- The folded grant changed: the v2 grant state follows it
+      -- (sql/functions/grant-state.sql; issue 29). In this subtransaction,
+      -- so a failure undoes the fold with it and is recorded like any other.
+      IF v_kind = 'mission'
+         AND coalesce(v_fold.record -> 'grant', 'null') IS DISTINCT FROM coalesce(v_mission.record -> 'grant', 'null') THEN
+        PERFORM mana_ai.note_grant(NEW.user_id, NEW.record_id, v_fold.record -> 'grant', NEW.id);
       END IF;
       EXIT;
     EXCEPTION WHEN OTHERS THEN

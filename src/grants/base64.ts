@@ -15,3 +15,15 @@ export function decodeBase64Strict(s: unknown): Uint8Array | null {
   const buf = Buffer.from(s, URL_SAFE.test(s) && /[-_]/.test(s) ? 'base64url' : 'base64');
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
+
+/**
+ * Standard padded base64 and nothing else (CONTRACT.md section 14: grant
+ * v2 and `enc:2:` values): the length a multiple of four, and the text
+ * exactly what the decoded bytes encode to, so no value has two spellings.
+ */
+export function decodeBase64Padded(s: unknown): Uint8Array | null {
+  if (typeof s !== 'string' || s.length === 0 || s.length % 4 !== 0 || !STANDARD.test(s)) return null;
+  const buf = Buffer.from(s, 'base64');
+  if (buf.toString('base64') !== s) return null;
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}

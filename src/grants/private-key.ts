@@ -4,13 +4,26 @@
 // says what to do. It must never crash the start and never put any part of
 // the key into a log line or an error message.
 
-import { webcrypto } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 import type { Logger } from '../log.js';
+
+/** A loaded runner key: the key, its id (CONTRACT.md section 14: runnerKid) and its modulus length in bytes. */
+export interface LoadedKey {
+  key: webcrypto.CryptoKey;
+  kid: string;
+  modulusBytes: number;
+}
 
 export type PrivateKeyLoad =
   | { status: 'absent' }
-  | { status: 'loaded'; key: webcrypto.CryptoKey }
+  | ({ status: 'loaded' } & LoadedKey)
   | { status: 'unusable'; problem: string };
+
+/** runnerKid: the first 8 bytes of SHA-256 of the public key's SPKI DER, as 16 lowercase hex digits. */
+export function runnerKidOf(pkcs8Der: Uint8Array): string {
+  const spki = createPublicKey(createPrivateKey({ key: Buffer.from(pkcs8Der), format: 'der', type: 'pkcs8' })).export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(spki).digest().subarray(0, 8).toString('hex');
+}
 
 const PKCS8 = /-----BEGIN PRIVATE KEY-----([\s\S]*?)-----END PRIVATE KEY-----/;
 
@@ -32,7 +45,7 @@ export async function loadPrivateKey(pem: string | undefined): Promise<PrivateKe
     const key = await webcrypto.subtle.importKey('pkcs8', der, { name: 'RSA-OAEP', hash: 'SHA-256' }, false, ['decrypt']);
     const bits = (key.algorithm as webcrypto.RsaHashedKeyAlgorithm).modulusLength;
     if (bits < 2048) return { status: 'unusable', problem: `the RSA key has ${bits} bits; at least 2048 are required` };
-    return { status: 'loaded', key };
+    return { status: 'loaded', key, kid: runnerKidOf(der), modulusBytes: bits / 8 };
   } catch {
     // The library's message may quote key material; say only what kind of failure it was.
     return { status: 'unusable', problem: 'the PEM block is not an RSA private key in PKCS#8 form' };
@@ -42,15 +55,15 @@ export async function loadPrivateKey(pem: string | undefined): Promise<PrivateKe
 }
 
 /** Logs the outcome once, without key material, and returns the key or null. */
-export function reportPrivateKey(load: PrivateKeyLoad, log: Logger): webcrypto.CryptoKey | null {
+export function reportPrivateKey(load: PrivateKeyLoad, log: Logger, name = 'MANA_AI_PRIVATE_KEY_PEM'): LoadedKey | null {
   if (load.status === 'loaded') {
-    log.info('mission grants enabled (MANA_AI_PRIVATE_KEY_PEM loaded)');
-    return load.key;
+    log.info({ runnerKid: load.kid }, `mission grants enabled (${name} loaded)`);
+    return { key: load.key, kid: load.kid, modulusBytes: load.modulusBytes };
   }
   if (load.status === 'absent') {
-    log.info('mission grants disabled: MANA_AI_PRIVATE_KEY_PEM is not set; encrypted inputs are skipped');
+    if (name === 'MANA_AI_PRIVATE_KEY_PEM') log.info('mission grants disabled: MANA_AI_PRIVATE_KEY_PEM is not set; encrypted inputs are skipped');
     return null;
   }
-  log.warn({ problem: load.problem }, 'mission grants disabled: MANA_AI_PRIVATE_KEY_PEM is unusable; encrypted inputs are skipped until it is fixed');
+  log.warn({ problem: load.problem }, `mission grants: ${name} is unusable; grants wrapped for it are skipped until it is fixed`);
   return null;
 }

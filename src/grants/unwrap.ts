@@ -8,19 +8,28 @@
 import { webcrypto } from 'node:crypto';
 import * as v from 'valibot';
 import { decodeBase64Strict } from './base64.js';
+import type { UsableGrantV2 } from './v2/unwrap-v2.js';
 
-/** The contract's four reasons (section 7); `mana_ai_grant_skips_total{reason}` exports each at 0 from the start. */
-export const GRANT_SKIP_REASONS = ['not-configured', 'expired', 'malformed', 'wrap-rejected'] as const;
+/**
+ * The contract's reasons: section 7's four, and section 14's two for v2
+ * (`wrong-binding`, `revoked`); `mana_ai_grant_skips_total{reason}` exports
+ * each at 0 from the start.
+ */
+export const GRANT_SKIP_REASONS = ['not-configured', 'expired', 'malformed', 'wrap-rejected', 'wrong-binding', 'revoked'] as const;
 export type GrantSkipReason = (typeof GRANT_SKIP_REASONS)[number];
 
-export interface UsableGrant {
+export interface UsableGrantV1 {
+  readonly version: 1;
   /** AES-256-GCM, non-extractable, decrypt only. Lives for one run. */
   readonly key: webcrypto.CryptoKey;
   /** `<table>:<id>` entries the user allowed; nothing else is decrypted. */
   readonly recordIds: ReadonlySet<string>;
 }
 
-export type UnwrapResult = { ok: true; grant: UsableGrant } | { ok: false; reason: GrantSkipReason };
+/** A grant's keys for one run: v1 (one MDK) or v2 (a record key per scope entry and epoch). */
+export type UsableGrant = UsableGrantV1 | UsableGrantV2;
+
+export type UnwrapResult = { ok: true; grant: UsableGrantV1 } | { ok: false; reason: GrantSkipReason };
 
 const GrantSchema = v.object({
   wrappedKey: v.string(),
@@ -64,7 +73,7 @@ export async function unwrapGrant(
   try {
     if (mdk.byteLength !== 32) return { ok: false, reason: 'malformed' };
     const key = await webcrypto.subtle.importKey('raw', mdk, { name: 'AES-GCM' }, false, ['decrypt']);
-    return { ok: true, grant: { key, recordIds: new Set(g.derivation.recordIds) } };
+    return { ok: true, grant: { version: 1, key, recordIds: new Set(g.derivation.recordIds) } };
   } finally {
     mdk.fill(0);
   }

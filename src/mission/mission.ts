@@ -23,7 +23,12 @@ export interface Mission {
   state: 'active' | 'paused' | 'done' | 'archived';
   iterations: unknown[];
   grant: unknown;
+  /** inputs past the first MAX_INPUTS, not read (logged by the planner) */
+  inputsLeftOut: number;
 }
+
+/** Inputs of one mission that are read: a v2 grant's scope limit (CONTRACT.md section 14); PLAN_LIMITS.inputsPerMission. */
+export const MAX_INPUTS = 256;
 
 const InputSchema = v.object({ module: v.pipe(v.string(), v.minLength(1)), table: v.pipe(v.string(), v.minLength(1)), id: v.pipe(v.string(), v.minLength(1)) });
 const StateSchema = v.picklist(['active', 'paused', 'done', 'archived']);
@@ -60,7 +65,7 @@ export function readMission(record: Record<string, unknown>): ReadMission {
   if (!cadence) return { ok: false, reason: 'cadence-unreadable' };
   const rawInputs = Array.isArray(record['inputs']) ? record['inputs'] : [];
   const inputs: MissionInput[] = [];
-  for (const i of rawInputs.slice(0, 50)) {
+  for (const i of rawInputs.slice(0, MAX_INPUTS)) {
     const r = v.safeParse(InputSchema, i);
     if (r.success) inputs.push(r.output);
   }
@@ -76,6 +81,7 @@ export function readMission(record: Record<string, unknown>): ReadMission {
       state: state.output,
       iterations: Array.isArray(record['iterations']) ? record['iterations'] : [],
       grant: record['grant'],
+      inputsLeftOut: Math.max(0, rawInputs.length - MAX_INPUTS),
     },
   };
 }

@@ -5,6 +5,8 @@
 // each round reached 1.7 MB). Pure data; the parser, the tool-call loop and
 // the resolvers read it.
 
+import { MAX_INPUTS } from '../mission/mission.js';
+
 export const PLAN_LIMITS = {
   /** steps in one plan (text mode refuses a longer plan; tool mode refuses further calls) */
   stepsPerPlan: 20,
@@ -16,7 +18,20 @@ export const PLAN_LIMITS = {
   requestChars: 200_000,
   /** characters of one resolved input's text in the prompt (journal, tasks, calendar, … notes and kontext cut shorter) */
   inputChars: 2_000,
+  /** inputs of a mission that are read (CONTRACT.md section 14: a grant's scope limit); the rest are left out and logged */
+  inputsPerMission: MAX_INPUTS,
+  /** characters of all inputs' texts together: with many inputs each is cut to an equal share (inputCharsFor) */
+  inputsChars: 120_000,
 } as const;
+
+/**
+ * The stated length of each input's text for a mission with `inputs`
+ * inputs: 2,000 characters up to 60 inputs, then an equal share of
+ * 120,000 (468 characters each at 256), so the first request stays well
+ * under `requestChars` whatever the inputs hold.
+ */
+export const inputCharsFor = (inputs: number): number =>
+  Math.min(PLAN_LIMITS.inputChars, Math.floor(PLAN_LIMITS.inputsChars / Math.max(1, inputs)));
 
 /** `text` cut to `max` characters, marked with an ellipsis when cut. */
 export const cutText = (text: string, max: number): string => (text.length > max ? `${text.slice(0, max)}…` : text);

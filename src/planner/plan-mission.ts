@@ -9,9 +9,10 @@
 // agent's encrypted fields never get this far (agent/agent.ts).
 
 import type { Memberships } from '../auth/memberships.js';
-import type { webcrypto } from 'node:crypto';
 import type { Db } from '../db/pool.js';
-import { unwrapGrant, type UsableGrant } from '../grants/unwrap.js';
+import type { UsableGrant } from '../grants/unwrap.js';
+import { openGrant } from '../grants/open-grant.js';
+import type { RunnerKeys } from '../grants/runner-keys.js';
 import type { Logger } from '../log.js';
 import { allowedTools, type Agent } from '../agent/agent.js';
 import type { Mission } from '../mission/mission.js';
@@ -52,8 +53,8 @@ export interface PlanDeps {
   resolvers: ResolverRegistry;
   metrics: Metrics;
   log: Logger;
-  /** The runner's RSA key for mission grants; null = grants disabled. */
-  privateKey: webcrypto.CryptoKey | null;
+  /** The runner's RSA keys for mission grants (current and previous; none = grants disabled). */
+  runnerKeys: RunnerKeys;
   tracing: Tracing;
   /** the run's span: input resolution and the LLM request are its children */
   span: Span;
@@ -105,6 +106,7 @@ export async function planMission(
   signal: AbortSignal,
 ): Promise<{ iteration: Iteration; failure: string | null; usage: RunUsage | null }> {
   const log = deps.log.child({ userId: run.userId, missionId: run.missionId, iterationId: run.iterationId });
+  if (mission.inputsLeftOut > 0) log.warn({ inputs: mission.inputs.length, leftOut: mission.inputsLeftOut }, 'mission links more inputs than are read (PLAN_LIMITS.inputsPerMission); the rest are left out');
   const inputs = await inSpan(deps.tracing.tracer, deps.span, 'mission.resolve_inputs', { 'mission.inputs': mission.inputs.length }, async (s) => {
     const resolved = await resolveInputs(deps, run, mission, log);
     s.setAttribute('mission.inputs_resolved', resolved.length);
@@ -333,12 +335,7 @@ async function resolveInputs(
   let grant: UsableGrant | null = null;
   try {
     if (mission.grant !== undefined && mission.grant !== null && deps.resolvers.needsGrant(mission.inputs)) {
-      const unwrapped = await unwrapGrant(deps.privateKey, mission.grant, { missionId: run.missionId, nowMs: Date.now() });
-      if (unwrapped.ok) grant = unwrapped.grant;
-      else {
-        deps.metrics.grantSkips.inc({ reason: unwrapped.reason });
-        log.warn({ reason: unwrapped.reason }, 'mission grant not usable; planning without encrypted inputs');
-      }
+      grant = await openGrant({ db: deps.db, runnerKeys: deps.runnerKeys, metrics: deps.metrics, log }, run, mission.grant);
     }
     return await deps.resolvers.resolveAll(
       {

@@ -31,6 +31,7 @@ import { answerCharger } from './charge.js';
 import { recheckKeptPlan } from '../planner/recheck-kept-plan.js';
 import { catalogFor } from '../planner/catalog/index.js';
 import type { Memberships } from '../auth/memberships.js';
+import type { RunnerKeys } from '../grants/runner-keys.js';
 import type { ResolverRegistry } from '../planner/resolvers/registry.js';
 import { retryDelayMs } from '../reactor/backoff.js';
 import { failedIteration, iterationIdFor, type Iteration } from '../write-back/iteration.js';
@@ -81,8 +82,8 @@ export interface RunDeps {
   metrics: Metrics;
   llm: LlmClient;
   resolvers: ResolverRegistry;
-  /** The runner's RSA key for mission grants; null = grants disabled. */
-  privateKey: webcrypto.CryptoKey | null;
+  /** The runner's RSA keys for mission grants (MANA_AI_PRIVATE_KEY_PEM, MANA_AI_PREVIOUS_PRIVATE_KEY_PEM). */
+  runnerKeys: RunnerKeys;
   tracing: Tracing;
   /** tests: how long a parked mission waits to be looked at again (default: its cadence) */
   parkedRecheckMs?: number;
@@ -186,7 +187,7 @@ export async function executeRun(
     } else {
       ({ iteration, failure, usage } = await planMission(
         {
-          db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, privateKey: deps.privateKey, tracing: deps.tracing, span, catalog: catalogFor(config.webapp), mode: config.plannerMode, memberships: deps.memberships ?? null,
+          db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, runnerKeys: deps.runnerKeys, tracing: deps.tracing, span, catalog: catalogFor(config.webapp), mode: config.plannerMode, memberships: deps.memberships ?? null,
           onAnswer: answerCharger(deps.db, metrics, log, { userId: claim.userId, agentId: agent?.id ?? null, missionId: claim.missionId, runId: claim.runId, attempts: claim.attempts }, signal),
         },
         { userId: claim.userId, missionId: claim.missionId, iterationId, startedAt },

@@ -2,10 +2,11 @@
 // tasks/todo, calendar, journal, kontext. The order of checks is the
 // contract's and must not change:
 //   1. no usable grant        -> no input, no audit row;
-//   2. `<table>:<id>` not in the grant's recordIds
+//   2. `<table>:<id>` not in the grant's recordIds (v1) or scope (v2)
 //                             -> nothing read, nothing decrypted, a
 //                                `scope-violation` row and its counter;
-//   3. a field does not open  -> `failed` row with a short reason;
+//   3. a field does not open  -> `failed` row with the first failing
+//                                field's reason (fields in ascending order);
 //   4. all fields open        -> `ok` row, decrypts counted by fields.
 // Before them: the record's one scope (record-scope.ts, issue 27). A record
 // of a shared space the owner belongs to, written by members of that space
@@ -19,7 +20,8 @@
 
 import { withUserScope } from '../../db/scoped.js';
 import { insertDecryptAudit } from '../../db/sql/insert-decrypt-audit.js';
-import { decryptRecord } from '../../grants/decrypt.js';
+import { decryptRecord, v1Opener } from '../../grants/decrypt.js';
+import { v2Opener } from '../../grants/v2/decrypt-v2.js';
 import { isCiphertext } from '../../grants/ciphertext.js';
 import { auditSharedRead, readScoped } from './record-scope.js';
 import { tableLabel } from '../../grants/tables.js';
@@ -103,7 +105,9 @@ export function encryptedResolver(m: EncryptedModule): Resolver {
     // Nothing to decrypt, so no decrypt attempt and no audit row.
     if (!merged || isDeleted(merged.record)) return null;
     return withUserScope(ctx.db, ctx.userId, async (trx) => {
-      const opened = await decryptRecord(grant.key, merged.record);
+      // v2: each value under its record key, bound to the owner, table, record, field and epoch
+      const open = grant.version === 2 ? v2Opener(grant, { userId: ctx.userId, table: input.table, recordId: input.id }) : v1Opener(grant.key);
+      const opened = await decryptRecord(open, merged.record);
       if (!opened.ok) {
         await insertDecryptAudit(trx, { ...audit, status: 'failed', reason: opened.reason });
         ctx.log.warn({ table: input.table, recordId: input.id, field: opened.field, reason: opened.reason }, 'encrypted input could not be decrypted; input dropped');

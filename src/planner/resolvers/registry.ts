@@ -11,7 +11,7 @@ import type { Metrics } from '../../metrics/metrics.js';
 import type { MissionInput } from '../../mission/mission.js';
 import type { ResolvedInput } from '../prompt.js';
 import { coerceError } from '../../coerce-error.js';
-import { cutText, PLAN_LIMITS } from '../plan-limits.js';
+import { cutText, inputCharsFor } from '../plan-limits.js';
 
 export interface ResolveContext {
   db: Db;
@@ -56,6 +56,7 @@ export class ResolverRegistry {
 
   async resolveAll(ctx: ResolveContext, inputs: readonly MissionInput[]): Promise<ResolvedInput[]> {
     const out: ResolvedInput[] = [];
+    const max = inputCharsFor(inputs.length);
     for (const input of inputs) {
       const entry = this.byModule.get(input.module);
       if (!entry) continue;
@@ -63,7 +64,7 @@ export class ResolverRegistry {
         const r = await entry.resolver(ctx, input);
         // every input's text is bounded in the prompt, whatever its resolver does
         if (r !== null && r.text.length > 0) {
-          out.push({ module: input.module, table: input.table, id: input.id, text: cutText(r.text, PLAN_LIMITS.inputChars), sensitive: entry.encrypted, ...(r.spaceId ? { spaceId: r.spaceId } : {}) });
+          out.push({ module: input.module, table: input.table, id: input.id, text: cutText(r.text, max), sensitive: entry.encrypted, ...(r.spaceId ? { spaceId: r.spaceId } : {}) });
         }
       } catch (error) {
         ctx.log.warn({ userId: ctx.userId, missionId: ctx.missionId, module: input.module, table: input.table, recordId: input.id, err: coerceError(error).message }, 'input resolver failed; input dropped');
