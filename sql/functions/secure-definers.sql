@@ -103,6 +103,17 @@ BEGIN
                       WHERE schemaname = 'mana_ai' AND tablename = 'token_usage' AND policyname = 'token_usage_maintenance') THEN
     CREATE POLICY token_usage_maintenance ON mana_ai.token_usage TO mana_ai_definer USING (true);
   END IF;
+  -- The trigger notes every user's v2 grants (sql/functions/grant-state.sql).
+  IF to_regclass('mana_ai.mission_grants') IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policies
+                      WHERE schemaname = 'mana_ai' AND tablename = 'mission_grants' AND policyname = 'mission_grants_trigger') THEN
+    CREATE POLICY mission_grants_trigger ON mana_ai.mission_grants TO mana_ai_definer USING (true) WITH CHECK (true);
+  END IF;
+  IF to_regclass('mana_ai.grant_revocations') IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policies
+                      WHERE schemaname = 'mana_ai' AND tablename = 'grant_revocations' AND policyname = 'grant_revocations_trigger') THEN
+    CREATE POLICY grant_revocations_trigger ON mana_ai.grant_revocations TO mana_ai_definer USING (true) WITH CHECK (true);
+  END IF;
 
   FOR f IN
     SELECT p.oid::regprocedure AS sig

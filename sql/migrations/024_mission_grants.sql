@@ -6,8 +6,7 @@
 -- by the header's issuedAt (authenticated by the key table's tag when the
 -- grant is opened; the trigger only reads it): a sync-writer can end a
 -- grant but never widen or revive one. Written by the trigger
--- (mana_ai.note_grant, sql/functions/grant-state.sql) as the tables'
--- owner; append-only for every role (sql/triggers/grant-state.sql); the
+-- (mana_ai.note_grant, sql/functions/grant-state.sql); append-only for every role (sql/triggers/grant-state.sql); the
 -- daemon reads them under row-level security.
 
 -- A v2 grant as first seen for the mission: the grant object itself (its
@@ -39,8 +38,11 @@ CREATE TABLE mana_ai.grant_revocations (
   PRIMARY KEY (user_id, mission_id, grant_id)
 );
 
--- Enabled, not forced: the trigger writes every user's rows as the tables'
--- owner; every other role sees only the rows of app.current_user_id.
+-- Every role sees only the rows of app.current_user_id, except the
+-- trigger's definer role, which writes every user's rows (its policy is
+-- made with the role, sql/functions/secure-definers.sql). Enabled, not
+-- forced: a migrator that is not a superuser owns the trigger function
+-- and the tables, and writes them as their owner.
 ALTER TABLE mana_ai.mission_grants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE mana_ai.grant_revocations ENABLE ROW LEVEL SECURITY;
 CREATE POLICY mission_grants_own_rows ON mana_ai.mission_grants
