@@ -14,7 +14,14 @@
 // answer: two run, the third waits, and the line says until when);
 // "Nachtschicht" is paused with a mission due, and the demo resumes it a
 // few seconds later.
+//
+// One mission reads an encrypted note through a v2 grant (issue 29): the
+// demo plays the webapp and mana-auth with the reference module (grant-v2/):
+// a master key for the demo user, the note written as `enc:2:` values, a
+// grant for the runner's key (made for this demo only). The narration says
+// what the audit recorded and what the planner saw.
 
+import { generateKeyPairSync, webcrypto } from 'node:crypto';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { Writable } from 'node:stream';
@@ -26,6 +33,7 @@ import { createLogger } from '../src/log.js';
 import type { RunEvent } from '../src/reactor/reactor.js';
 import { startEmbeddedPostgres } from './lib/embedded-pg.js';
 import { createSyncDatabase } from './lib/sync-database.js';
+import * as grantV2 from '../grant-v2/index.js';
 
 const { values } = parseArgs({ options: { keep: { type: 'boolean', default: false }, help: { type: 'boolean', default: false }, 'exit-after': { type: 'string' } } });
 if (values.help) {
@@ -63,6 +71,7 @@ say(`  look inside while the demo runs: psql '${url}' -c 'SELECT * FROM mana_ai.
 say(`                               or: npm run inspect -- --url '${url}'`);
 
 let stub: ReturnType<typeof createServer> | null = null;
+let noteSeen: string | null = null;
 let llmUrl = process.env['MANA_LLM_URL'];
 if (!llmUrl) {
   let n = 0;
@@ -71,7 +80,10 @@ if (!llmUrl) {
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       n += 1;
-      const title = /Mission: <<<NUTZERDATEN\n([^\n]*)/.exec(JSON.parse(body).messages[1].content)?.[1] ?? 'Mission';
+      const prompt = JSON.parse(body).messages[1].content as string;
+      const title = /Mission: <<<NUTZERDATEN\n([^\n]*)/.exec(prompt)?.[1] ?? 'Mission';
+      // what the planner saw of the encrypted note, for the narration
+      noteSeen ??= /\[notes\/notes\/demo-note-1\] <<<NUTZERDATEN\n([^\n]*)/.exec(prompt)?.[1] ?? null;
       const plan = { summary: `Vorschlag ${n} für „${title}“`, steps: [{ summary: `Aufgabe zu „${title}“ anlegen`, toolName: 'create_task', params: { title: `${title}: nächster Schritt` }, rationale: 'Damit es vorangeht' }] };
       res.writeHead(200, { 'content-type': 'application/json' });
       // 600 tokens per answer, so the demo's small budget runs out while you watch.
@@ -87,7 +99,12 @@ if (!llmUrl) {
 }
 
 const quiet = new Writable({ write: (_c, _e, cb) => cb() });
-const config = loadConfig({ ...process.env, PORT: process.env['PORT'] ?? '0', SYNC_DATABASE_URL: url, MANA_LLM_URL: llmUrl, MANA_AI_MIN_RUN_GAP_MS: '30000', MANA_AI_TIMEZONE: zone });
+// The runner's key pair for mission grants, made for this demo only (production: MANA_AI_PRIVATE_KEY_PEM).
+const runnerPair = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+const config = loadConfig({
+  ...process.env, PORT: process.env['PORT'] ?? '0', SYNC_DATABASE_URL: url, MANA_LLM_URL: llmUrl, MANA_AI_MIN_RUN_GAP_MS: '30000', MANA_AI_TIMEZONE: zone,
+  MANA_AI_PRIVATE_KEY_PEM: runnerPair.privateKey,
+});
 const daemon = await startDaemon(config, createLogger({ level: 'warn', destination: quiet }));
 say(`mana-ai daemon started: http://127.0.0.1:${daemon.port}/health and /metrics`);
 
@@ -123,9 +140,31 @@ daemon.reactor!.on('budget-wait', (e: { sid: number; untilMs: number | null; use
     say(`waits      ${title.padEnd(22)} its agent used ${e.used ?? '?'} of ${e.budget ?? '?'} tokens in the last 24 h; ${e.untilMs === null ? 'waits until the budget is raised' : `may run again ${local(e.untilMs)}, when the oldest counted run leaves the window`}`),
   ),
 );
-daemon.reactor!.on('run-finished', (e: RunEvent) =>
-  say(`run ${e.outcome.padEnd(6)} ${(e.title ?? '').padEnd(22)} ${e.iteration ? `„${e.iteration.summary}“ (${e.iteration.plan.length} step)` : ''} next run ${local(e.nextRunAtMs)}`),
-);
+let noteTold = false;
+daemon.reactor!.on('run-finished', (e: RunEvent) => {
+  say(`run ${e.outcome.padEnd(6)} ${(e.title ?? '').padEnd(22)} ${e.iteration ? `„${e.iteration.summary}“ (${e.iteration.plan.length} step)` : ''} next run ${local(e.nextRunAtMs)}`);
+  if (e.missionId === 'demo-note' && !noteTold) {
+    noteTold = true;
+    void tellNote().catch((error: Error) => say(`could not read the decrypt audit: ${error.message}`));
+  }
+});
+
+/** The encrypted note's story: its audit row (as the user's data-access tab shows it) and what the planner saw. */
+async function tellNote() {
+  const client = await daemon.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(`SELECT set_config('app.current_user_id', 'demo-user', true)`);
+    const { rows } = await client.query(`SELECT table_name, record_id, status, reason FROM mana_ai.decrypt_audit WHERE mission_id = 'demo-note' ORDER BY id`);
+    await client.query('COMMIT');
+    for (const r of rows) say(`grant v2   Notiz lesen            audit row: ${r.table_name}/${r.record_id} ${r.status}${r.reason ? ` (${r.reason})` : ''}: stored as enc:2: in sync_changes, opened with the mission's v2 grant`);
+  } finally {
+    client.release();
+  }
+  say(noteSeen
+    ? `grant v2   Notiz lesen            the planner saw the note decrypted: „${noteSeen}“`
+    : 'grant v2   Notiz lesen            (with MANA_LLM_URL the prompt is mana-llm\'s; the audit row above says what was opened)');
+}
 
 // seed the demo user the way the webapp writes missions
 const now = Date.now();
@@ -148,6 +187,19 @@ const agentMissions = [
   { id: 'demo-night', title: 'Nachtschicht', agentId: 'demo-agent-night', nextRunAt: iso(now + 1500) },
 ].map((m) => ({ ...m, cadence: { kind: 'interval', everyMinutes: 60 }, state: 'active' }));
 missions.push(...agentMissions);
+// The webapp's and mana-auth's part, with the reference module: the demo
+// user's master key, a note written as enc:2: values, a v2 grant for it.
+const masterKey = webcrypto.getRandomValues(new Uint8Array(32));
+const vault = grantV2.createRecordKeys(await grantV2.importRecordKeyRoot(masterKey));
+masterKey.fill(0);
+const note = await grantV2.encryptRecord(vault, { userId: 'demo-user', table: 'notes', recordId: 'demo-note-1' },
+  { id: 'demo-note-1', title: 'Einkaufsliste', content: 'Milch, Haferflocken und Äpfel für die Woche', createdAt: iso(now), updatedAt: iso(now) }, ['title', 'content'], 0);
+const noteGrant = await grantV2.buildGrant({
+  keys: vault, userId: 'demo-user', missionId: 'demo-note', records: [{ table: 'notes', id: 'demo-note-1', epoch: 0 }],
+  runner: await grantV2.importRunnerPublicKey(runnerPair.publicKey),
+});
+missions.push({ id: 'demo-note', title: 'Notiz lesen', cadence: { kind: 'interval', everyMinutes: 60 }, state: 'active', nextRunAt: iso(now + 2000),
+  inputs: [{ module: 'notes', table: 'notes', id: 'demo-note-1' }], grant: noteGrant } as (typeof missions)[number]);
 const writer = new pg.Client({ connectionString: url });
 // A terminal's Ctrl-C reaches postgres too: a dropped connection is expected then.
 writer.on('error', () => {});
@@ -166,19 +218,27 @@ const pushAgent = async (id: string, data: Record<string, unknown>, op: 'insert'
 for (const a of agents) {
   await pushAgent(a.id, { ...a, createdAt: iso(now), updatedAt: iso(now), maxConcurrentMissions: 1, policy: { tools: {}, defaultForAi: 'propose' } }, 'insert');
 }
+await writer.query('BEGIN');
+await writer.query(`SELECT set_config('app.current_user_id', 'demo-user', true)`);
+await writer.query(
+  `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+   VALUES ('notes', 'notes', 'demo-note-1', 'demo-user', 'insert', $1, '{}', 'demo-webapp')`,
+  [JSON.stringify(note)],
+);
+await writer.query('COMMIT');
 for (const m of missions) {
   await writer.query('BEGIN');
   await writer.query(`SELECT set_config('app.current_user_id', 'demo-user', true)`);
   await writer.query(
     `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
      VALUES ('ai', 'aiMissions', $1, 'demo-user', 'insert', $2, '{}', 'demo-webapp')`,
-    [m.id, JSON.stringify({ ...m, createdAt: iso(now), updatedAt: iso(now), objective: `${m.title}: Ziel`, conceptMarkdown: '', inputs: [], iterations: [] })],
+    [m.id, JSON.stringify({ createdAt: iso(now), updatedAt: iso(now), objective: `${m.title}: Ziel`, conceptMarkdown: '', inputs: [], iterations: [], ...m })],
   );
   await writer.query('COMMIT');
   const { rows } = await writer.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = $1`, [m.id]);
   titles.set(rows[0].sid, m.title);
 }
-say(`seeded demo-user with ${missions.length} missions (one due at once, one every minute, one daily, one paused, three of agent Sparfuchs with 1,000 tokens a day, one of the paused agent Nachtschicht); Ctrl-C to stop`);
+say(`seeded demo-user with ${missions.length} missions (one due at once, one every minute, one daily, one paused, three of agent Sparfuchs with 1,000 tokens a day, one of the paused agent Nachtschicht, one reading an encrypted note through a v2 grant); Ctrl-C to stop`);
 // The user resumes the paused agent a little later, as from the webapp.
 setTimeout(() => {
   void pushAgent('demo-agent-night', { state: 'active' }, 'update').then(
