@@ -76,6 +76,15 @@ export const MUTATIONS: Mutation[] = [
     find: 'if (id !== null && !have.has(id)) missing.set(id, it);', replace: 'if (id !== null) missing.set(id, it);', tests: ['test/iteration-union.test.ts'] },
   { id: 'pending-not-loaded', guarantee: 'a loss recorded while no daemon ran is repaired at the next load', file: 'src/reactor/reactor.ts',
     find: '          await this.iterationRepairs.pending(wanted);', replace: '', tests: ['test/iterations-property.test.ts'] },
+  // issue 29
+  { id: 'revocation-ignored', guarantee: 'a revoked or superseded v2 grant never opens again', file: 'src/grants/v2/unwrap-v2.ts',
+    find: "if (ctx.isRevoked(header.grantId)) return { ok: false, reason: 'revoked' };", replace: '', tests: ['test/grant-v2.test.ts', 'test/grant-v2-units.test.ts'] },
+  { id: 'stale-grant-serves', guarantee: 'a stale device\'s older grant is refused and the newest live grant serves', file: 'src/grants/v2/grant-choice.ts',
+    find: 'if (live && id !== live.grantId)', replace: 'if (false)', tests: ['test/grant-v2.test.ts'] },
+  { id: 'aad-unbound', guarantee: 'an enc:2: value moved to another record, field, user or epoch does not open', file: 'src/grants/v2/decrypt-v2.ts',
+    find: 'return openGcm(key, iv, data, fieldAad(ref.userId, ref.table, ref.recordId, field, epoch));', replace: 'return openGcm(key, iv, data, fieldAad(ref.userId, ref.table, ref.recordId, \'content\', epoch));', tests: ['test/grant-v2.test.ts'] },
+  { id: 'null-revokes-nothing', guarantee: 'writing grant: null ends every v2 grant of the mission', file: 'sql/functions/grant-state.sql',
+    find: 'AND g.mission_id = p_mission_id  -- every grant seen', replace: 'AND false', tests: ['test/grant-v2.test.ts'] },
   // earlier guarantees of docs/reliability.md
   { id: 'write-back-unlocked', guarantee: 'one lock, one order: the write-back locks the snapshot row first', file: 'sql/functions/claim.sql',
     find: '   WHERE s.sid = p_sid\n     FOR UPDATE\n$$;', replace: '   WHERE s.sid = p_sid\n$$;', tests: ['test/races.test.ts'] },

@@ -44,7 +44,7 @@ BEGIN
     INSERT INTO mana_ai.grant_revocations (user_id, mission_id, grant_id, cause, change_id)
     SELECT g.user_id, g.mission_id, g.grant_id, 'ended', p_change_id
       FROM mana_ai.mission_grants g
-     WHERE g.user_id = p_user_id AND g.mission_id = p_mission_id
+     WHERE g.user_id = p_user_id AND g.mission_id = p_mission_id  -- every grant seen
     ON CONFLICT DO NOTHING;
     RETURN;
   END IF;
