@@ -1,0 +1,224 @@
+// `npm run bench:vs-graphile`: mana-ai beside graphile-worker (issue 30),
+// on one embedded PostgreSQL in one run, the two measured in alternation,
+// each at concurrency 4:
+//  1. latency: a unit due now committed → its work starts. Ours: the
+//     mission row's COMMIT returns → the LLM request arrives at the
+//     stand-in; theirs: add_job's COMMIT returns → the task handler runs.
+//     One unit at a time, each finished before the next is added.
+//  2. burst: 2,000 units due at once, committed in one statement, the LLM
+//     answering at once with a one-step plan; until every one is done
+//     (ours: written back; theirs: the handler finished and the jobs table
+//     is empty), as units per second.
+// Both run in this process (the daemon as the runtime role, as in
+// production; graphile-worker as the superuser that installed its
+// schema), both idle while the other is measured. graphile-worker is a
+// devDependency used only here. Prints each distribution and the ratios.
+
+import { createServer } from 'node:http';
+import { Writable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { Logger, run as runGraphile, type Runner } from 'graphile-worker';
+import { loadConfig } from '../src/config.js';
+import { startDaemon } from '../src/daemon.js';
+import { createLogger } from '../src/log.js';
+import type { RunEvent } from '../src/reactor/reactor.js';
+import { machine, openBenchDatabase, percentile } from './lib/bench-db.js';
+import { createRuntimeRole } from './lib/sync-database.js';
+
+const { values } = parseArgs({ options: { units: { type: 'string', default: '60' }, burst: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '2' }, help: { type: 'boolean', default: false } } });
+if (values.help) {
+  console.log(`usage: npm run bench:vs-graphile -- [--units N] [--burst B] [--rounds R]
+
+Starts an embedded PostgreSQL (or BENCH_DATABASE_URL's server), the mana-ai
+daemon and a graphile-worker runner (both concurrency 4), then measures, in
+alternation: N units (default 60) one at a time, commit → work starts; and
+R rounds (default 2) of a burst of B units (default 2,000) due at once.`);
+  process.exit(0);
+}
+const UNITS = Number(values.units);
+const BURST = Number(values.burst);
+const ROUNDS = Number(values.rounds);
+const CONCURRENCY = 4;
+
+const db = await openBenchDatabase();
+const daemonUrl = await createRuntimeRole(db.url);
+
+// The LLM stand-in: answers at once with a one-step plan; notes when each mission's request arrived.
+const arrived = new Map<string, number>();
+const plan = JSON.stringify({ summary: 'Ein Schritt', steps: [{ summary: 'Aufgabe anlegen', toolName: 'create_task', params: { title: 'Nächster Schritt' }, rationale: 'Damit es vorangeht' }] });
+const answer = JSON.stringify({ choices: [{ message: { role: 'assistant', content: '```json\n' + plan + '\n```' } }], usage: { total_tokens: 100 } });
+const llm = createServer((req, res) => {
+  const at = performance.now();
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = Buffer.concat(chunks).toString('utf8');
+    const m = /Mission: <<<NUTZERDATEN\\n([^\\]*?)\\n/.exec(body);
+    if (m) arrived.set(m[1]!, at);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(answer);
+  });
+});
+await new Promise<void>((r) => llm.listen(0, '127.0.0.1', r));
+const llmUrl = `http://127.0.0.1:${(llm.address() as { port: number }).port}`;
+
+const quiet = new Writable({ write: (_c, _e, cb) => cb() });
+const daemon = await startDaemon(
+  loadConfig({ PORT: '0', SYNC_DATABASE_URL: daemonUrl, MANA_LLM_URL: llmUrl, MANA_AI_CONCURRENCY: String(CONCURRENCY), MANA_AI_WORKER_ID: 'bench-vs' }),
+  createLogger({ level: 'silent', destination: quiet }),
+);
+const finished = new Map<string, (e: RunEvent) => void>();
+let burstDone = 0;
+let onBurstDone: (() => void) | null = null;
+daemon.reactor!.on('run-finished', (e: RunEvent) => {
+  const id = e.missionId ?? '';
+  finished.get(id)?.(e);
+  if (id.startsWith('burst-') && ++burstDone === BURST) onBurstDone?.();
+});
+
+// graphile-worker: one task that notes when it started.
+const started = new Map<string, number>();
+const jobDone = new Map<string, () => void>();
+const graphile: Runner = await runGraphile({
+  connectionString: db.url, concurrency: CONCURRENCY, noHandleSignals: true, pollInterval: 2000,
+  // silent, as our daemon is here: neither pays for log lines
+  logger: new Logger(() => () => {}),
+  taskList: {
+    bench: async (payload) => {
+      const id = (payload as { id: string }).id;
+      started.set(id, performance.now());
+      jobDone.get(id)?.();
+    },
+  },
+});
+
+const client = new pg.Client({ connectionString: db.url });
+await client.connect();
+const iso = (ms: number) => new Date(ms).toISOString();
+const mission = (id: string) => JSON.stringify({
+  id, title: id, objective: 'Bench', conceptMarkdown: '', inputs: [], iterations: [], state: 'active',
+  cadence: { kind: 'interval', everyMinutes: 60 }, nextRunAt: iso(Date.now() - 1000), createdAt: iso(Date.now()), updatedAt: iso(Date.now()),
+});
+
+const waitFor = <T>(register: (resolve: (v: T) => void) => void, ms: number, what: string) =>
+  new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+    register((v) => {
+      clearTimeout(t);
+      resolve(v);
+    });
+  });
+
+async function oursOnce(id: string): Promise<number> {
+  const done = waitFor<RunEvent>((r) => finished.set(id, r), 30_000, `the run of ${id}`);
+  await client.query('BEGIN');
+  await client.query(`SELECT set_config('app.current_user_id', $1, true)`, [`lat-user-${id}`]);
+  await client.query(`INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id) VALUES ('ai', 'aiMissions', $1, $2, 'insert', $3, '{}', 'bench')`, [id, `lat-user-${id}`, mission(id)]);
+  await client.query('COMMIT');
+  const t0 = performance.now();
+  await done;
+  finished.delete(id);
+  return arrived.get(id)! - t0;
+}
+
+async function theirsOnce(id: string): Promise<number> {
+  const done = waitFor<void>((r) => jobDone.set(id, r), 30_000, `the job ${id}`);
+  await client.query(`SELECT graphile_worker.add_job('bench', json_build_object('id', $1::text))`, [id]);
+  const t0 = performance.now();
+  await done;
+  jobDone.delete(id);
+  return started.get(id)! - t0;
+}
+
+async function oursBurst(round: number): Promise<number> {
+  burstDone = 0;
+  const done = waitFor<void>((r) => (onBurstDone = r), 300_000, 'the burst');
+  const t0 = performance.now();
+  await client.query(
+    `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+     SELECT 'ai', 'aiMissions', 'burst-' || $1::int || '-' || g, 'burst-user-' || (g % 200), 'insert',
+            jsonb_build_object('id', 'burst-' || $1::int || '-' || g, 'title', 'burst-' || $1::int || '-' || g, 'objective', 'Bench', 'state', 'active',
+                               'cadence', jsonb_build_object('kind', 'interval', 'everyMinutes', 60), 'nextRunAt', $2::text,
+                               'inputs', '[]'::jsonb, 'iterations', '[]'::jsonb, 'updatedAt', $2::text),
+            '{}'::jsonb, 'bench'
+       FROM generate_series(1, $3::int) g`,
+    [round, iso(Date.now() - 1000), BURST],
+  );
+  await done;
+  return BURST / ((performance.now() - t0) / 1000);
+}
+
+async function theirsBurst(round: number): Promise<number> {
+  let n = 0;
+  const t0 = performance.now();
+  const done = waitFor<void>((r) => {
+    for (let g = 1; g <= BURST; g++) jobDone.set(`burst-${round}-${g}`, () => { if (++n === BURST) r(); });
+  }, 300_000, 'their burst');
+  await client.query(
+    `SELECT graphile_worker.add_jobs(array_agg(ROW('bench', json_build_object('id', 'burst-' || $1::int || '-' || g), NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec))
+       FROM generate_series(1, $2::int) g`,
+    [round, BURST],
+  );
+  await done;
+  // the handler finished and the jobs table is empty
+  for (;;) {
+    const { rows } = await client.query(`SELECT count(*)::int AS n FROM graphile_worker.jobs`);
+    if (rows[0].n === 0) break;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  for (let g = 1; g <= BURST; g++) jobDone.delete(`burst-${round}-${g}`);
+  return BURST / ((performance.now() - t0) / 1000);
+}
+
+const stats = (xs: number[]) => {
+  const avg = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { avg, p50: percentile(xs, 50), p99: percentile(xs, 99) };
+};
+const fmt = (s: { avg: number; p50: number; p99: number }) => `avg ${s.avg.toFixed(2)} ms, p50 ${s.p50.toFixed(2)}, p99 ${s.p99.toFixed(2)}`;
+
+try {
+  // warm both: connections, JIT, the LLM connection
+  for (let i = 0; i < 5; i++) {
+    await oursOnce(`warm-${i}`);
+    await theirsOnce(`warm-${i}`);
+  }
+  const ours: number[] = [];
+  const theirs: number[] = [];
+  for (let i = 0; i < UNITS; i++) {
+    // alternate who goes first, so neither always follows the other's work
+    if (i % 2 === 0) {
+      ours.push(await oursOnce(`lat-${i}`));
+      theirs.push(await theirsOnce(`lat-${i}`));
+    } else {
+      theirs.push(await theirsOnce(`lat-${i}`));
+      ours.push(await oursOnce(`lat-${i}`));
+    }
+  }
+  const o = stats(ours);
+  const t = stats(theirs);
+  console.log(machine());
+  console.log(`commit → work starts, ${UNITS} units each, one at a time:`);
+  console.log(`  graphile-worker 0.18 (add_job → handler):  ${fmt(t)}`);
+  console.log(`  mana-ai (mission row → LLM request):       ${fmt(o)}`);
+  console.log(`  ratio (ours / theirs, avg): ${(o.avg / t.avg).toFixed(2)} (target <= 1.0)`);
+  const oursRate: number[] = [];
+  const theirsRate: number[] = [];
+  for (let r = 1; r <= ROUNDS; r++) {
+    theirsRate.push(await theirsBurst(r));
+    oursRate.push(await oursBurst(r));
+  }
+  const best = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  console.log(`burst of ${BURST.toLocaleString('en')} units due at once, concurrency ${CONCURRENCY}, ${ROUNDS} rounds each, alternating:`);
+  console.log(`  graphile-worker 0.18: ${best(theirsRate)} per s`);
+  console.log(`  mana-ai:              ${best(oursRate)} per s`);
+  console.log(`  ratio (ours / theirs, mean): ${(mean(oursRate) / mean(theirsRate)).toFixed(2)} (target >= 0.5)`);
+} finally {
+  await graphile.stop();
+  await daemon.stop();
+  await client.end();
+  llm.close();
+  await db.close();
+}
+process.exit(0);

@@ -1,0 +1,36 @@
+import { createServer } from 'node:http';
+import { Writable } from 'node:stream';
+import pg from 'pg';
+import { loadConfig } from '/work/main/src/config.js';
+import { startDaemon } from '/work/main/src/daemon.js';
+import { createLogger } from '/work/main/src/log.js';
+import { openBenchDatabase, percentile } from '/work/main/scripts/lib/bench-db.js';
+import { createRuntimeRole } from '/work/main/scripts/lib/sync-database.js';
+const db = await openBenchDatabase();
+const daemonUrl = await createRuntimeRole(db.url);
+let arrived = 0;
+const plan = JSON.stringify({ summary: 'x', steps: [{ summary: 'Aufgabe anlegen', toolName: 'create_task', params: { title: 'N' }, rationale: 'r' }] });
+const answer = JSON.stringify({ choices: [{ message: { role: 'assistant', content: '```json\n' + plan + '\n```' } }], usage: { total_tokens: 100 } });
+const llm = createServer((req, res) => { arrived = performance.now(); req.resume(); req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(answer); }); });
+await new Promise<void>((r) => llm.listen(0, '127.0.0.1', r));
+const quiet = new Writable({ write: (_c, _e, cb) => cb() });
+const daemon = await startDaemon(loadConfig({ PORT: '0', SYNC_DATABASE_URL: daemonUrl, MANA_LLM_URL: `http://127.0.0.1:${(llm.address() as any).port}`, MANA_AI_CONCURRENCY: '4' }), createLogger({ level: 'silent', destination: quiet }));
+const listen = new pg.Client({ connectionString: db.url }); await listen.connect(); await listen.query('LISTEN mana_ai_missions');
+let notified = 0; listen.on('notification', () => { notified = performance.now(); });
+let startedAt = 0; let done: (() => void) | null = null;
+daemon.reactor!.on('run-started', () => { startedAt = performance.now(); });
+daemon.reactor!.on('run-finished', () => { done?.(); });
+const c = new pg.Client({ connectionString: db.url }); await c.connect();
+const rows: number[][] = [];
+for (let i = 0; i < 80; i++) {
+  const id = `m-${i}`; const p = new Promise<void>((r) => (done = r));
+  const now = new Date().toISOString();
+  const data = JSON.stringify({ id, title: id, objective: 'x', inputs: [], iterations: [], state: 'active', cadence: { kind: 'interval', everyMinutes: 60 }, nextRunAt: new Date(Date.now() - 1000).toISOString(), updatedAt: now });
+  await c.query('BEGIN'); await c.query(`SELECT set_config('app.current_user_id', $1, true)`, ['u' + i]);
+  await c.query(`INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id) VALUES ('ai','aiMissions',$1,$2,'insert',$3,'{}','b')`, [id, 'u' + i, data]);
+  await c.query('COMMIT'); const t0 = performance.now();
+  await p;
+  if (i >= 10) rows.push([notified - t0, startedAt - t0, arrived - t0]);
+}
+for (const [k, n] of [['notify (separate listener)', 0], ['run-started (after claim)', 1], ['LLM arrival', 2]] as const) console.log(k, 'p50', percentile(rows.map((r) => r[n]), 50).toFixed(2), 'avg', (rows.reduce((a, r) => a + r[n], 0) / rows.length).toFixed(2));
+await daemon.stop(); await listen.end(); await c.end(); llm.close(); await db.close(); process.exit(0);
