@@ -55,6 +55,9 @@ $$;
 -- daemons never both see a free slot. `agent` describes the agent for the
 -- reactor and, on `claimed`, for the run. The claim records the claimer's
 -- generation; others' claims are judged alive by theirs.
+-- 030: the claim also says whether the mission is parked (the run read it
+-- in a query of its own before, issue 30); a changed result needs the drop.
+DROP FUNCTION IF EXISTS mana_ai.claim_run(bigint, timestamptz, text, interval, interval, int, int, int);
 CREATE OR REPLACE FUNCTION mana_ai.claim_run(
   p_sid bigint,
   p_due_at timestamptz,
@@ -73,7 +76,8 @@ RETURNS TABLE (
   mission_id text,
   record jsonb,
   version bigint,
-  agent jsonb)
+  agent jsonb,
+  parked boolean)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, mana_ai, pg_temp
 AS $$
@@ -172,6 +176,7 @@ BEGIN
     mission_id := s.mission_id;
     record := s.record;
     version := s.version;
+    parked := s.parked;
     IF a.aid IS NOT NULL THEN
       agent := agent || jsonb_build_object('id', a.agent_id, 'record', a.record);
     END IF;

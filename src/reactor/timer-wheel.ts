@@ -38,15 +38,30 @@ export interface WheelClock {
   clearTimer(handle: unknown): void;
 }
 
+/**
+ * Node's timers. A wake-up that is due now (an entry already due when it
+ * is scheduled: a mission due when its notification arrives) runs on
+ * setImmediate, at the end of this turn of the event loop, not on a
+ * setTimeout(0), which Node rounds up to a millisecond (issue 30: that was
+ * a quarter of the commit → LLM request latency).
+ */
 export const systemClock: WheelClock = {
   now: () => Date.now(),
   monotonic: () => performance.now(),
   setTimer: (fn, ms) => {
+    if (ms <= 0) {
+      const i = setImmediate(fn);
+      i.unref?.();
+      return i;
+    }
     const t = setTimeout(fn, ms);
     t.unref?.();
     return t;
   },
-  clearTimer: (h) => clearTimeout(h as NodeJS.Timeout),
+  clearTimer: (h) => {
+    if (h instanceof Object && h.constructor?.name === 'Immediate') clearImmediate(h as NodeJS.Immediate);
+    else clearTimeout(h as NodeJS.Timeout);
+  },
 };
 
 export interface TimerWheelOptions {

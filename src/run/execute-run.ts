@@ -18,7 +18,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/pool.js';
 import type { Claimed } from '../db/sql/claim-run.js';
 import { finishRun, giveBackRun, readPendingPlan, type PendingPlan } from '../db/sql/finish-run.js';
-import { isParked, releaseParkedClaim } from '../db/sql/parked.js';
+import { releaseParkedClaim } from '../db/sql/parked.js';
 import { classifyFailure } from '../db/error-class.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -153,7 +153,8 @@ export async function executeRun(
     // Parked (sql/functions/unpark.sql): until the user changes the mission
     // (the trigger unparks it then) the claim goes back unchanged and it is
     // looked at again a cadence later; the LLM is not asked.
-    if (await isParked(deps.pool, sid)) {
+    // read by the claim itself (one round trip less, issue 30)
+    if (claim.parked) {
       await releaseParkedClaim(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts });
       const recheckMs = deps.parkedRecheckMs ?? parkedRecheckMs(claim.record, Date.now(), config.timeZone);
       hooks.later?.(Date.now() + recheckMs);

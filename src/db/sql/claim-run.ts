@@ -21,7 +21,9 @@ export interface ClaimAgent {
 }
 
 export type ClaimResult =
-  | { outcome: 'claimed'; runId: number; attempts: number; userId: string; missionId: string; record: Record<string, unknown>; version: number; agent: ClaimAgent | null }
+  | { outcome: 'claimed'; runId: number; attempts: number; userId: string; missionId: string; record: Record<string, unknown>; version: number; agent: ClaimAgent | null;
+      /** the snapshot's parked flag as the claim read it */
+      parked: boolean }
   | { outcome: 'moved' | 'finished' | 'agent-paused' | 'agent-archived' | 'agent-deleted'; agent?: ClaimAgent | null }
   | { outcome: 'held' | 'throttled'; retryAtMs: number }
   | { outcome: 'agent-busy'; retryAtMs: number | null; agent: ClaimAgent }
@@ -44,7 +46,7 @@ export async function claimRun(
   q: { sid: number; dueMs: number; workerId: string; leaseMs: number; minGapMs: number; witness: ClaimWitness | null },
 ): Promise<ClaimResult> {
   const { rows } = await pool.query(
-    `SELECT outcome, run_id, attempts, retry_at, user_id, mission_id, record, version, agent
+    `SELECT outcome, run_id, attempts, retry_at, user_id, mission_id, record, version, agent, parked
        FROM mana_ai.claim_run($1, $2::timestamptz, $3, make_interval(secs => $4::float8 / 1000),
                               make_interval(secs => $5::float8 / 1000), $6::int, $7::int, $8::int)`,
     [q.sid, new Date(q.dueMs).toISOString(), q.workerId, q.leaseMs, q.minGapMs, q.witness?.slot ?? null, q.witness?.pid ?? null, q.witness?.gen ?? null],
@@ -54,7 +56,7 @@ export async function claimRun(
   const retryAtMs = r.retry_at === null ? null : (r.retry_at as Date).getTime();
   switch (r.outcome) {
     case 'claimed':
-      return { outcome: 'claimed', runId: r.run_id, attempts: r.attempts, userId: r.user_id, missionId: r.mission_id, record: r.record, version: r.version, agent };
+      return { outcome: 'claimed', runId: r.run_id, attempts: r.attempts, userId: r.user_id, missionId: r.mission_id, record: r.record, version: r.version, agent, parked: r.parked === true };
     case 'held':
     case 'throttled':
       return { outcome: r.outcome, retryAtMs: retryAtMs! };

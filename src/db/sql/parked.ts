@@ -48,12 +48,6 @@ export async function parkMission(trx: ScopedTx, q: { sid: number; failures: num
            last_error = EXCLUDED.last_error, parked_at = now()`.execute(trx);
 }
 
-/** Whether the mission is parked now (its user has not changed it since, no operator unparked it). */
-export async function isParked(pool: pg.Pool, sid: number): Promise<boolean> {
-  const { rows } = await pool.query<{ parked: boolean }>('SELECT parked FROM mana_ai.mission_snapshots WHERE sid = $1', [sid]);
-  return rows[0]?.parked === true;
-}
-
 /** Hands a parked mission's claim back as it was (its attempt not counted): looked at again later. */
 export async function releaseParkedClaim(pool: pg.Pool, q: { runId: number; workerId: string; attempts: number }): Promise<void> {
   await pool.query(
