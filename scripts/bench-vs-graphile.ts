@@ -11,10 +11,10 @@
 //     is empty), as units per second.
 // Both run in this process (the daemon as the runtime role, as in
 // production; graphile-worker as the superuser that installed its
-// schema), both idle while the other is measured. graphile-worker is a
+// schema), both idle while the other is measured; the LLM stand-in runs in
+// a process of its own, as mana-llm does (scripts/lib/llm-stand-in.ts). graphile-worker is a
 // devDependency used only here. Prints each distribution and the ratios.
 
-import { createServer } from 'node:http';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -25,6 +25,7 @@ import { createLogger } from '../src/log.js';
 import type { RunEvent } from '../src/reactor/reactor.js';
 import { machine, openBenchDatabase, percentile } from './lib/bench-db.js';
 import { createRuntimeRole } from './lib/sync-database.js';
+import { startLlmStandIn } from './lib/llm-stand-in.js';
 
 const { values } = parseArgs({ options: { units: { type: 'string', default: '60' }, burst: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '2' }, help: { type: 'boolean', default: false } } });
 if (values.help) {
@@ -44,24 +45,10 @@ const CONCURRENCY = 4;
 const db = await openBenchDatabase();
 const daemonUrl = await createRuntimeRole(db.url);
 
-// The LLM stand-in: answers at once with a one-step plan; notes when each mission's request arrived.
-const arrived = new Map<string, number>();
-const plan = JSON.stringify({ summary: 'Ein Schritt', steps: [{ summary: 'Aufgabe anlegen', toolName: 'create_task', params: { title: 'Nächster Schritt' }, rationale: 'Damit es vorangeht' }] });
-const answer = JSON.stringify({ choices: [{ message: { role: 'assistant', content: '```json\n' + plan + '\n```' } }], usage: { total_tokens: 100 } });
-const llm = createServer((req, res) => {
-  const at = performance.now();
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
-  req.on('end', () => {
-    const body = Buffer.concat(chunks).toString('utf8');
-    const m = /Mission: <<<NUTZERDATEN\\n([^\\]*?)\\n/.exec(body);
-    if (m) arrived.set(m[1]!, at);
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(answer);
-  });
-});
-await new Promise<void>((r) => llm.listen(0, '127.0.0.1', r));
-const llmUrl = `http://127.0.0.1:${(llm.address() as { port: number }).port}`;
+// The LLM stand-in, in a process of its own as mana-llm is: answers at once with a one-step plan, reports arrivals.
+const llm = await startLlmStandIn();
+const llmUrl = llm.url;
+const wall = () => performance.timeOrigin + performance.now();
 
 const quiet = new Writable({ write: (_c, _e, cb) => cb() });
 const daemon = await startDaemon(
@@ -116,10 +103,11 @@ async function oursOnce(id: string): Promise<number> {
   await client.query(`SELECT set_config('app.current_user_id', $1, true)`, [`lat-user-${id}`]);
   await client.query(`INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id) VALUES ('ai', 'aiMissions', $1, $2, 'insert', $3, '{}', 'bench')`, [id, `lat-user-${id}`, mission(id)]);
   await client.query('COMMIT');
-  const t0 = performance.now();
+  const t0 = wall();
+  const at = await llm.arrival(id);
   await done;
   finished.delete(id);
-  return arrived.get(id)! - t0;
+  return at - t0;
 }
 
 async function theirsOnce(id: string): Promise<number> {
@@ -218,7 +206,7 @@ try {
   await graphile.stop();
   await daemon.stop();
   await client.end();
-  llm.close();
+  await llm.close();
   await db.close();
 }
 process.exit(0);

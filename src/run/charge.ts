@@ -10,8 +10,7 @@
 // logged and counted, and the run goes on.
 
 import type { Db } from '../db/pool.js';
-import { insertTokenUsage } from '../db/sql/insert-token-usage.js';
-import { withUserScope } from '../db/scoped.js';
+import { chargeAnswer } from '../db/sql/insert-token-usage.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RunUsage } from '../planner/plan-mission.js';
@@ -34,9 +33,7 @@ export function answerCharger(db: Db, metrics: Metrics, log: Logger, t: ChargeTa
     const answerKey = `${t.attempts}:${answers}`;
     for (let attempt = 1; ; attempt++) {
       try {
-        await withUserScope(db, t.userId, (trx) =>
-          insertTokenUsage(trx, { userId: t.userId, agentId: t.agentId, missionId: t.missionId, tokens: usage.tokens, estimated: usage.estimated, runId: t.runId, answerKey }),
-        );
+        await chargeAnswer(db, { userId: t.userId, agentId: t.agentId, missionId: t.missionId, tokens: usage.tokens, estimated: usage.estimated, runId: t.runId, answerKey });
         metrics.tokensUsed.inc(usage.tokens);
         if (usage.estimated) metrics.tokensEstimated.inc(usage.tokens);
         return;

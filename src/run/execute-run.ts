@@ -207,7 +207,7 @@ export async function executeRun(
       generation: config.webapp, objective: mission.objective, maxConsecutiveFailures: config.maxConsecutiveFailures, outsideFailure, failureReason: failure, spaceId,
       // The cadence as it stands under the write-back's lock: the user may have changed it during the run.
       nextRunAt: (record, nowMs) => nextRunOfRecord(record, nowMs, config.timeZone),
-    }));
+    }, { version: claim.version, record: claim.record }));
     if (written.outcome !== 'written') {
       log.warn({ outcome: written.outcome }, 'run not written back');
       hooks.finished({ ...base, outcome: written.outcome, iteration });

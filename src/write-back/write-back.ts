@@ -99,7 +99,52 @@ export async function verifiedMissionSpace(
   return (await q.spacesOf(q.userId))?.includes(stored) ? stored : null;
 }
 
-export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOutcome> {
+/** The row's data and per-field times: the iterations with this run's appended, updatedAt (v0.4), the next run when still due. */
+function missionChange(w: WriteBackInput, previous: unknown[], iteration: Iteration, stillDue: boolean, nextRunAtMs: number | null) {
+  const now = new Date(w.nowMs).toISOString();
+  const data: Record<string, unknown> = w.generation === 'head' ? { iterations: [...previous, iteration] } : { iterations: [...previous, iteration], updatedAt: now };
+  if (stillDue) data['nextRunAt'] = nextRunAtMs === null ? null : new Date(nextRunAtMs).toISOString();
+  return { data, fieldTimestamps: Object.fromEntries(Object.keys(data).map((k) => [k, now])) };
+}
+
+/** The actor of a run without an agent (CONTRACT.md sections 5 and 11). */
+const agentlessActor = (w: WriteBackInput, iterationId: string) =>
+  w.generation === 'head' ? agentActor({ ...LEGACY_AI, missionId: w.missionId, iterationId, rationale: w.objective }) : RUNNER_ACTOR;
+
+/**
+ * The common case in one statement (mana_ai.write_back_run, issue 30): a
+ * planned run without an agent whose mission has not changed since its
+ * claim. The row is built from the record the claim returned; the function
+ * writes it only while the snapshot's version under the lock is still the
+ * claim's, so it is exactly what the general path would write. Null: the
+ * mission changed (or the run failed, or has an agent): take the general path.
+ */
+async function writeBackUnchanged(db: Db, w: WriteBackInput, claimed: { version: number; record: Record<string, unknown> }): Promise<WriteBackOutcome | null> {
+  if (w.agent || w.iteration.overallStatus === 'failed' || w.outsideFailure) return null;
+  const previous = Array.isArray(claimed.record['iterations']) ? claimed.record['iterations'] : [];
+  const nextRunAtMs = w.nextRunAt(claimed.record, w.nowMs);
+  const { data, fieldTimestamps } = missionChange(w, previous, w.iteration, true, nextRunAtMs);
+  const { rows } = await sql<{ outcome: 'written' | 'changed' | 'lost-claim' }>`
+    SELECT mana_ai.write_back_run(${w.sid}, ${claimed.version}, ${w.runId}, ${w.workerId}, ${w.attempts}, ${w.userId}, ${w.missionId},
+                                  'done', ${w.iteration.id}, ${w.iteration.promptVersion ?? null}, ${JSON.stringify(data)}::jsonb,
+                                  ${JSON.stringify(fieldTimestamps)}::jsonb, ${RUNNER_CLIENT_ID}, ${JSON.stringify(agentlessActor(w, w.iteration.id))}::jsonb,
+                                  ${w.spaceId ?? null}) AS outcome`.execute(db);
+  const outcome = rows[0]?.outcome;
+  if (outcome === 'written') return { outcome: 'written', nextRunAtMs, scheduleKept: false, parked: false };
+  if (outcome === 'lost-claim') return { outcome: 'lost-claim' };
+  return null;
+}
+
+/**
+ * Writes a run's iteration back: in one statement when the mission is as
+ * the claim read it (`claimed`), else under the snapshot's lock with the
+ * record as it stands then.
+ */
+export async function writeBack(db: Db, w: WriteBackInput, claimed?: { version: number; record: Record<string, unknown> }): Promise<WriteBackOutcome> {
+  if (claimed) {
+    const fast = await writeBackUnchanged(db, w, claimed);
+    if (fast) return fast;
+  }
   try {
     return await withUserScope(db, w.userId, async (trx) => {
       const snap = await lockSnapshotForWriteBack(trx, w.sid);
@@ -115,7 +160,6 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
          RETURNING run_id`.execute(trx);
       if (finished.rows.length !== 1) throw new LostClaim();
       if (gone) return { outcome: 'mission-gone' as const };
-      const now = new Date(w.nowMs).toISOString();
       const previous = Array.isArray(snap.record['iterations']) ? snap.record['iterations'] : [];
       // The user's schedule stands if they moved, paused or finished the
       // mission while this run was in flight.
@@ -132,9 +176,7 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
         if (failures >= w.maxConsecutiveFailures) iteration = { ...iteration, summary: parkedSummary(failures, (w.failureReason ?? '').split(':')[0]!) };
       }
       const parked = failures >= w.maxConsecutiveFailures;
-      const data: Record<string, unknown> = w.generation === 'head' ? { iterations: [...previous, iteration] } : { iterations: [...previous, iteration], updatedAt: now };
-      if (stillDue) data['nextRunAt'] = nextRunAtMs === null ? null : new Date(nextRunAtMs).toISOString();
-      const fieldTimestamps = Object.fromEntries(Object.keys(data).map((k) => [k, now]));
+      const { data, fieldTimestamps } = missionChange(w, previous, iteration, stillDue, nextRunAtMs);
       await insertChange(trx, {
         appId: 'ai',
         tableName: 'aiMissions',
@@ -153,9 +195,7 @@ export async function writeBack(db: Db, w: WriteBackInput): Promise<WriteBackOut
               iterationId: iteration.id,
               rationale: w.agent.rationale,
             })
-          : w.generation === 'head'
-            ? agentActor({ ...LEGACY_AI, missionId: w.missionId, iterationId: iteration.id, rationale: w.objective })
-            : RUNNER_ACTOR,
+          : agentlessActor(w, iteration.id),
       });
       // After the insert: its trigger has moved the snapshot to the version the park holds.
       if (parked) await parkMission(trx, { sid: w.sid, failures, lastError: w.iteration.summary });
