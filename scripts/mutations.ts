@@ -85,6 +85,11 @@ export const MUTATIONS: Mutation[] = [
     find: 'return openGcm(key, iv, data, fieldAad(ref.userId, ref.table, ref.recordId, field, epoch));', replace: 'return openGcm(key, iv, data, fieldAad(ref.userId, ref.table, ref.recordId, \'content\', epoch));', tests: ['test/grant-v2.test.ts'] },
   { id: 'null-revokes-nothing', guarantee: 'writing grant: null ends every v2 grant of the mission', file: 'sql/functions/grant-state.sql',
     find: 'AND g.mission_id = p_mission_id  -- every grant seen', replace: 'AND false', tests: ['test/grant-v2.test.ts'] },
+  // issue 30
+  { id: 'batch-ignores-version', guarantee: 'a write-back built from the claim\'s record is written only while the mission is as the claim read it', file: 'sql/functions/write-back.sql',
+    find: 'IF v_version IS DISTINCT FROM w.version OR v_deleted THEN', replace: 'IF v_deleted THEN', tests: ['test/write-back-batch.test.ts'] },
+  { id: 'batch-waits', guarantee: 'a batch of write-backs never waits for a row while it holds another', file: 'sql/functions/write-back.sql',
+    find: 'FROM mana_ai.try_lock_snapshot_for_write_back(w.sid) l;', replace: 'FROM mana_ai.lock_snapshot_for_write_back(w.sid) l;', tests: ['test/write-back-batch.test.ts'] },
   // earlier guarantees of docs/reliability.md
   { id: 'write-back-unlocked', guarantee: 'one lock, one order: the write-back locks the snapshot row first', file: 'sql/functions/claim.sql',
     find: '   WHERE s.sid = p_sid\n     FOR UPDATE\n$$;', replace: '   WHERE s.sid = p_sid\n$$;', tests: ['test/races.test.ts'] },

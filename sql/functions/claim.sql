@@ -227,3 +227,36 @@ AS $$
 $$;
 
 REVOKE ALL ON FUNCTION mana_ai.lock_snapshot_for_write_back(bigint) FROM PUBLIC;
+
+-- The same lock without waiting (FOR UPDATE NOWAIT): a batch of
+-- write-backs (write_back_runs) takes every lock after its first this way,
+-- so while it holds some snapshot rows it never waits for another, and no
+-- transaction of mana-sync's that locks rows in another order can deadlock
+-- with it. lock_not_available: that run is written by the general path.
+CREATE OR REPLACE FUNCTION mana_ai.try_lock_snapshot_for_write_back(p_sid bigint)
+RETURNS TABLE (record jsonb, state text, next_run_at timestamptz, deleted boolean, version bigint)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, mana_ai, pg_temp
+AS $$
+  SELECT s.record, s.state, s.next_run_at, s.deleted, s.version
+    FROM mana_ai.mission_snapshots s
+   WHERE s.sid = p_sid
+     FOR UPDATE NOWAIT
+$$;
+REVOKE ALL ON FUNCTION mana_ai.try_lock_snapshot_for_write_back(bigint) FROM PUBLIC;
+
+-- Several claims in one statement (issue 30: a burst's runs leave the queue
+-- together): claim_run for each (sid, due time) in the order given, each
+-- exactly as alone; one transaction, so one round trip and one commit.
+CREATE OR REPLACE FUNCTION mana_ai.claim_runs(
+  p_sids bigint[], p_dues timestamptz[], p_worker text, p_lease interval, p_min_gap interval, p_slot int, p_pid int, p_gen int)
+RETURNS TABLE (ord int, outcome text, run_id bigint, attempts int, retry_at timestamptz, user_id text, mission_id text,
+               record jsonb, version bigint, agent jsonb, parked boolean)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, mana_ai, pg_temp
+AS $$
+  SELECT i.ord::int, c.*
+    FROM unnest(p_sids, p_dues) WITH ORDINALITY AS i(sid, due, ord)
+   CROSS JOIN LATERAL mana_ai.claim_run(i.sid, i.due, p_worker, p_lease, p_min_gap, p_slot, p_pid, p_gen) c
+   ORDER BY i.ord
+$$;

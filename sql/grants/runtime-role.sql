@@ -6,7 +6,7 @@
 --   load the schedule, claim runs        SELECT snapshots; SELECT/INSERT/UPDATE mission_runs
 --   park missions                        SELECT/INSERT/UPDATE/DELETE parked, UPDATE (parked) snapshots;
 --                                        SELECT unparked (the streak's start)
---   lock a snapshot for its write-back   EXECUTE lock_snapshot_for_write_back (definer)
+--   lock a snapshot for its write-back   EXECUTE lock_snapshot_for_write_back, try_lock_snapshot_for_write_back (definers)
 --   read inputs, append its iteration    SELECT/INSERT sync_changes, under RLS
 --   audit decrypts, charge tokens        SELECT/INSERT decrypt_audit, token_usage (RLS)
 --   choose a mission's v2 grant          SELECT mission_grants, grant_revocations (RLS; the trigger writes them)
@@ -52,7 +52,7 @@ BEGIN
   EXECUTE format('GRANT SELECT, INSERT ON mana_ai.decrypt_audit, mana_ai.token_usage TO %I', p_role);
   EXECUTE format('GRANT SELECT ON mana_ai.mission_grants, mana_ai.grant_revocations TO %I', p_role);
   EXECUTE format('GRANT USAGE ON SEQUENCE mana_ai.decrypt_audit_id_seq, mana_ai.token_usage_id_seq TO %I', p_role);
-  EXECUTE format('GRANT EXECUTE ON FUNCTION mana_ai.lock_snapshot_for_write_back(bigint), mana_ai.repair_snapshot_error(bigint), mana_ai.pending_snapshot_errors(int[], int) TO %I', p_role);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION mana_ai.lock_snapshot_for_write_back(bigint), mana_ai.try_lock_snapshot_for_write_back(bigint), mana_ai.repair_snapshot_error(bigint), mana_ai.pending_snapshot_errors(int[], int) TO %I', p_role);
   BEGIN
     EXECUTE format('GRANT SELECT, INSERT ON %s TO %I', v_sync, p_role);
   EXCEPTION WHEN insufficient_privilege THEN

@@ -8,7 +8,8 @@
 
 import type { GuardedEmitter, ReactorEvents } from './events.js';
 import { SpanStatusCode } from '@opentelemetry/api';
-import { adoptClaims, claimRun, type ClaimAgent, type ClaimWitness } from '../db/sql/claim-run.js';
+import { adoptClaims, claimRuns, type ClaimAgent, type ClaimRequest, type ClaimResult, type ClaimWitness } from '../db/sql/claim-run.js';
+import { Batcher } from '../db/batcher.js';
 import { releaseRuns } from '../db/sql/finish-run.js';
 import { runRetryDelayMs } from '../db/error-class.js';
 import { LlmError } from '../planner/llm-client.js';
@@ -79,6 +80,8 @@ export class RunDispatcher {
    */
   private readonly readmit = new Set<string>();
   private readonly abort = new AbortController();
+  /** claims of runs leaving the queue together share a statement; a lone one goes at once */
+  private readonly claims = new Batcher<ClaimRequest, ClaimResult>((items) => claimRuns(this.deps.pool, items), 16);
   private stopping = false;
 
   constructor(
@@ -214,7 +217,8 @@ export class RunDispatcher {
     });
     try {
       const claim = await inSpan(tracer, span, 'mission.claim', {}, async (claimSpan) => {
-        const c = await claimRun(this.deps.pool, {
+        // the runs leaving the queue together are claimed in one statement (src/db/batcher.ts)
+        const c = await this.claims.submit({
           sid, dueMs, workerId: config.workerId, leaseMs: config.claimLeaseMs, minGapMs: config.minRunGapMs, witness: this.host.witness(),
         });
         claimSpan.setAttribute('mana_ai.claim', c.outcome);

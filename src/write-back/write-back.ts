@@ -19,6 +19,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/pool.js';
 import { withUserScope } from '../db/scoped.js';
+import { Batcher } from '../db/batcher.js';
 import { agentActor } from '../agent/agent.js';
 import { insertChange } from '../db/sql/insert-change.js';
 import { agentNameNow } from '../db/sql/insert-token-usage.js';
@@ -111,25 +112,50 @@ function missionChange(w: WriteBackInput, previous: unknown[], iteration: Iterat
 const agentlessActor = (w: WriteBackInput, iterationId: string) =>
   w.generation === 'head' ? agentActor({ ...LEGACY_AI, missionId: w.missionId, iterationId, rationale: w.objective }) : RUNNER_ACTOR;
 
+interface UnchangedWrite {
+  sid: number; version: number; run_id: number; attempts: number; user_id: string; mission_id: string; iteration_id: string;
+  prompt_version: string | null; data: unknown; field_ts: unknown; client_id: string; actor: unknown; space_id: string | null;
+}
+
+const writeBatchers = new WeakMap<object, Map<string, Batcher<UnchangedWrite, string>>>();
+
+/** The write-backs of one worker that are ready together, in one statement (mana_ai.write_back_runs). */
+function unchangedWrites(db: Db, workerId: string): Batcher<UnchangedWrite, string> {
+  let byWorker = writeBatchers.get(db);
+  if (!byWorker) writeBatchers.set(db, (byWorker = new Map()));
+  let b = byWorker.get(workerId);
+  if (!b) {
+    b = new Batcher<UnchangedWrite, string>(async (items) => {
+      const { rows } = await sql<{ ord: number; outcome: string }>`
+        SELECT ord, outcome FROM mana_ai.write_back_runs(${workerId}, ${JSON.stringify(items)}::jsonb)`.execute(db);
+      const out = items.map(() => 'changed');
+      for (const r of rows) out[r.ord - 1] = r.outcome;
+      return out;
+    });
+    byWorker.set(workerId, b);
+  }
+  return b;
+}
+
 /**
- * The common case in one statement (mana_ai.write_back_run, issue 30): a
- * planned run without an agent whose mission has not changed since its
- * claim. The row is built from the record the claim returned; the function
- * writes it only while the snapshot's version under the lock is still the
- * claim's, so it is exactly what the general path would write. Null: the
- * mission changed (or the run failed, or has an agent): take the general path.
+ * The common case without a transaction of its own (issue 30): a planned
+ * run without an agent whose mission has not changed since its claim. The
+ * row is built from the record the claim returned; the database writes it
+ * only while the snapshot's version under the lock is still the claim's,
+ * so it is exactly what the general path would write. Write-backs ready
+ * together share one statement. Null: the mission changed, the lock was
+ * busy, or the run failed or has an agent: take the general path.
  */
 async function writeBackUnchanged(db: Db, w: WriteBackInput, claimed: { version: number; record: Record<string, unknown> }): Promise<WriteBackOutcome | null> {
   if (w.agent || w.iteration.overallStatus === 'failed' || w.outsideFailure) return null;
   const previous = Array.isArray(claimed.record['iterations']) ? claimed.record['iterations'] : [];
   const nextRunAtMs = w.nextRunAt(claimed.record, w.nowMs);
   const { data, fieldTimestamps } = missionChange(w, previous, w.iteration, true, nextRunAtMs);
-  const { rows } = await sql<{ outcome: 'written' | 'changed' | 'lost-claim' }>`
-    SELECT mana_ai.write_back_run(${w.sid}, ${claimed.version}, ${w.runId}, ${w.workerId}, ${w.attempts}, ${w.userId}, ${w.missionId},
-                                  'done', ${w.iteration.id}, ${w.iteration.promptVersion ?? null}, ${JSON.stringify(data)}::jsonb,
-                                  ${JSON.stringify(fieldTimestamps)}::jsonb, ${RUNNER_CLIENT_ID}, ${JSON.stringify(agentlessActor(w, w.iteration.id))}::jsonb,
-                                  ${w.spaceId ?? null}) AS outcome`.execute(db);
-  const outcome = rows[0]?.outcome;
+  const outcome = await unchangedWrites(db, w.workerId).submit({
+    sid: w.sid, version: claimed.version, run_id: w.runId, attempts: w.attempts, user_id: w.userId, mission_id: w.missionId,
+    iteration_id: w.iteration.id, prompt_version: w.iteration.promptVersion ?? null, data, field_ts: fieldTimestamps,
+    client_id: RUNNER_CLIENT_ID, actor: agentlessActor(w, w.iteration.id), space_id: w.spaceId ?? null,
+  });
   if (outcome === 'written') return { outcome: 'written', nextRunAtMs, scheduleKept: false, parked: false };
   if (outcome === 'lost-claim') return { outcome: 'lost-claim' };
   return null;

@@ -41,17 +41,40 @@ export interface ClaimWitness {
   gen: number;
 }
 
-export async function claimRun(
-  pool: pg.Pool,
-  q: { sid: number; dueMs: number; workerId: string; leaseMs: number; minGapMs: number; witness: ClaimWitness | null },
-): Promise<ClaimResult> {
+export interface ClaimRequest { sid: number; dueMs: number; workerId: string; leaseMs: number; minGapMs: number; witness: ClaimWitness | null }
+
+export async function claimRun(pool: pg.Pool, q: ClaimRequest): Promise<ClaimResult> {
   const { rows } = await pool.query(
     `SELECT outcome, run_id, attempts, retry_at, user_id, mission_id, record, version, agent, parked
        FROM mana_ai.claim_run($1, $2::timestamptz, $3, make_interval(secs => $4::float8 / 1000),
                               make_interval(secs => $5::float8 / 1000), $6::int, $7::int, $8::int)`,
     [q.sid, new Date(q.dueMs).toISOString(), q.workerId, q.leaseMs, q.minGapMs, q.witness?.slot ?? null, q.witness?.pid ?? null, q.witness?.gen ?? null],
   );
-  const r = rows[0];
+  return claimResultOf(rows[0]!);
+}
+
+/**
+ * Several claims in one statement (mana_ai.claim_runs: claim_run for each,
+ * in order, in one transaction), the runs that leave the queue together
+ * (issue 30). They share the worker, lease, gap and witness of the first.
+ */
+export async function claimRuns(pool: pg.Pool, qs: readonly ClaimRequest[]): Promise<ClaimResult[]> {
+  // a lone claim as itself: the set-returning wrapper costs a lone run time it does not save
+  if (qs.length === 1) return [await claimRun(pool, qs[0]!)];
+  const q = qs[0]!;
+  const { rows } = await pool.query(
+    `SELECT ord, outcome, run_id, attempts, retry_at, user_id, mission_id, record, version, agent, parked
+       FROM mana_ai.claim_runs($1::bigint[], $2::timestamptz[], $3, make_interval(secs => $4::float8 / 1000),
+                               make_interval(secs => $5::float8 / 1000), $6::int, $7::int, $8::int)`,
+    [qs.map((x) => x.sid), qs.map((x) => new Date(x.dueMs).toISOString()), q.workerId, q.leaseMs, q.minGapMs, q.witness?.slot ?? null, q.witness?.pid ?? null, q.witness?.gen ?? null],
+  );
+  const out: ClaimResult[] = new Array(qs.length);
+  for (const r of rows) out[r.ord - 1] = claimResultOf(r);
+  for (let i = 0; i < out.length; i++) if (!out[i]) throw new Error(`claim_runs answered no row for item ${i + 1}`);
+  return out;
+}
+
+function claimResultOf(r: pg.QueryResultRow): ClaimResult {
   const agent = (r.agent ?? null) as ClaimAgent | null;
   const retryAtMs = r.retry_at === null ? null : (r.retry_at as Date).getTime();
   switch (r.outcome) {

@@ -1,0 +1,103 @@
+// The batched statements of issue 30, forced against the real database as
+// the runtime role: several claims in one statement answer each as alone,
+// in order; a batch of write-backs never waits for a snapshot row while it
+// holds another (a busy lock after the first is answered `changed`, nothing
+// of that run written, and the general path writes it once the lock is
+// free); a run whose mission changed since its claim is `changed` too.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { createDb, createPool, type Db } from '../src/db/pool.js';
+import { claimRuns, type ClaimRequest, type Claimed } from '../src/db/sql/claim-run.js';
+import { writeBack, type WriteBackInput } from '../src/write-back/write-back.js';
+import { planIteration } from '../src/write-back/iteration.js';
+import { createTestDatabase, type TestDb } from './harness/db.js';
+import { pushChange, webappMission } from './harness/changes.js';
+import { eventually } from './harness/wait.js';
+
+let db: TestDb;
+let pool: pg.Pool;
+let kdb: Db;
+before(async () => {
+  db = await createTestDatabase();
+  pool = createPool({ connectionString: db.daemonUrl, applicationName: 'write-back-batch', max: 4 });
+  kdb = createDb(pool);
+});
+after(async () => {
+  await kdb?.destroy();
+  await db?.drop();
+});
+
+const due = Date.parse('2026-12-07T08:00:00.000Z');
+const USER = 'u-batch';
+
+async function missions(ids: string[]): Promise<Map<string, number>> {
+  for (const id of ids) await pushChange(db.pool, { userId: USER, recordId: id, op: 'insert', data: webappMission({ id, title: id, nextRunAt: new Date(due).toISOString() }) });
+  const { rows } = await db.pool.query<{ mission_id: string; sid: string }>('SELECT mission_id, sid FROM mana_ai.mission_snapshots WHERE mission_id = ANY($1)', [ids]);
+  return new Map(rows.map((r) => [r.mission_id, Number(r.sid)]));
+}
+
+const request = (sid: number): ClaimRequest => ({ sid, dueMs: due, workerId: 'w-batch', leaseMs: 600_000, minGapMs: 0, witness: null });
+
+function input(c: Claimed, sid: number): WriteBackInput {
+  const iteration = planIteration(`it-${c.missionId}`, new Date(due).toISOString(), new Date(due + 1000).toISOString(), { summary: 'Plan', steps: [] }, 'pv');
+  return {
+    runId: c.runId, workerId: 'w-batch', attempts: c.attempts, sid, userId: c.userId, missionId: c.missionId, dueMs: due, iteration,
+    // the next run from the record it is given: a changed title stands for a changed cadence
+    nextRunAt: (record) => (record['title'] === 'geändert' ? due + 7_200_000 : due + 3_600_000), nowMs: Date.now(), agent: null, generation: 'v0.4', objective: '', maxConsecutiveFailures: 5,
+  };
+}
+
+const iterationsOf = async (id: string) =>
+  (await db.pool.query<{ n: number }>(`SELECT jsonb_array_length(record -> 'iterations') AS n FROM mana_ai.mission_snapshots WHERE mission_id = $1`, [id])).rows[0]!.n;
+
+describe('batched claims and write-backs (issue 30)', () => {
+  it('claims several runs in one statement, each answered as alone and in order', async () => {
+    const sids = await missions(['b-1', 'b-2', 'b-3']);
+    const out = await claimRuns(pool, [request(sids.get('b-2')!), request(sids.get('b-1')!), request(999_999), request(sids.get('b-3')!)]);
+    assert.deepEqual(out.map((c) => c.outcome), ['claimed', 'claimed', 'moved', 'claimed']);
+    assert.deepEqual(out.filter((c): c is Claimed => c.outcome === 'claimed').map((c) => c.missionId), ['b-2', 'b-1', 'b-3']);
+    const again = await claimRuns(pool, [request(sids.get('b-1')!), request(sids.get('b-2')!)]);
+    assert.deepEqual(again.map((c) => c.outcome), ['held', 'held'], 'claimed once');
+  });
+
+  it('a write-back batch never waits while it holds a row: a busy lock is `changed`, and the general path writes that run once the lock is free', async () => {
+    const sids = await missions(['w-1', 'w-2']);
+    const [c1, c2] = (await claimRuns(pool, [request(sids.get('w-1')!), request(sids.get('w-2')!)])) as Claimed[];
+    // another transaction holds w-2's snapshot row, as a mana-sync insert's trigger would
+    const holder = await db.pool.connect();
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM mana_ai.mission_snapshots WHERE sid = $1 FOR UPDATE', [sids.get('w-2')]);
+    const { rows } = await pool.query<{ ord: number; outcome: string }>(`SELECT ord, outcome FROM mana_ai.write_back_runs('w-batch', $1::jsonb)`, [JSON.stringify([c1!, c2!].map((c) => ({
+      sid: sids.get(c.missionId), version: c.version, run_id: c.runId, attempts: c.attempts, user_id: c.userId, mission_id: c.missionId, iteration_id: `it-${c.missionId}`,
+      prompt_version: 'pv', data: { iterations: [{ id: `it-${c.missionId}` }] }, field_ts: { iterations: new Date().toISOString() }, client_id: 'mana-ai-runner', actor: { kind: 'system' }, space_id: null,
+    })))]);
+    assert.deepEqual(rows, [{ ord: 1, outcome: 'written' }, { ord: 2, outcome: 'changed' }], 'the second lock is not waited for');
+    assert.equal(await iterationsOf('w-1'), 1);
+    const status = async (runId: number) => (await db.pool.query<{ status: string }>('SELECT status FROM mana_ai.mission_runs WHERE run_id = $1', [runId])).rows[0]!.status;
+    assert.equal(await status(c2!.runId), 'running', 'nothing of the busy run was written');
+    // the general path waits for the lock and writes it
+    const general = writeBack(kdb, input(c2!, sids.get('w-2')!), { version: c2!.version, record: c2!.record });
+    await eventually(async () => (await db.pool.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'write-back-batch' AND wait_event_type = 'Lock'`)).rows[0].n === 1,
+      'the general path waits for the row lock');
+    assert.equal(await status(c2!.runId), 'running');
+    await holder.query('COMMIT');
+    holder.release();
+    assert.equal((await general).outcome, 'written');
+    assert.equal(await status(c2!.runId), 'done');
+    assert.equal(await iterationsOf('w-2'), 1);
+  });
+
+  it('a run whose mission changed since its claim is written by the general path, with the record as it stands', async () => {
+    const sids = await missions(['c-1']);
+    const [c] = (await claimRuns(pool, [request(sids.get('c-1')!)])) as Claimed[];
+    await pushChange(db.pool, { userId: USER, recordId: 'c-1', op: 'update', data: { title: 'geändert' }, fieldTimestamps: { title: new Date(Date.now() + 1000).toISOString() } });
+    const written = await writeBack(kdb, input(c!, sids.get('c-1')!), { version: c!.version, record: c!.record });
+    assert.equal(written.outcome, 'written');
+    assert.equal(written.outcome === 'written' && written.nextRunAtMs, due + 7_200_000, 'the next run from the record as it stands, not as the claim read it');
+    const { rows } = await db.pool.query(`SELECT record ->> 'title' AS title, record ->> 'nextRunAt' AS next, jsonb_array_length(record -> 'iterations') AS n FROM mana_ai.mission_snapshots WHERE mission_id = 'c-1'`);
+    assert.deepEqual(rows[0], { title: 'geändert', next: new Date(due + 7_200_000).toISOString(), n: 1 }, 'the user\'s change stands beside the iteration');
+  });
+});
