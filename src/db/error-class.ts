@@ -38,7 +38,8 @@ export function classifyFailure(error: unknown): FailureClass {
       if (OUTSIDE_CODES.has(code)) return { outside: true, reason: code === '42501' ? 'permission' : code === '55P03' ? 'lock-timeout' : 'database' };
       const cls = code.slice(0, 2);
       if (OUTSIDE_CLASSES.has(cls)) {
-        const reason = cls === '08' ? 'connection' : code === '57014' ? 'statement-timeout' : cls === '40' ? 'conflict' : cls === '53' ? 'resources' : 'database';
+        // 57P01/57P02: the server ended this connection (pg_terminate_backend, a shutdown): a lost connection
+        const reason = cls === '08' || code === '57P01' || code === '57P02' ? 'connection' : code === '57014' ? 'statement-timeout' : cls === '40' ? 'conflict' : cls === '53' ? 'resources' : 'database';
         return { outside: true, reason };
       }
       return { outside: false };
