@@ -62,6 +62,9 @@ const EnvSchema = v.object({
   MANA_AI_PRIVATE_KEY_PEM: v.optional(v.string()),
   MANA_AI_PREVIOUS_PRIVATE_KEY_PEM: v.optional(v.string()),
   MANA_AUTH_URL: url(),
+  MANA_SEARCH_URL: url(),
+  MANA_AI_RESEARCH_REGEXES: v.optional(v.picklist(['auto', 'on', 'off'], 'must be auto (on under MANA_AI_WEBAPP=head), on or off'), 'auto'),
+  MANA_AI_RESEARCH_TIMEOUT_MS: int(10_000, 100, 120_000),
   JWT_AUDIENCE: v.optional(v.string(), 'mana'),
   JWT_ISSUER: v.optional(v.string()),
   TICK_ENABLED: bool(true),
@@ -145,6 +148,12 @@ export interface Config {
   parkedRecheckMs: number | undefined;
   /** How long mana-auth's answer on a user's shared spaces is kept (mana-sync keeps it 5 min). */
   membershipsCacheMs: number;
+  /** mana-search (MANA_SEARCH_URL): news research; undefined = a mission asking for news gets `skipped` and the prompt says so. */
+  searchUrl: string | undefined;
+  /** upstream's research regexes on objective and concept (MANA_AI_RESEARCH_REGEXES: auto = on under head, off under v0.4) */
+  researchRegexes: boolean;
+  /** one mana-search request's deadline (MANA_AI_RESEARCH_TIMEOUT_MS) */
+  researchTimeoutMs: number;
   /** text: one JSON answer (CONTRACT.md section 6); tools: native tool calls, falling back to text for a model that cannot call tools */
   plannerMode: 'text' | 'tools';
   /** The webapp generation served: its tools, parameters and write-back shape (CONTRACT.md section 11). */
@@ -232,6 +241,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxConsecutiveFailures: e.MANA_AI_MAX_CONSECUTIVE_FAILURES,
     parkedRecheckMs: e.MANA_AI_PARKED_RECHECK_MS,
     membershipsCacheMs: e.MANA_AI_MEMBERSHIPS_CACHE_MS,
+    searchUrl: e.MANA_SEARCH_URL?.replace(/\/+$/, ''),
+    researchRegexes: e.MANA_AI_RESEARCH_REGEXES === 'on' || (e.MANA_AI_RESEARCH_REGEXES === 'auto' && e.MANA_AI_WEBAPP === 'head'),
+    researchTimeoutMs: e.MANA_AI_RESEARCH_TIMEOUT_MS,
     timeZone: tz,
     shutdownGraceMs: e.MANA_AI_SHUTDOWN_GRACE_MS,
     wheelResolutionMs: e.MANA_AI_WHEEL_RESOLUTION_MS,

@@ -3,6 +3,7 @@
 // test/ops-artifacts.test.ts fails when a name used in docs/ops is missing here,
 // or when a series an alert reads is not exported at 0 by a fresh process.
 
+import { RESEARCH_OUTCOMES } from '../db/sql/research-runs.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { zeroAlertSeries } from './alert-series.js';
 import { zeroDashboardSeries } from './dashboard-series.js';
@@ -50,6 +51,7 @@ export interface Metrics {
   dbConnectionErrors: Counter;
   eventListenerErrors: Counter;
   planStepsRejected: Counter<'reason'>;
+  research: Counter<'kind' | 'outcome'>;
   planRepairs: Counter<'outcome'>;
   plannerFallbacks: Counter<'reason'>;
   missionsParked: Counter;
@@ -143,6 +145,10 @@ export function createMetrics(): Metrics {
     peersLost: new Counter({ name: 'mana_ai_peers_lost_total', help: 'Peer daemons noticed gone by the watcher', ...r }),
     watchReconnects: new Counter({ name: 'mana_ai_watch_reconnects_total', help: 'Watch connections (on a peer daemon) lost and re-established', ...r }),
     missionsSkipped: new Counter({ name: 'mana_ai_missions_skipped_total', help: 'Due missions the runner could not read', labelNames: ['reason'], ...r }),
+    research: new Counter({
+      name: 'mana_ai_research_total', help: 'Research of runs by kind (news, deep) and outcome (ok, cached, empty, failed, timeout, abandoned, skipped)',
+      labelNames: ['kind', 'outcome'], ...r,
+    }),
     planStepsRejected: new Counter({
       name: 'mana_ai_plan_steps_rejected_total', labelNames: ['reason'], ...r,
       help: 'Plan steps (or their parameters) left out because the webapp could not execute them, by reason; duplicate = an identical step of the same plan, unknown-param = a parameter no executor reads',
@@ -171,6 +177,7 @@ export function createMetrics(): Metrics {
   zeroAlertSeries(metrics);
   zeroDashboardSeries(metrics);
   for (const reason of STEP_REJECT_REASONS) metrics.planStepsRejected.inc({ reason }, 0);
+  for (const kind of ['news', 'deep']) for (const outcome of RESEARCH_OUTCOMES) metrics.research.inc({ kind, outcome }, 0);
   metrics.plannerFallbacks.inc({ reason: 'capability' }, 0);
   for (const field of ['title', 'objective', 'conceptMarkdown']) metrics.encryptedMissionFields.inc({ field }, 0);
   for (const outcome of ['asked', 'corrected', 'still-invalid', 'unparseable', 'request-failed']) metrics.planRepairs.inc({ outcome }, 0);

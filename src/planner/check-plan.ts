@@ -27,10 +27,12 @@ export interface CheckedPlan {
 export interface ToolOffer {
   offered: ReadonlyMap<string, CatalogTool>;
   denied: ReadonlySet<string>;
+  /** the run's web sources when it researched (issue 31): a step's `url` must be one of them */
+  sourceUrls?: ReadonlySet<string> | null;
 }
 
-export function offerOf(allowed: readonly CatalogTool[], denied: readonly CatalogTool[]): ToolOffer {
-  return { offered: new Map(allowed.map((t) => [t.name, t])), denied: new Set(denied.map((t) => t.name)) };
+export function offerOf(allowed: readonly CatalogTool[], denied: readonly CatalogTool[], sourceUrls: ReadonlySet<string> | null = null): ToolOffer {
+  return { offered: new Map(allowed.map((t) => [t.name, t])), denied: new Set(denied.map((t) => t.name)), sourceUrls };
 }
 
 export function checkPlan(plan: Plan, offer: ToolOffer): CheckedPlan {
@@ -40,7 +42,7 @@ export function checkPlan(plan: Plan, offer: ToolOffer): CheckedPlan {
   let duplicates = 0;
   let droppedParams = 0;
   plan.steps.forEach((s, i) => {
-    const r = validateStep(offer.offered, offer.denied, s.toolName, s.params);
+    const r = validateStep(offer.offered, offer.denied, s.toolName, s.params, offer.sourceUrls ?? null);
     droppedParams += r.droppedParams.length;
     if (!r.ok) {
       invalid.push({ position: i + 1, toolName: s.toolName, problems: r.problems });

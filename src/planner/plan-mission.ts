@@ -30,6 +30,8 @@ import { functionSpecs, STEP_SENTENCE_PARAM } from './tool-specs.js';
 import { stepKey, validateStep } from './validate-step.js';
 import type { ResolverRegistry } from './resolvers/registry.js';
 import { coerceError } from '../coerce-error.js';
+import { researchForRun, type ResearchBlock, type ResearchDeps } from '../research/research.js';
+import type { ResearchRequest } from '../research/research-request.js';
 
 /** Tokens charged to a run; `estimated` when the answer did not report them. */
 export interface RunUsage {
@@ -64,6 +66,8 @@ export interface PlanDeps {
   mode?: PlannerMode;
   /** the owners' shared spaces (mana-auth); null = personal inputs only */
   memberships?: Memberships | null;
+  /** the run's research (issue 31): what the mission asked, and how to fetch it; null = none */
+  research?: { request: ResearchRequest; deps: ResearchDeps; dueMs: number } | null;
   /**
    * Charges one answer's tokens the moment it arrives (every path: a plan,
    * a rejected answer, a throw later, a retry, a failed write-back), once
@@ -112,13 +116,20 @@ export async function planMission(
     s.setAttribute('mission.inputs_resolved', resolved.length);
     return resolved;
   });
+  // research the mission asked for (issue 31): its sources, or a block that says there are none
+  const research = deps.research && deps.research.request.kind !== 'none'
+    ? await inSpan(deps.tracing.tracer, deps.span, 'mission.research', { 'research.kind': deps.research.request.kind }, () =>
+      researchForRun(deps.research!.deps, { userId: run.userId, missionId: run.missionId, dueMs: deps.research!.dueMs, nowMs: Date.now() },
+        deps.research!.request as Extract<ResearchRequest, { kind: 'news' | 'deep' }>, signal))
+    : null;
   const { allowed, denied } = agent ? allowedTools(agent.policy, deps.catalog) : { allowed: [...deps.catalog], denied: [] };
   if (denied.length) log.debug({ agentId: agent?.id, denied: denied.map((t) => t.name) }, 'tools denied by the agent policy are not offered');
-  const offer = offerOf(allowed, denied);
+  // a run that researched may link only its sources
+  const offer = offerOf(allowed, denied, research ? new Set(research.sources.map((x) => x.url)) : null);
   const sensitiveInputs = inputs.some((i) => i.sensitive === true);
   if ((deps.mode ?? 'text') === 'tools') {
     try {
-      return await planWithTools(deps, run, buildMessages(mission, inputs, allowed, run.startedAt, agent, 'tools'), allowed, offer, sensitiveInputs, log, signal);
+      return withSourceCount(await planWithTools(deps, run, buildMessages(mission, inputs, allowed, run.startedAt, agent, 'tools', research), allowed, offer, sensitiveInputs, log, signal), research);
     } catch (error) {
       if (!(error instanceof LlmError && error.reason === 'capability')) throw error;
       // A model that cannot call tools: this run plans in text mode at once.
@@ -129,7 +140,7 @@ export async function planMission(
       }
     }
   }
-  const messages = buildMessages(mission, inputs, allowed, run.startedAt, agent);
+  const messages = buildMessages(mission, inputs, allowed, run.startedAt, agent, 'text', research);
   // Prompts and answers are user content, so debug level only; with
   // decrypted inputs not even that (the answer may quote them).
   const sensitive = sensitiveInputs;
@@ -184,7 +195,24 @@ export async function planMission(
   }
   deps.metrics.plansProduced.inc();
   const plan: Plan = { summary: `${checked.summary}${leftOutNote(checked.invalid)}`.trim(), steps: checked.valid };
-  return { iteration: planIteration(run.iterationId, started, new Date().toISOString(), plan, promptVersion(deps.catalog, 'text')), failure: null, usage };
+  return withSourceCount({ iteration: planIteration(run.iterationId, started, new Date().toISOString(), plan, promptVersion(deps.catalog, 'text')), failure: null, usage }, research);
+}
+
+/** The sources of the run's research a plan's steps link to (issue 31: the summary names how many the plan used). */
+export function sourcesUsed(steps: readonly { intent: { params: Record<string, unknown> } }[], sources: readonly { url: string }[]): number {
+  const urls = new Set(sources.map((x) => x.url));
+  const used = new Set<string>();
+  for (const st of steps) for (const v of Object.values(st.intent.params)) if (typeof v === 'string' && urls.has(v)) used.add(v);
+  return used.size;
+}
+
+function withSourceCount<T extends { iteration: Iteration; failure: string | null }>(r: T, research: ResearchBlock | null): T {
+  // not configured here (`skipped`): the prompt says there are no sources; the summary says nothing
+  if (!research || research.outcome === 'skipped' || r.failure || r.iteration.overallStatus === 'failed') return r;
+  const note = research.sources.length
+    ? ` (Web-Recherche: ${sourcesUsed(r.iteration.plan, research.sources)} von ${research.sources.length} Quellen genutzt)`
+    : ' (Web-Recherche: keine echten Quellen)';
+  return { ...r, iteration: { ...r.iteration, summary: `${r.iteration.summary}${note}`.slice(0, 600) } };
 }
 
 /** One request to mana-llm under the run's span; the tokens it cost, reported or estimated. */
@@ -282,7 +310,7 @@ async function planWithTools(
         rejected += 1;
       } else {
         const { [STEP_SENTENCE_PARAM]: sentence, ...params } = args as Record<string, unknown>;
-        const checked = validateStep(offer.offered, offer.denied, call.name, params);
+        const checked = validateStep(offer.offered, offer.denied, call.name, params, offer.sourceUrls ?? null);
         if (checked.droppedParams.length) deps.metrics.planStepsRejected.inc({ reason: 'unknown-param' }, checked.droppedParams.length);
         if (!checked.ok) {
           for (const p of checked.problems) deps.metrics.planStepsRejected.inc({ reason: p.reason });

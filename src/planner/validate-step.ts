@@ -17,7 +17,7 @@
 
 import type { CatalogParam, CatalogTool } from './catalog/index.js';
 
-export type StepProblemReason = 'unknown-tool' | 'denied-tool' | 'missing-required' | 'not-a-number' | 'not-a-boolean' | 'not-in-enum' | 'wrong-type' | 'bad-format' | 'too-large';
+export type StepProblemReason = 'unknown-tool' | 'denied-tool' | 'missing-required' | 'not-a-number' | 'not-a-boolean' | 'not-in-enum' | 'wrong-type' | 'bad-format' | 'too-large' | 'url-not-a-source';
 
 export interface StepProblem {
   reason: StepProblemReason;
@@ -32,7 +32,7 @@ export type StepCheck =
   | { ok: false; problems: StepProblem[]; droppedParams: string[] };
 
 export const STEP_REJECT_REASONS: readonly (StepProblemReason | 'unknown-param' | 'duplicate' | 'too-many')[] = [
-  'unknown-tool', 'denied-tool', 'missing-required', 'not-a-number', 'not-a-boolean', 'not-in-enum', 'wrong-type', 'bad-format', 'too-large', 'unknown-param', 'duplicate', 'too-many',
+  'unknown-tool', 'denied-tool', 'missing-required', 'not-a-number', 'not-a-boolean', 'not-in-enum', 'wrong-type', 'bad-format', 'too-large', 'url-not-a-source', 'unknown-param', 'duplicate', 'too-many',
 ];
 
 /**
@@ -126,6 +126,8 @@ export function validateStep(
   denied: ReadonlySet<string>,
   toolName: string,
   params: Record<string, unknown>,
+  /** the run's web sources (issue 31): when set, a `url` parameter must be one of them */
+  sourceUrls: ReadonlySet<string> | null = null,
 ): StepCheck {
   if (denied.has(toolName)) return { ok: false, droppedParams: [], problems: [{ reason: 'denied-tool', message: `Werkzeug ${toolName} ist für diesen Agenten nicht erlaubt` }] };
   const tool = offered.get(toolName);
@@ -146,7 +148,10 @@ export function validateStep(
     }
     const r = checkParam(p, value);
     if ('reason' in r) problems.push(r);
-    else out[p.name] = r.value;
+    else if (sourceUrls && p.name === 'url' && typeof r.value === 'string' && !sourceUrls.has(r.value)) {
+      // the model may only link what the run's research found (upstream's "Verwende nur URLs die oben stehen")
+      problems.push({ reason: 'url-not-a-source', param: p.name, message: `URL ${r.value.slice(0, 200)} steht nicht unter den Webquellen dieses Durchlaufs; verwende nur URLs, die dort stehen` });
+    } else out[p.name] = r.value;
   }
   return problems.length ? { ok: false, problems, droppedParams } : { ok: true, params: out, droppedParams };
 }

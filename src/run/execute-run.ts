@@ -32,6 +32,7 @@ import { recheckKeptPlan } from '../planner/recheck-kept-plan.js';
 import { catalogFor } from '../planner/catalog/index.js';
 import type { Memberships } from '../auth/memberships.js';
 import type { RunnerKeys } from '../grants/runner-keys.js';
+import { researchRequest } from '../research/research-request.js';
 import type { ResolverRegistry } from '../planner/resolvers/registry.js';
 import { retryDelayMs } from '../reactor/backoff.js';
 import { failedIteration, iterationIdFor, type Iteration } from '../write-back/iteration.js';
@@ -77,7 +78,7 @@ export interface RunStartedEvent {
 export interface RunDeps {
   pool: pg.Pool;
   db: Db;
-  config: Pick<Config, 'workerId' | 'timeZone' | 'webapp' | 'plannerMode' | 'maxConsecutiveFailures'>;
+  config: Pick<Config, 'workerId' | 'timeZone' | 'webapp' | 'plannerMode' | 'maxConsecutiveFailures'> & Partial<Pick<Config, 'searchUrl' | 'researchRegexes' | 'researchTimeoutMs'>>;
   log: Logger;
   metrics: Metrics;
   llm: LlmClient;
@@ -189,6 +190,11 @@ export async function executeRun(
       ({ iteration, failure, usage } = await planMission(
         {
           db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, runnerKeys: deps.runnerKeys, tracing: deps.tracing, span, catalog: catalogFor(config.webapp), mode: config.plannerMode, memberships: deps.memberships ?? null,
+          research: {
+            request: researchRequest(claim.record, { regexes: config.researchRegexes ?? false, deepEnabled: false }),
+            deps: { db: deps.db, searchUrl: config.searchUrl ?? null, timeZone: config.timeZone, timeoutMs: config.researchTimeoutMs ?? 10_000, metrics, log },
+            dueMs,
+          },
           onAnswer: answerCharger(deps.db, metrics, log, { userId: claim.userId, agentId: agent?.id ?? null, missionId: claim.missionId, runId: claim.runId, attempts: claim.attempts }, signal),
         },
         { userId: claim.userId, missionId: claim.missionId, iterationId, startedAt },
