@@ -11,6 +11,7 @@ import { migrate, schemaStatus, type MergeRule } from './db/migrate.js';
 import { createDb, createPool, type Db } from './db/pool.js';
 import { createHttpServer } from './http/server.js';
 import { auditRoutes } from './http/audit-routes.js';
+import { researchRoutes } from './http/research-routes.js';
 import { coreRoutes } from './http/routes.js';
 import { createUserTokenVerifier } from './http/user-token.js';
 import type { Logger } from './log.js';
@@ -149,13 +150,13 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
     metrics.eventLoopDelay.set({ quantile: '1' }, loop.max / 1e9);
     loop.reset();
   };
+  // one verifier (one JWKS cache) for the audit and the research API
+  const verifyUserToken = config.authUrl ? createUserTokenVerifier({ authUrl: config.authUrl, issuer: config.jwtIssuer, audience: config.jwtAudience }) : null;
   const http = createHttpServer({
     routes: [
       ...coreRoutes({ version: VERSION, metrics, pool, reactor, dbHealthy: () => dbHealthy, webapp: config.webapp }),
-      ...auditRoutes({
-        db,
-        verifyUserToken: config.authUrl ? createUserTokenVerifier({ authUrl: config.authUrl, issuer: config.jwtIssuer, audience: config.jwtAudience }) : null,
-      }),
+      ...auditRoutes({ db, verifyUserToken }),
+      ...researchRoutes({ db, verifyUserToken }),
     ],
     metrics,
     log,

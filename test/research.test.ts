@@ -13,11 +13,14 @@ import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, promptMentions, startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { runOf, startTestDaemon, type TestDaemon } from './harness/daemon.js';
 import { startSearchServer, type SearchFault, type SearchServer } from './harness/search-server.js';
+import { startAuthServer, type AuthServer } from './harness/jwks-server.js';
 
 let db: TestDb;
 let llm: LlmServer;
 let search: SearchServer;
 let daemon: TestDaemon;
+let auth: AuthServer;
+const ISSUER = 'https://auth.mana.test';
 
 const HITS = [
   { url: 'ftp://example.org/not-http', title: 'kein http' },
@@ -42,12 +45,14 @@ before(async () => {
     }
     return { content: planAnswer('Plan') };
   });
-  daemon = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_WEBAPP: 'head', MANA_SEARCH_URL: search.url, MANA_AI_RESEARCH_TIMEOUT_MS: '500' });
+  auth = await startAuthServer(ISSUER);
+  daemon = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_WEBAPP: 'head', MANA_SEARCH_URL: search.url, MANA_AI_RESEARCH_TIMEOUT_MS: '500', MANA_AUTH_URL: auth.url, JWT_ISSUER: ISSUER });
 });
 after(async () => {
   await daemon?.stop();
   await llm?.close();
   await search?.close();
+  await auth?.close();
   await db?.drop();
 });
 
@@ -107,5 +112,27 @@ describe('news research (issue 31)', () => {
     const metric = await daemon.metrics.registry.getSingleMetricAsString('mana_ai_research_total');
     assert.match(metric, /kind="news",outcome="timeout",service="mana-ai"\} 1/);
     assert.match(metric, /kind="deep",outcome="abandoned",service="mana-ai"\} 0/, 'every series exported at 0');
+  });
+
+  it('GET /api/v1/me/ai-research shows the caller its own runs\' sources, newest first, and nobody else\'s', async () => {
+    const get = async (user: string, query = '') => {
+      const token = await auth.sign({ sub: user });
+      const res = await fetch(`http://127.0.0.1:${daemon.port}/api/v1/me/ai-research${query}`, { headers: { authorization: `Bearer ${token}` } });
+      return { status: res.status, body: (await res.json()) as { rows: { missionId: string; kind: string; query: string; sources: { url: string; title: string }[]; dueAt: string; createdAt: string }[] } };
+    };
+    const news = await get('u-r-news');
+    assert.equal(news.status, 200);
+    assert.equal(news.body.rows.length, 1);
+    const row = news.body.rows[0]!;
+    assert.deepEqual({ missionId: row.missionId, kind: row.kind, query: row.query }, { missionId: 'r-news', kind: 'news', query: 'Klimagipfel Ergebnisse' });
+    assert.deepEqual(row.sources[0], { url: 'https://news.example/0', title: 'Meldung 0' }, 'url and title, not the snippets');
+    assert.equal(row.sources.length, 8);
+    const cache = await get('u-r-cache', '?missionId=r-cache-b');
+    assert.deepEqual(cache.body.rows.map((r) => r.missionId), ['r-cache-b']);
+    const all = await get('u-r-cache');
+    assert.deepEqual(all.body.rows.map((r) => r.missionId), ['r-cache-b', 'r-cache-a'], 'newest first');
+    assert.deepEqual((await get('u-nobody')).body.rows, [], 'another user sees nothing');
+    const anonymous = await fetch(`http://127.0.0.1:${daemon.port}/api/v1/me/ai-research`);
+    assert.equal(anonymous.status, 401);
   });
 });

@@ -8,6 +8,7 @@
 import { GRANT_TABLES } from '../grants/tables.js';
 import { GRANT_SKIP_REASONS } from '../grants/unwrap.js';
 import { RUN_OUTCOMES } from '../run/run-outcome.js';
+import { RESEARCH_OUTCOMES } from '../db/sql/research-runs.js';
 import type { Metrics } from './metrics.js';
 
 /** The label values each alert-read counter starts with. */
@@ -16,6 +17,7 @@ export const ALERT_SERIES = {
   mana_ai_decrypts_total: { table: [...GRANT_TABLES, 'other'] },
   mana_ai_grant_skips_total: { reason: [...GRANT_SKIP_REASONS] },
   mana_ai_runs_total: { outcome: [...RUN_OUTCOMES] },
+  mana_ai_research_total: { kind: ['news', 'deep'], outcome: [...RESEARCH_OUTCOMES] },
 } as const;
 
 export function zeroAlertSeries(m: Metrics): void {
@@ -23,4 +25,5 @@ export function zeroAlertSeries(m: Metrics): void {
   for (const table of ALERT_SERIES.mana_ai_decrypts_total.table) m.decrypts.inc({ table }, 0);
   for (const reason of ALERT_SERIES.mana_ai_grant_skips_total.reason) m.grantSkips.inc({ reason }, 0);
   for (const outcome of ALERT_SERIES.mana_ai_runs_total.outcome) m.runs.inc({ outcome }, 0);
+  for (const kind of ALERT_SERIES.mana_ai_research_total.kind) for (const outcome of ALERT_SERIES.mana_ai_research_total.outcome) m.research.inc({ kind, outcome }, 0);
 }

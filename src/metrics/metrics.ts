@@ -3,7 +3,6 @@
 // test/ops-artifacts.test.ts fails when a name used in docs/ops is missing here,
 // or when a series an alert reads is not exported at 0 by a fresh process.
 
-import { RESEARCH_OUTCOMES } from '../db/sql/research-runs.js';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { zeroAlertSeries } from './alert-series.js';
 import { zeroDashboardSeries } from './dashboard-series.js';
@@ -177,7 +176,6 @@ export function createMetrics(): Metrics {
   zeroAlertSeries(metrics);
   zeroDashboardSeries(metrics);
   for (const reason of STEP_REJECT_REASONS) metrics.planStepsRejected.inc({ reason }, 0);
-  for (const kind of ['news', 'deep']) for (const outcome of RESEARCH_OUTCOMES) metrics.research.inc({ kind, outcome }, 0);
   metrics.plannerFallbacks.inc({ reason: 'capability' }, 0);
   for (const field of ['title', 'objective', 'conceptMarkdown']) metrics.encryptedMissionFields.inc({ field }, 0);
   for (const outcome of ['asked', 'corrected', 'still-invalid', 'unparseable', 'request-failed']) metrics.planRepairs.inc({ outcome }, 0);
