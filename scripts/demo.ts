@@ -20,6 +20,10 @@
 // a master key for the demo user, the note written as `enc:2:` values, a
 // grant for the runner's key (made for this demo only). The narration says
 // what the audit recorded and what the planner saw.
+//
+// One mission researches news (issue 31): without MANA_SEARCH_URL a small
+// mana-search stand-in answers with three made-up headlines (announced on
+// screen); the narration says what the run found and what the plan used.
 
 import { generateKeyPairSync, webcrypto } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -99,11 +103,29 @@ if (!llmUrl) {
 }
 
 const quiet = new Writable({ write: (_c, _e, cb) => cb() });
+// mana-search: MANA_SEARCH_URL when set, else a stand-in with three made-up headlines.
+let searchStub: ReturnType<typeof createServer> | null = null;
+let searchUrl = process.env['MANA_SEARCH_URL'];
+if (!searchUrl) {
+  searchStub = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const hits = [1, 2, 3].map((i) => ({ url: `https://news.example/energiewende-${i}`, title: `Energiewende: Meldung ${i} (Demo)`, snippet: `Eine erfundene Meldung ${i} für die Demo.`, engine: 'demo', score: 1, category: 'news' }));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ results: hits, meta: { query: '', totalResults: 3, engines: ['demo'], duration: 1, cached: false, cacheKey: '' } }));
+    });
+  });
+  await new Promise<void>((r) => searchStub!.listen(0, '127.0.0.1', r));
+  const a = searchStub.address();
+  searchUrl = `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+  say(`no MANA_SEARCH_URL set: using a mana-search stand-in at ${searchUrl} (three made-up headlines)`);
+}
+
 // The runner's key pair for mission grants, made for this demo only (production: MANA_AI_PRIVATE_KEY_PEM).
 const runnerPair = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
 const config = loadConfig({
   ...process.env, PORT: process.env['PORT'] ?? '0', SYNC_DATABASE_URL: url, MANA_LLM_URL: llmUrl, MANA_AI_MIN_RUN_GAP_MS: '30000', MANA_AI_TIMEZONE: zone,
-  MANA_AI_PRIVATE_KEY_PEM: runnerPair.privateKey,
+  MANA_AI_PRIVATE_KEY_PEM: runnerPair.privateKey, MANA_SEARCH_URL: searchUrl,
 });
 const daemon = await startDaemon(config, createLogger({ level: 'warn', destination: quiet }));
 say(`mana-ai daemon started: http://127.0.0.1:${daemon.port}/health and /metrics`);
@@ -141,13 +163,34 @@ daemon.reactor!.on('budget-wait', (e: { sid: number; untilMs: number | null; use
   ),
 );
 let noteTold = false;
+let newsTold = false;
 daemon.reactor!.on('run-finished', (e: RunEvent) => {
   say(`run ${e.outcome.padEnd(6)} ${(e.title ?? '').padEnd(22)} ${e.iteration ? `„${e.iteration.summary}“ (${e.iteration.plan.length} step)` : ''} next run ${local(e.nextRunAtMs)}`);
+  if (e.missionId === 'demo-news' && !newsTold) {
+    newsTold = true;
+    void tellNews(e.iteration?.summary ?? '').catch((error: Error) => say(`could not read the research: ${error.message}`));
+  }
   if (e.missionId === 'demo-note' && !noteTold) {
     noteTold = true;
     void tellNote().catch((error: Error) => say(`could not read the decrypt audit: ${error.message}`));
   }
 });
+
+/** The news mission's research: what the run found (as GET /api/v1/me/ai-research shows it) and what the plan used. */
+async function tellNews(summary: string) {
+  const client = await daemon.pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query(`SELECT set_config('app.current_user_id', 'demo-user', true)`);
+    const { rows } = await client.query(`SELECT outcome, query, jsonb_array_length(sources) AS n FROM mana_ai.research_runs WHERE mission_id = 'demo-news' ORDER BY id`);
+    await client.query('COMMIT');
+    for (const r of rows) say(`research   Nachrichten            news for „${r.query}“: ${r.outcome}, ${r.n} sources from mana-search, fenced in the prompt as text from the web`);
+  } finally {
+    client.release();
+  }
+  const used = /\(Web-Recherche: [^)]*\)/.exec(summary)?.[0];
+  if (used) say(`research   Nachrichten            the plan's summary says ${used}`);
+}
 
 /** The encrypted note's story: its audit row (as the user's data-access tab shows it) and what the planner saw. */
 async function tellNote() {
@@ -198,6 +241,8 @@ const noteGrant = await grantV2.buildGrant({
   keys: vault, userId: 'demo-user', missionId: 'demo-note', records: [{ table: 'notes', id: 'demo-note-1', epoch: 0 }],
   runner: await grantV2.importRunnerPublicKey(runnerPair.publicKey),
 });
+missions.push({ id: 'demo-news', title: 'Nachrichten', cadence: { kind: 'interval', everyMinutes: 60 }, state: 'active', nextRunAt: iso(now + 2500),
+  research: { mode: 'news', query: 'Energiewende' } } as (typeof missions)[number]);
 missions.push({ id: 'demo-note', title: 'Notiz lesen', cadence: { kind: 'interval', everyMinutes: 60 }, state: 'active', nextRunAt: iso(now + 2000),
   inputs: [{ module: 'notes', table: 'notes', id: 'demo-note-1' }], grant: noteGrant } as (typeof missions)[number]);
 const writer = new pg.Client({ connectionString: url });
@@ -238,7 +283,7 @@ for (const m of missions) {
   const { rows } = await writer.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = $1`, [m.id]);
   titles.set(rows[0].sid, m.title);
 }
-say(`seeded demo-user with ${missions.length} missions (one due at once, one every minute, one daily, one paused, three of agent Sparfuchs with 1,000 tokens a day, one of the paused agent Nachtschicht, one reading an encrypted note through a v2 grant); Ctrl-C to stop`);
+say(`seeded demo-user with ${missions.length} missions (one due at once, one every minute, one daily, one paused, three of agent Sparfuchs with 1,000 tokens a day, one of the paused agent Nachtschicht, one reading an encrypted note through a v2 grant, one researching news); Ctrl-C to stop`);
 // The user resumes the paused agent a little later, as from the webapp.
 setTimeout(() => {
   void pushAgent('demo-agent-night', { state: 'active' }, 'update').then(
@@ -255,6 +300,7 @@ async function shutdown(code: number) {
   await writer.end().catch(() => {});
   await daemon.stop();
   stub?.close();
+  searchStub?.close();
   if (values.keep) {
     // A terminal's Ctrl-C also reached postgres (same process group); bring
     // it back on the same data so the URL below works.

@@ -27,6 +27,8 @@ it('npm run demo: prints its database URL first, can be inspected while it runs,
   // the encrypted note through a v2 grant (issue 29): its audit row and what the planner saw
   await demo.waitFor(/grant v2 +Notiz lesen +audit row: notes\/demo-note-1 ok: stored as enc:2:/);
   await demo.waitFor(/grant v2 +Notiz lesen +the planner saw the note decrypted: „Einkaufsliste; Milch, Haferflocken und Äpfel für die Woche“/);
+  // news research through the mana-search stand-in (issue 31)
+  await demo.waitFor(/research +Nachrichten +news for „Energiewende“: ok, 3 sources from mana-search/);
   const index = (re: RegExp) => demo.lines.findIndex((l) => re.test(l));
   assert.ok(index(/database URL:/) < index(/run start/), 'the URL is printed before the first run');
   assert.equal(demo.lines.filter((l) => / times on this screen are /.test(l)).length, 1, 'the zone is named once');
@@ -38,7 +40,7 @@ it('npm run demo: prints its database URL first, can be inspected while it runs,
   assert.equal(live.status, 0, live.stderr);
   assert.equal(demo.child.exitCode, null, 'the demo is still running');
   const liveMissions = (JSON.parse(live.stdout) as { missions: { missionId: string; nextRunAt: string | null }[] }).missions;
-  assert.equal(liveMissions.length, 9, 'eight missions and the one reading an encrypted note');
+  assert.equal(liveMissions.length, 10, 'eight missions, the one reading an encrypted note and the one researching news');
   const dailyAt = new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
     .format(new Date(liveMissions.find((m) => m.missionId === 'demo-daily')!.nextRunAt!));
   assert.equal(dailyAt, '09:00', 'the snapshot agrees');
@@ -68,7 +70,7 @@ it('npm run demo -- --keep: inspect, backfill and bench work against the databas
     assert.equal(json.status, 0, json.stderr);
     const missions = (JSON.parse(json.stdout) as { missions: { missionId: string; state: string; lastRunStatus: string | null; nextRunAt: string | null }[] }).missions;
     const byId = new Map(missions.map((m) => [m.missionId, m]));
-    assert.deepEqual([...byId.keys()].sort(), ['demo-daily', 'demo-minute', 'demo-night', 'demo-note', 'demo-now', 'demo-paused', 'demo-spar-1', 'demo-spar-2', 'demo-spar-3']);
+    assert.deepEqual([...byId.keys()].sort(), ['demo-daily', 'demo-minute', 'demo-news', 'demo-night', 'demo-note', 'demo-now', 'demo-paused', 'demo-spar-1', 'demo-spar-2', 'demo-spar-3']);
     const agents = (JSON.parse(json.stdout) as { agents: { agentId: string; state: string; budget: number | null }[] }).agents;
     assert.deepEqual(agents.map((a) => [a.agentId, a.budget]).sort(), [['demo-agent-night', null], ['demo-agent-spar', 1000]]);
     assert.deepEqual((JSON.parse(json.stdout) as { syncChanges: unknown }).syncChanges, { schema: 'seed', table: 'public.sync_changes', fieldMap: 'field_timestamps', origin: false, spaceId: false }, 'inspect says which schema of sync_changes it found');
@@ -81,7 +83,7 @@ it('npm run demo -- --keep: inspect, backfill and bench work against the databas
     assert.match(table.stdout, /^sync_changes: public\.sync_changes, seed schema \(field_timestamps\)$/m);
     assert.match(table.stdout, /^user +mission +title/m);
     assert.match(table.stdout, /demo-user +demo-now +Sofort fällig +active +interval .* done /);
-    assert.match(table.stdout, /9 mission\(s\)/);
+    assert.match(table.stdout, /10 mission\(s\)/);
     assert.match(table.stdout, /demo-user +demo-agent-spar +Sparfuchs +active +1 +1000 +\d+/);
     assert.match(table.stdout, /2 agent\(s\)/);
     assert.match(node(['src/cli/inspect.ts', '--user', 'nobody', '--url', url!]).stdout, /no missions for user nobody/);
