@@ -4,8 +4,6 @@
 // checks only make sure a header that could never be valid is `malformed`
 // (or `expired`) before any key is touched. Never logs.
 
-import { MAX_EPOCH } from './canon.js';
-
 /** The tables whose records have record keys (section 14). */
 export const RECORD_KEY_TABLES: readonly string[] = ['notes', 'tasks', 'events', 'journalEntries', 'kontextDoc'];
 
@@ -22,11 +20,11 @@ export interface GrantHeader {
   scope: readonly string[];
 }
 
-export const MAX_SCOPE = 256;
-export const MAX_SCOPE_KEY_BYTES = 512;
+const MAX_SCOPE = 256;
+const MAX_SCOPE_KEY_BYTES = 512;
 const DAY_MS = 86_400_000;
 const SKEW_MS = 5 * 60_000;
-export const MAX_LIFETIME_MS = 30 * DAY_MS + SKEW_MS;
+const MAX_LIFETIME_MS = 30 * DAY_MS + SKEW_MS;
 
 const KEYS = ['typ', 'v', 'grantId', 'userId', 'missionId', 'issuedAt', 'expiresAt', 'runnerKid', 'scope'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -35,7 +33,7 @@ const KID = /^[0-9a-f]{16}$/;
 const te = new TextEncoder();
 
 /** A time in the header's one form, `YYYY-MM-DDTHH:mm:ss.sssZ`, that is a real instant (not 2026-02-30). */
-export function headerTime(s: unknown): number | null {
+function headerTime(s: unknown): number | null {
   if (typeof s !== 'string' || !ISO_MS.test(s)) return null;
   const ms = Date.parse(s);
   return Number.isFinite(ms) && new Date(ms).toISOString() === s ? ms : null;
@@ -96,4 +94,3 @@ export function checkHeader(fields: Record<string, unknown>, nowMs: number): Gra
   };
 }
 
-export { MAX_EPOCH };

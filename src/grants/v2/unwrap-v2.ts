@@ -24,7 +24,7 @@ export interface UsableGrantV2 {
 
 export type UnwrapV2Result = { ok: true; grant: UsableGrantV2; header: GrantHeader } | { ok: false; reason: V2SkipReason };
 
-export const GRANT_V2_LABEL = new TextEncoder().encode('mana-ai-mission-grant/v2');
+const GRANT_V2_LABEL = new TextEncoder().encode('mana-ai-mission-grant/v2');
 const te = new TextEncoder();
 
 export async function unwrapGrantV2(
