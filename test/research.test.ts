@@ -134,5 +134,8 @@ describe('news research (issue 31)', () => {
     assert.deepEqual((await get('u-nobody')).body.rows, [], 'another user sees nothing');
     const anonymous = await fetch(`http://127.0.0.1:${daemon.port}/api/v1/me/ai-research`);
     assert.equal(anonymous.status, 401);
+    // operators' view (superuser here; a runtime role sees only app.current_user_id's rows)
+    const view = await db.pool.query(`SELECT kind, outcome, source_count, urls -> 0 AS first FROM mana_ai.research_sources WHERE mission_id = 'r-news'`);
+    assert.deepEqual(view.rows, [{ kind: 'news', outcome: 'ok', source_count: 8, first: 'https://news.example/0' }]);
   });
 });

@@ -14,7 +14,7 @@
 --   restore lost iterations              SELECT/UPDATE lost_iterations; EXECUTE lock_snapshot_for_repair (definer)
 --   repair transient fold errors         EXECUTE repair_snapshot_error, pending_snapshot_errors (definer)
 --   check the schema at start            SELECT schema_migrations, schema_definitions, sync_table
---   operators' views (/internal routes)  SELECT due_missions, mission_schedule, agent_budget, parked_missions
+--   operators' views (/internal routes)  SELECT due_missions, mission_schedule, agent_budget, parked_missions, research_sources
 CREATE OR REPLACE FUNCTION mana_ai.grant_runtime_role(p_role text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -41,7 +41,7 @@ BEGIN
   END IF;
 
   EXECUTE format('GRANT USAGE ON SCHEMA mana_ai TO %I', p_role);
-  EXECUTE format('GRANT SELECT ON mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.schema_migrations, mana_ai.schema_definitions, mana_ai.settings, mana_ai.sync_table, mana_ai.due_missions, mana_ai.mission_schedule, mana_ai.agent_budget, mana_ai.parked_missions TO %I', p_role);
+  EXECUTE format('GRANT SELECT ON mana_ai.mission_snapshots, mana_ai.agent_snapshots, mana_ai.schema_migrations, mana_ai.schema_definitions, mana_ai.settings, mana_ai.sync_table, mana_ai.due_missions, mana_ai.mission_schedule, mana_ai.agent_budget, mana_ai.parked_missions, mana_ai.research_sources TO %I', p_role);
   EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON mana_ai.parked TO %I', p_role);
   -- parking sets the snapshot's flag; nothing else of a snapshot is the daemon's to write
   EXECUTE format('GRANT UPDATE (parked) ON mana_ai.mission_snapshots TO %I', p_role);
