@@ -65,6 +65,13 @@ const EnvSchema = v.object({
   MANA_SEARCH_URL: url(),
   MANA_AI_RESEARCH_REGEXES: v.optional(v.picklist(['auto', 'on', 'off'], 'must be auto (on under MANA_AI_WEBAPP=head), on or off'), 'auto'),
   MANA_AI_RESEARCH_TIMEOUT_MS: int(10_000, 100, 120_000),
+  MANA_RESEARCH_URL: url(),
+  MANA_AI_DEEP_RESEARCH_ENABLED: bool(false),
+  MANA_AI_DEEP_RESEARCH_PROVIDER: v.optional(v.picklist(['gemini-deep-research-max', 'gemini-deep-research', 'openai-deep-research'], 'must be gemini-deep-research-max, gemini-deep-research or openai-deep-research'), 'gemini-deep-research'),
+  MANA_AI_DEEP_RESEARCH_LEAD_MS: int(1_800_000, 0, 86_400_000),
+  MANA_AI_DEEP_RESEARCH_POLL_MS: int(30_000, 10, 300_000),
+  MANA_AI_DEEP_RESEARCH_MAX_AGE_MS: int(4_500_000, 100, 86_400_000),
+  MANA_AI_DEEP_RESEARCH_DAILY_CAP: int(3, 1, 100),
   JWT_AUDIENCE: v.optional(v.string(), 'mana'),
   JWT_ISSUER: v.optional(v.string()),
   TICK_ENABLED: bool(true),
@@ -154,6 +161,8 @@ export interface Config {
   researchRegexes: boolean;
   /** one mana-search request's deadline (MANA_AI_RESEARCH_TIMEOUT_MS) */
   researchTimeoutMs: number;
+  /** deep research through mana-research: on only with MANA_AI_DEEP_RESEARCH_ENABLED=true and MANA_RESEARCH_URL */
+  deepResearch: { url: string; provider: string; leadMs: number; pollMs: number; maxAgeMs: number; dailyCap: number } | null;
   /** text: one JSON answer (CONTRACT.md section 6); tools: native tool calls, falling back to text for a model that cannot call tools */
   plannerMode: 'text' | 'tools';
   /** The webapp generation served: its tools, parameters and write-back shape (CONTRACT.md section 11). */
@@ -244,6 +253,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     searchUrl: e.MANA_SEARCH_URL?.replace(/\/+$/, ''),
     researchRegexes: e.MANA_AI_RESEARCH_REGEXES === 'on' || (e.MANA_AI_RESEARCH_REGEXES === 'auto' && e.MANA_AI_WEBAPP === 'head'),
     researchTimeoutMs: e.MANA_AI_RESEARCH_TIMEOUT_MS,
+    deepResearch: e.MANA_AI_DEEP_RESEARCH_ENABLED && e.MANA_RESEARCH_URL
+      ? {
+          url: e.MANA_RESEARCH_URL.replace(/\/+$/, ''), provider: e.MANA_AI_DEEP_RESEARCH_PROVIDER, leadMs: e.MANA_AI_DEEP_RESEARCH_LEAD_MS,
+          pollMs: e.MANA_AI_DEEP_RESEARCH_POLL_MS, maxAgeMs: e.MANA_AI_DEEP_RESEARCH_MAX_AGE_MS, dailyCap: e.MANA_AI_DEEP_RESEARCH_DAILY_CAP,
+        }
+      : null,
     timeZone: tz,
     shutdownGraceMs: e.MANA_AI_SHUTDOWN_GRACE_MS,
     wheelResolutionMs: e.MANA_AI_WHEEL_RESOLUTION_MS,

@@ -12,6 +12,7 @@ import { createDb, createPool, type Db } from './db/pool.js';
 import { createHttpServer } from './http/server.js';
 import { auditRoutes } from './http/audit-routes.js';
 import { researchRoutes } from './http/research-routes.js';
+import { ResearchClient } from './research/mana-research.js';
 import { coreRoutes } from './http/routes.js';
 import { createUserTokenVerifier } from './http/user-token.js';
 import type { Logger } from './log.js';
@@ -134,12 +135,15 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   const resolvers = new ResolverRegistry().register('goals', goalsResolver);
   for (const m of ENCRYPTED_MODULES) resolvers.register(m.modules, encryptedResolver(m), { encrypted: true });
 
+  // deep research through mana-research, only when switched on (issue 31; docs/research.md)
+  const researchClient = config.deepResearch ? new ResearchClient({ baseUrl: config.deepResearch.url, serviceKey: config.serviceKey, timeoutMs: config.researchTimeoutMs }) : null;
+  if (config.deepResearch) log.info({ provider: config.deepResearch.provider }, 'deep research enabled (MANA_RESEARCH_URL)');
   const tracing = await startTracing({
     endpoint: config.otlpEndpoint, tracesEndpoint: config.otlpTracesEndpoint, serviceName: config.otelServiceName, scheduleDelayMs: config.otelScheduleDelayMs, log,
   });
   metrics.parkedSource.current = () => countParked(pool);
   const reactor = config.tickEnabled
-    ? new Reactor({ pool, db, config, log, metrics, llm, resolvers, runnerKeys, tracing, parkedRecheckMs: config.parkedRecheckMs, memberships })
+    ? new Reactor({ pool, db, config, log, metrics, llm, resolvers, runnerKeys, tracing, parkedRecheckMs: config.parkedRecheckMs, memberships, researchClient })
     : null;
   if (!reactor) log.info('TICK_ENABLED=false: serving HTTP only, no missions are run');
 

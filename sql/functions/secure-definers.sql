@@ -103,6 +103,12 @@ BEGIN
                       WHERE schemaname = 'mana_ai' AND tablename = 'token_usage' AND policyname = 'token_usage_maintenance') THEN
     CREATE POLICY token_usage_maintenance ON mana_ai.token_usage TO mana_ai_definer USING (true);
   END IF;
+  -- The pending deep-research jobs of a daemon's partitions, across users (sql/functions/research-jobs.sql).
+  IF to_regclass('mana_ai.research_jobs') IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policies
+                      WHERE schemaname = 'mana_ai' AND tablename = 'research_jobs' AND policyname = 'research_jobs_pending') THEN
+    CREATE POLICY research_jobs_pending ON mana_ai.research_jobs FOR SELECT TO mana_ai_definer USING (true);
+  END IF;
   -- The trigger notes every user's v2 grants (sql/functions/grant-state.sql).
   IF to_regclass('mana_ai.mission_grants') IS NOT NULL
      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policies

@@ -11,6 +11,7 @@
 --   audit decrypts, charge tokens        SELECT/INSERT decrypt_audit, token_usage (RLS)
 --   choose a mission's v2 grant          SELECT mission_grants, grant_revocations (RLS; the trigger writes them)
 --   research: record, cache, serve       SELECT/INSERT research_runs (RLS)
+--   deep research jobs                   SELECT/INSERT/UPDATE research_jobs (RLS); EXECUTE pending_research_jobs (definer)
 --   restore lost iterations              SELECT/UPDATE lost_iterations; EXECUTE lock_snapshot_for_repair (definer)
 --   repair transient fold errors         EXECUTE repair_snapshot_error, pending_snapshot_errors (definer)
 --   check the schema at start            SELECT schema_migrations, schema_definitions, sync_table
@@ -54,6 +55,9 @@ BEGIN
   EXECUTE format('GRANT SELECT ON mana_ai.mission_grants, mana_ai.grant_revocations TO %I', p_role);
   EXECUTE format('GRANT SELECT, INSERT ON mana_ai.research_runs TO %I', p_role);
   EXECUTE format('GRANT USAGE ON SEQUENCE mana_ai.research_runs_id_seq TO %I', p_role);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE ON mana_ai.research_jobs TO %I', p_role);
+  EXECUTE format('GRANT USAGE ON SEQUENCE mana_ai.research_jobs_id_seq TO %I', p_role);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION mana_ai.pending_research_jobs(int[]) TO %I', p_role);
   EXECUTE format('GRANT USAGE ON SEQUENCE mana_ai.decrypt_audit_id_seq, mana_ai.token_usage_id_seq TO %I', p_role);
   EXECUTE format('GRANT EXECUTE ON FUNCTION mana_ai.lock_snapshot_for_write_back(bigint), mana_ai.try_lock_snapshot_for_write_back(bigint), mana_ai.repair_snapshot_error(bigint), mana_ai.pending_snapshot_errors(int[], int) TO %I', p_role);
   BEGIN

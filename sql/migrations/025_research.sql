@@ -27,3 +27,41 @@ CREATE POLICY research_runs_own_rows ON mana_ai.research_runs
   USING (user_id = current_setting('app.current_user_id', true))
   WITH CHECK (user_id = current_setting('app.current_user_id', true));
 REVOKE UPDATE, DELETE, TRUNCATE ON mana_ai.research_runs FROM PUBLIC;
+
+-- Deep research jobs (mana-research; CONTRACT.md section 15): one per
+-- (mission, due time), submitted ahead of the due time or at its claim,
+-- polled by the daemon that owns the mission's partition without holding
+-- a claim, kept until a planned iteration used its answer (a failed plan,
+-- write or retry never pays twice), abandoned at the maximum age. The
+-- answer is kept without mana-research's providerRaw.
+CREATE TABLE mana_ai.research_jobs (
+  id           bigserial   PRIMARY KEY,
+  user_id      text        NOT NULL,
+  mission_id   text        NOT NULL,
+  sid          bigint      NOT NULL,
+  partition    int         NOT NULL,
+  due_at       timestamptz NOT NULL,
+  agent_id     text,
+  query        text        NOT NULL,
+  provider     text        NOT NULL,
+  task_id      text,
+  status       text        NOT NULL CHECK (status IN ('pending', 'completed', 'failed', 'abandoned', 'used')),
+  -- {answer, citations: [{url, title, snippet}]}
+  answer       jsonb,
+  error        text,
+  polls        int         NOT NULL DEFAULT 0,
+  submitted_at timestamptz NOT NULL DEFAULT now(),
+  finished_at  timestamptz,
+  used_at      timestamptz,
+  UNIQUE (user_id, mission_id, due_at)
+);
+CREATE INDEX research_jobs_pending ON mana_ai.research_jobs (partition) WHERE status = 'pending';
+CREATE INDEX research_jobs_mission ON mana_ai.research_jobs (user_id, mission_id, submitted_at DESC);
+-- Enabled, not forced: the definer that lists pending jobs across users
+-- (pending_research_jobs) reads as the tables' owner, or as mana_ai_definer
+-- through its own policy (sql/functions/secure-definers.sql).
+ALTER TABLE mana_ai.research_jobs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY research_jobs_own_rows ON mana_ai.research_jobs
+  USING (user_id = current_setting('app.current_user_id', true))
+  WITH CHECK (user_id = current_setting('app.current_user_id', true));
+REVOKE DELETE, TRUNCATE ON mana_ai.research_jobs FROM PUBLIC;

@@ -51,6 +51,10 @@ export interface Metrics {
   eventListenerErrors: Counter;
   planStepsRejected: Counter<'reason'>;
   research: Counter<'kind' | 'outcome'>;
+  researchJobsSubmitted: Counter<'provider'>;
+  researchJobsCompleted: Counter<'provider'>;
+  researchJobsFailed: Counter<'provider'>;
+  researchPendingSkips: Counter<string>;
   planRepairs: Counter<'outcome'>;
   plannerFallbacks: Counter<'reason'>;
   missionsParked: Counter;
@@ -144,6 +148,11 @@ export function createMetrics(): Metrics {
     peersLost: new Counter({ name: 'mana_ai_peers_lost_total', help: 'Peer daemons noticed gone by the watcher', ...r }),
     watchReconnects: new Counter({ name: 'mana_ai_watch_reconnects_total', help: 'Watch connections (on a peer daemon) lost and re-established', ...r }),
     missionsSkipped: new Counter({ name: 'mana_ai_missions_skipped_total', help: 'Due missions the runner could not read', labelNames: ['reason'], ...r }),
+    // upstream's four deep-research counters (CONTRACT.md section 15)
+    researchJobsSubmitted: new Counter({ name: 'mana_ai_research_jobs_submitted_total', help: 'Deep research jobs submitted to mana-research', labelNames: ['provider'], ...r }),
+    researchJobsCompleted: new Counter({ name: 'mana_ai_research_jobs_completed_total', help: 'Deep research jobs that completed', labelNames: ['provider'], ...r }),
+    researchJobsFailed: new Counter({ name: 'mana_ai_research_jobs_failed_total', help: 'Deep research jobs that could not be submitted or failed', labelNames: ['provider'], ...r }),
+    researchPendingSkips: new Counter({ name: 'mana_ai_research_jobs_pending_skips_total', help: 'Runs that found their deep research job pending and waited for it without a claim', ...r }),
     research: new Counter({
       name: 'mana_ai_research_total', help: 'Research of runs by kind (news, deep) and outcome (ok, cached, empty, failed, timeout, abandoned, skipped)',
       labelNames: ['kind', 'outcome'], ...r,

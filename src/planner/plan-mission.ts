@@ -67,7 +67,7 @@ export interface PlanDeps {
   /** the owners' shared spaces (mana-auth); null = personal inputs only */
   memberships?: Memberships | null;
   /** the run's research (issue 31): what the mission asked, and how to fetch it; null = none */
-  research?: { request: ResearchRequest; deps: ResearchDeps; dueMs: number } | null;
+  research?: { request: ResearchRequest; deps: ResearchDeps; dueMs: number } | { block: ResearchBlock } | null;
   /**
    * Charges one answer's tokens the moment it arrives (every path: a plan,
    * a rejected answer, a throw later, a retry, a failed write-back), once
@@ -117,11 +117,13 @@ export async function planMission(
     return resolved;
   });
   // research the mission asked for (issue 31): its sources, or a block that says there are none
-  const research = deps.research && deps.research.request.kind !== 'none'
-    ? await inSpan(deps.tracing.tracer, deps.span, 'mission.research', { 'research.kind': deps.research.request.kind }, () =>
-      researchForRun(deps.research!.deps, { userId: run.userId, missionId: run.missionId, dueMs: deps.research!.dueMs, nowMs: Date.now() },
-        deps.research!.request as Extract<ResearchRequest, { kind: 'news' | 'deep' }>, signal))
-    : null;
+  const r = deps.research ?? null;
+  const research = r === null ? null
+    : 'block' in r ? r.block
+    : r.request.kind === 'none' ? null
+    : await inSpan(deps.tracing.tracer, deps.span, 'mission.research', { 'research.kind': r.request.kind }, () =>
+      researchForRun(r.deps, { userId: run.userId, missionId: run.missionId, dueMs: r.dueMs, nowMs: Date.now() },
+        r.request as Extract<ResearchRequest, { kind: 'news' | 'deep' }>, signal));
   const { allowed, denied } = agent ? allowedTools(agent.policy, deps.catalog) : { allowed: [...deps.catalog], denied: [] };
   if (denied.length) log.debug({ agentId: agent?.id, denied: denied.map((t) => t.name) }, 'tools denied by the agent policy are not offered');
   // a run that researched may link only its sources

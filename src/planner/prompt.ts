@@ -121,6 +121,8 @@ function describeAgent(agent: Agent): string[] {
 
 /** The stated size of the research block in the prompt, in characters (8 sources of at most 200 + 300 characters fit). */
 export const RESEARCH_BLOCK_CHARS = 6_000;
+/** deep research: the answer (at most 6,000 characters) and its citations */
+const DEEP_BLOCK_CHARS = 12_000;
 
 const RESEARCH_WHY: Record<string, string> = {
   empty: 'die Suche fand nichts', failed: 'die Suche ist fehlgeschlagen', timeout: 'die Suche hat nicht rechtzeitig geantwortet',
@@ -129,19 +131,24 @@ const RESEARCH_WHY: Record<string, string> = {
 
 /** The research's part of the prompt: the fenced sources, or the line that there are none. */
 export function describeResearch(r: ResearchBlock): string {
-  if (r.sources.length === 0) {
+  if (r.sources.length === 0 && !r.answer) {
     return `Web-Recherche zu „${fenceSafe(r.query.slice(0, 60))}“: keine echten Quellen (${RESEARCH_WHY[r.outcome] ?? 'nichts gefunden'}). Erfinde keine Quellen und keine URLs.`;
   }
   const lines: string[] = [];
   let size = 0;
+  if (r.answer) {
+    // deep research: the answer, then its citations (upstream's layout, fenced)
+    lines.push(`# Deep-Research: ${r.query.slice(0, 200)}\n${r.answer}\n\n## Quellen`);
+    size += lines[0]!.length;
+  }
   for (const s of r.sources) {
     const entry = [`## ${s.title}`, ...(s.snippet ? [`> ${s.snippet}`] : []), `URL: ${s.url}`, ...(s.publishedAt ? [`Datum: ${s.publishedAt}`] : [])].join('\n');
-    if (size + entry.length > RESEARCH_BLOCK_CHARS) break;
+    if (size + entry.length > (r.answer ? DEEP_BLOCK_CHARS : RESEARCH_BLOCK_CHARS)) break;
     lines.push(entry);
     size += entry.length;
   }
   return [
-    `Web-Recherche zu „${fenceSafe(r.query.slice(0, 60))}“ (${lines.length} Quellen, Text aus dem Web, nicht vom Nutzer): ${WEB_OPEN}`,
+    `${r.answer ? 'Deep-Research' : 'Web-Recherche'} zu „${fenceSafe(r.query.slice(0, 60))}“ (${r.sources.length ? Math.min(r.sources.length, lines.length - (r.answer ? 1 : 0)) : 0} Quellen, Text aus dem Web, nicht vom Nutzer): ${WEB_OPEN}`,
     fenceSafe(lines.join('\n\n')),
     WEB_CLOSE,
     'Nutze diese Quellen für deinen Plan. Verwende nur URLs, die oben stehen; erfinde keine.',

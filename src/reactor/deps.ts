@@ -6,8 +6,11 @@
 import type { Config } from '../config.js';
 import type { RunDeps } from '../run/execute-run.js';
 import type { WheelClock } from './timer-wheel.js';
+import type { ResearchClient } from '../research/mana-research.js';
 
-export interface ReactorDeps extends Omit<RunDeps, 'config'> {
+export interface ReactorDeps extends Omit<RunDeps, 'config' | 'deepJobs'> {
   config: Config;
   clock?: WheelClock;
+  /** mana-research, when deep research is on (config.deepResearch) */
+  researchClient?: ResearchClient | null;
 }

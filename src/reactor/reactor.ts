@@ -20,6 +20,7 @@ import { loadAgents } from '../db/sql/load-agents.js';
 import { loadDueNow, loadSchedule } from '../db/sql/load-schedule.js';
 import { PARTITIONS, drawGeneration, notifyMembers, terminateWatchBackend } from '../db/sql/partition-locks.js';
 import { pendingSnapshotErrors, repairSnapshotError, type RepairOutcome } from '../db/sql/snapshot-repair.js';
+import { DeepResearchJobs } from '../research/deep-jobs.js';
 import { IterationRepairs } from './iteration-repairs.js';
 import type { RunOutcome } from '../run/execute-run.js';
 import type { ReactorDeps } from './deps.js';
@@ -63,6 +64,8 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
   readonly gates: AgentGates;
   /** restoring iterations stale devices erased (issue 28) */
   readonly iterationRepairs: IterationRepairs;
+  /** deep research jobs (issue 31); null when deep research is off */
+  readonly deepJobs: DeepResearchJobs | null;
   /** loads run one after another, so a partial load never races a full one */
   private loads: Promise<void> = Promise.resolve();
   private started = false;
@@ -111,7 +114,14 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
       stopping: () => this.stopping,
       repaired: (e) => this.emit('iterations-restored', e),
     });
-    this.runs = new RunDispatcher(deps, this.gates, {
+    // deep research jobs of this daemon's partitions (issue 31): a job that ends wakes its run at once
+    this.deepJobs = deps.researchClient && deps.config.deepResearch
+      ? new DeepResearchJobs({
+          db: deps.db, pool: deps.pool, client: deps.researchClient, config: deps.config.deepResearch, metrics: deps.metrics, log: deps.log,
+          wake: (sid, dueMs) => this.wakeRun(sid, dueMs),
+        })
+      : null;
+    this.runs = new RunDispatcher({ ...deps, deepJobs: this.deepJobs }, this.gates, {
       events: this,
       partitionOf: (sid) => this.partitionOf(sid),
       owns: (partition) => this.ownership.owns(partition),
@@ -259,6 +269,8 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
           if (pending.length) await this.repair(pending, 'pending');
           // and iterations lost while nobody owned them are restored (queued, not awaited)
           await this.iterationRepairs.pending(wanted);
+          // and deep research jobs still pending are polled again (their runs wait without a claim)
+          await this.deepJobs?.resume(wanted);
           // Agents before missions: a mission armed below may fire at once.
           const agents = await loadAgents(this.deps.pool, { partitions: wanted });
           for (const a of agents) {
@@ -381,6 +393,22 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
     this.wheel.schedule(slot, atMs);
   }
 
+  /**
+   * A run waiting for its deep research (issue 31) is woken when the job
+   * ends, unless the mission was rescheduled since (a newer due time in the
+   * wheel) or its partition moved away.
+   */
+  private wakeRun(sid: number, dueMs: number): void {
+    if (this.stopping) return;
+    const slot = this.table.slotOf(sid);
+    const part = this.partitionOf(sid);
+    if (slot === undefined || part === undefined || !this.ownership.owns(part)) return;
+    if (this.wheel.has(slot) && (this.retryDue.get(slot) ?? this.wheel.dueOf(slot)) !== dueMs) return; // rescheduled since
+    this.wheel.cancel(slot);
+    this.retryDue.delete(slot);
+    this.runs.admit(sid, dueMs);
+  }
+
   /** A peer daemon is gone: the runs it held may be ours to take now (claim_run checks its session). */
   private onPeerLost(): void {
     if (this.stopping) return;
@@ -475,6 +503,7 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
     this.stopping = true;
     this.wheel.close();
     this.gates.close();
+    this.deepJobs?.stop();
     this.runs.close();
     // Partitions go first, so the other daemons schedule them while our
     // runs in flight finish (the claims keep those from running twice).

@@ -6,6 +6,7 @@
 // (reactor.ts: wheel, notifications, ownership): this file never touches
 // the wheel or the mission table, it asks its host.
 
+import type { DeepResearchJobs } from '../research/deep-jobs.js';
 import type { GuardedEmitter, ReactorEvents } from './events.js';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { adoptClaims, claimRuns, type ClaimAgent, type ClaimRequest, type ClaimResult, type ClaimWitness } from '../db/sql/claim-run.js';
@@ -85,7 +86,7 @@ export class RunDispatcher {
   private stopping = false;
 
   constructor(
-    private readonly deps: Omit<ReactorDeps, 'clock'>,
+    private readonly deps: Omit<ReactorDeps, 'clock'> & { deepJobs?: DeepResearchJobs | null },
     private readonly gates: AgentGates,
     private readonly host: DispatchHost,
   ) {}

@@ -32,6 +32,8 @@ export interface ResearchBlock {
   query: string;
   outcome: ResearchOutcome;
   sources: Source[];
+  /** deep research's answer (its citations are the sources) */
+  answer?: string;
 }
 
 /** The calendar day of `ms` in `timeZone`, YYYY-MM-DD. */

@@ -33,6 +33,8 @@ import { catalogFor } from '../planner/catalog/index.js';
 import type { Memberships } from '../auth/memberships.js';
 import type { RunnerKeys } from '../grants/runner-keys.js';
 import { researchRequest } from '../research/research-request.js';
+import type { DeepResearchJobs } from '../research/deep-jobs.js';
+import type { ResearchBlock } from '../research/research.js';
 import type { ResolverRegistry } from '../planner/resolvers/registry.js';
 import { retryDelayMs } from '../reactor/backoff.js';
 import { failedIteration, iterationIdFor, type Iteration } from '../write-back/iteration.js';
@@ -85,6 +87,8 @@ export interface RunDeps {
   resolvers: ResolverRegistry;
   /** The runner's RSA keys for mission grants (MANA_AI_PRIVATE_KEY_PEM, MANA_AI_PREVIOUS_PRIVATE_KEY_PEM). */
   runnerKeys: RunnerKeys;
+  /** deep research jobs (issue 31); null or absent when deep research is off */
+  deepJobs?: DeepResearchJobs | null;
   tracing: Tracing;
   /** tests: how long a parked mission waits to be looked at again (default: its cadence) */
   parkedRecheckMs?: number;
@@ -170,6 +174,10 @@ export async function executeRun(
     let usage: { tokens: number; estimated: boolean } | null = null;
     let outsideFailure = false;
     const earlier = claim.attempts > 1 ? await readPendingPlan(deps.pool, claim.runId) : null;
+    // what the mission asks to research (issue 31); deep only when deep research is on here
+    const research = researchRequest(claim.record, { regexes: config.researchRegexes ?? false, deepEnabled: !!deps.deepJobs });
+    let deepBlock: ResearchBlock | null = null;
+    let deepJobId: number | null = null;
     if (earlier) {
       // An earlier attempt planned this due time and could not write it:
       // write that plan, do not ask the LLM again.
@@ -187,11 +195,25 @@ export async function executeRun(
       failure = 'too-many-attempts';
       outsideFailure = true;
     } else {
+      // Deep research (issue 31): a job still running means the run waits for it without a claim (the
+      // job's end wakes it); a kept answer is used; news research happens inside the planning pass.
+      if (research.kind === 'deep' && deps.deepJobs) {
+        const d = await deps.deepJobs.forRun({ sid, userId: claim.userId, missionId: claim.missionId, dueMs, agentId: agent?.id ?? null, query: research.query });
+        if (d.kind === 'wait') {
+          await releaseParkedClaim(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, why: 'research-pending' });
+          hooks.later?.(d.untilMs);
+          log.info({ waitUntil: new Date(d.untilMs).toISOString() }, 'deep research pending; the run waits for it without a claim, and is woken when it ends');
+          hooks.finished({ ...base, outcome: 'waiting' });
+          return 'waiting';
+        }
+        deepBlock = d.block;
+        if (d.kind === 'use') deepJobId = d.jobId;
+      }
       ({ iteration, failure, usage } = await planMission(
         {
           db: deps.db, llm: deps.llm, resolvers: deps.resolvers, metrics, log, runnerKeys: deps.runnerKeys, tracing: deps.tracing, span, catalog: catalogFor(config.webapp), mode: config.plannerMode, memberships: deps.memberships ?? null,
-          research: {
-            request: researchRequest(claim.record, { regexes: config.researchRegexes ?? false, deepEnabled: false }),
+          research: deepBlock ? { block: deepBlock } : {
+            request: research,
             deps: { db: deps.db, searchUrl: config.searchUrl ?? null, timeZone: config.timeZone, timeoutMs: config.researchTimeoutMs ?? 10_000, metrics, log },
             dueMs,
           },
@@ -220,6 +242,11 @@ export async function executeRun(
       return written.outcome;
     }
     metrics.plansWrittenBack.inc();
+    if (deps.deepJobs && research.kind === 'deep') {
+      // the answer a planned iteration used is never paid for again; the next due time's job goes ahead of it
+      if (deepJobId !== null && !failure) await deps.deepJobs.markUsed(claim.userId, deepJobId).catch((error) => log.warn({ err: coerceError(error).message }, 'deep research answer could not be marked used; the next run may use it again'));
+      if (written.nextRunAtMs !== null) deps.deepJobs.scheduleAhead({ sid, userId: claim.userId, missionId: claim.missionId, dueMs: written.nextRunAtMs, agentId: agent?.id ?? null, query: research.query });
+    }
     if (written.parked) {
       metrics.missionsParked.inc();
       log.warn({ maxConsecutiveFailures: config.maxConsecutiveFailures }, 'mission parked: it failed too often in a row; the user sees why, and any change of the mission brings it back');

@@ -5,7 +5,7 @@
 export const RUN_OUTCOMES = [
   'planned', 'failed', 'skipped', 'moved', 'finished', 'held', 'throttled',
   'agent-paused', 'agent-archived', 'agent-deleted', 'agent-busy', 'over-budget',
-  'lost-claim', 'mission-gone', 'error', 'shutdown', 'retry', 'parked',
+  'lost-claim', 'mission-gone', 'error', 'shutdown', 'retry', 'parked', 'waiting',
 ] as const;
 
 export type RunOutcome = (typeof RUN_OUTCOMES)[number];

@@ -48,13 +48,13 @@ export async function parkMission(trx: ScopedTx, q: { sid: number; failures: num
            last_error = EXCLUDED.last_error, parked_at = now()`.execute(trx);
 }
 
-/** Hands a parked mission's claim back as it was (its attempt not counted): looked at again later. */
-export async function releaseParkedClaim(pool: pg.Pool, q: { runId: number; workerId: string; attempts: number }): Promise<void> {
+/** Hands a claim back as it was (its attempt not counted): a parked mission, or a run waiting for its deep research; looked at again later. */
+export async function releaseParkedClaim(pool: pg.Pool, q: { runId: number; workerId: string; attempts: number; why?: 'parked' | 'research-pending' }): Promise<void> {
   await pool.query(
     `UPDATE mana_ai.mission_runs
-        SET status = 'released', claimed_by = NULL, lease_until = now(), attempts = attempts - 1, error = 'parked'
+        SET status = 'released', claimed_by = NULL, lease_until = now(), attempts = attempts - 1, error = $4
       WHERE run_id = $1 AND claimed_by = $2 AND attempts = $3 AND status = 'running'`,
-    [q.runId, q.workerId, q.attempts],
+    [q.runId, q.workerId, q.attempts, q.why ?? 'parked'],
   );
 }
 
