@@ -4,7 +4,8 @@
 // used and never paid for again, also after a failed plan (the next due
 // time uses the kept answer); a job that never finishes is abandoned at the
 // maximum age and the run planned without it; a refused submit plans at
-// once without sources; the next due time's job is submitted ahead of it.
+// once without sources; a paused mission abandons its job; the next due
+// time's job is submitted ahead of it.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -76,6 +77,8 @@ describe('deep research (issue 31)', () => {
     assert.ok(prompt.includes('URL: https://quelle.example/2') && !prompt.includes('javascript:'), 'http(s) citations only');
     assert.ok(!prompt.includes('xxxxxxxxxx'), 'no providerRaw');
     assert.deepEqual((await jobs('d-once')).map((j) => j.status), ['used']);
+    const rows = (await db.pool.query(`SELECT kind, outcome, jsonb_array_length(sources) AS n FROM mana_ai.research_runs WHERE mission_id = 'd-once'`)).rows;
+    assert.deepEqual(rows, [{ kind: 'deep', outcome: 'ok', n: 2 }], 'the run\'s sources, for the user to read');
   });
 
   it('a failed plan pays nothing again: the next due time uses the kept answer', async () => {
@@ -107,6 +110,14 @@ describe('deep research (issue 31)', () => {
     assert.match(m, /kind="deep",outcome="abandoned",service="mana-ai"\} 1/);
     const failed = await daemon.metrics.registry.getSingleMetricAsString('mana_ai_research_jobs_failed_total');
     assert.match(failed, /provider="gemini-deep-research",service="mana-ai"\} 1/);
+  });
+
+  it('a mission paused while its job runs abandons the job, and no answer is waited for', async () => {
+    await mission('d-paused', 'Tiefenfrage D');
+    await runOutcome(daemon, 'd-paused', 'waiting');
+    await pushChange(db.pool, { userId: 'u-d-paused', recordId: 'd-paused', op: 'update', data: { state: 'paused' }, fieldTimestamps: { state: new Date(Date.now() + 5_000).toISOString() } });
+    await eventually(async () => (await jobs('d-paused'))[0]?.status === 'abandoned', 'the pending job is abandoned at its next poll');
+    assert.equal(research.submits.filter((s) => s.query === 'Tiefenfrage D').length, 1);
   });
 
   it('submits the next due time\'s job ahead of it, so that run starts with its answer', async () => {

@@ -118,7 +118,7 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
     this.deepJobs = deps.researchClient && deps.config.deepResearch
       ? new DeepResearchJobs({
           db: deps.db, pool: deps.pool, client: deps.researchClient, config: deps.config.deepResearch, metrics: deps.metrics, log: deps.log,
-          wake: (sid, dueMs) => this.wakeRun(sid, dueMs),
+          wake: (sid, dueMs) => this.wakeRun(sid, dueMs), timeZone: deps.config.timeZone,
         })
       : null;
     this.runs = new RunDispatcher({ ...deps, deepJobs: this.deepJobs }, this.gates, {

@@ -17,7 +17,9 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { coerceError } from '../coerce-error.js';
 import type { ResearchClient } from './mana-research.js';
-import type { ResearchBlock } from './research.js';
+import { localDay, type ResearchBlock } from './research.js';
+import type { Source } from './mana-search.js';
+import { recordResearch, type ResearchOutcome } from '../db/sql/research-runs.js';
 
 export interface DeepJobsConfig {
   provider: string;
@@ -59,6 +61,8 @@ export class DeepResearchJobs {
     log: Logger;
     /** wakes the run of (mission, due time) now: its job ended */
     wake: (sid: number, dueMs: number) => void;
+    /** the zone whose calendar day a run's research row is filed under */
+    timeZone: string;
   }) {
     // upstream's counters, exported at 0 for the configured provider
     for (const m of [d.metrics.researchJobsSubmitted, d.metrics.researchJobsCompleted, d.metrics.researchJobsFailed]) m.inc({ provider: d.config.provider }, 0);
@@ -68,15 +72,24 @@ export class DeepResearchJobs {
   /** What a run of a mission asking for deep research does now. */
   async forRun(run: DeepRun, nowMs = Date.now()): Promise<DeepDecision> {
     const { config: c } = this.d;
-    const without = (outcome: ResearchBlock['outcome']): DeepDecision => {
+    // each run's research is the user's to read (GET /api/v1/me/ai-research), deep as news
+    const record = (outcome: ResearchOutcome, sources: Source[]) =>
+      withUserScope(this.d.db, run.userId, (trx) => recordResearch(trx, {
+        userId: run.userId, missionId: run.missionId, dueAt: new Date(run.dueMs), kind: 'deep', query: run.query, language: 'de',
+        localDay: localDay(nowMs, this.d.timeZone), outcome, sources,
+      }));
+    const without = async (outcome: ResearchBlock['outcome']): Promise<DeepDecision> => {
       this.d.metrics.research.inc({ kind: 'deep', outcome });
+      await record(outcome, []);
       return { kind: 'without', block: { kind: 'deep', query: run.query, outcome, sources: [] } };
     };
     const jobs = await withUserScope(this.d.db, run.userId, (trx) => missionJobs(trx, { userId: run.userId, missionId: run.missionId, sinceMs: nowMs - DAY_MS - c.maxAgeMs }));
     // a kept answer, young enough: a retry, or the next due time after a failed plan, uses it instead of paying again
     const kept = jobs.find((j) => j.status === 'completed' && j.answer && j.finishedMs !== null && nowMs - j.finishedMs <= c.maxAgeMs);
     if (kept) {
-      this.d.metrics.research.inc({ kind: 'deep', outcome: kept.dueMs === run.dueMs ? 'ok' : 'cached' });
+      const outcome = kept.dueMs === run.dueMs ? 'ok' : 'cached';
+      this.d.metrics.research.inc({ kind: 'deep', outcome });
+      await record(outcome, kept.answer!.citations);
       return { kind: 'use', jobId: kept.id, block: { kind: 'deep', query: run.query, outcome: 'ok', sources: kept.answer!.citations, answer: kept.answer!.answer } };
     }
     const mine = jobs.find((j) => j.dueMs === run.dueMs);
@@ -180,6 +193,14 @@ export class DeepResearchJobs {
     if (Date.now() - j.submittedMs > c.maxAgeMs) {
       await this.end(j.userId, j.id, 'abandoned');
       this.d.wake(j.sid, j.dueMs);
+      return;
+    }
+    // paused, archived, deleted or rescheduled since: the job's answer has no run to go to
+    const { rows } = await this.d.pool.query<{ live: boolean }>(
+      `SELECT (state = 'active' AND NOT deleted AND floor(extract(epoch FROM next_run_at) * 1000)::bigint = $2::bigint) AS live FROM mana_ai.mission_snapshots WHERE sid = $1`, [j.sid, j.dueMs]);
+    if (rows[0]?.live !== true) {
+      await this.end(j.userId, j.id, 'abandoned');
+      this.d.log.info({ missionId: j.missionId }, 'deep research abandoned: the mission was paused, archived, deleted or rescheduled');
       return;
     }
     const r = await this.d.client.status(j.userId, j.taskId);
