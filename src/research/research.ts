@@ -4,7 +4,8 @@
 // the user's scope (sql/migrations/025_research.sql), counted by kind and
 // outcome. Never throws and never fails the run: research that brings
 // nothing is a block without sources, and the prompt says so. Deep research
-// (mana-research) is not built yet: a mission asking for it is `skipped`.
+// runs through its jobs (deep-jobs.ts) before the planning pass; a deep
+// request that reaches this module (deep research off) is `skipped`.
 
 import type { Db } from '../db/pool.js';
 import { withUserScope } from '../db/scoped.js';
