@@ -90,6 +90,13 @@ export const MUTATIONS: Mutation[] = [
     find: 'IF v_version IS DISTINCT FROM w.version OR v_deleted THEN', replace: 'IF v_deleted THEN', tests: ['test/write-back-batch.test.ts'] },
   { id: 'batch-waits', guarantee: 'a batch of write-backs never waits for a row while it holds another', file: 'sql/functions/write-back.sql',
     find: 'FROM mana_ai.try_lock_snapshot_for_write_back(w.sid) l;', replace: 'FROM mana_ai.lock_snapshot_for_write_back(w.sid) l;', tests: ['test/write-back-batch.test.ts'] },
+  // issue 31
+  { id: 'kept-answer-ignored', guarantee: 'a deep research answer is paid for once: a failed plan\'s next run uses the kept answer', file: 'src/research/deep-jobs.ts',
+    find: "const kept = jobs.find((j) => j.status === 'completed'", replace: "const kept = jobs.find((j) => false && j.status === 'completed'", tests: ['test/deep-research.test.ts'] },
+  { id: 'news-not-cached', guarantee: 'a news query is searched once per user and day', file: 'src/research/research.ts',
+    find: 'if (cached) {', replace: 'if (false) {', tests: ['test/research.test.ts'] },
+  { id: 'any-url', guarantee: 'a planned step links only the run\'s sources', file: 'src/planner/validate-step.ts',
+    find: "else if (sourceUrls && p.name === 'url'", replace: "else if (false && sourceUrls && p.name === 'url'", tests: ['test/research.test.ts'] },
   // earlier guarantees of docs/reliability.md
   { id: 'write-back-unlocked', guarantee: 'one lock, one order: the write-back locks the snapshot row first', file: 'sql/functions/claim.sql',
     find: '   WHERE s.sid = p_sid\n     FOR UPDATE\n$$;', replace: '   WHERE s.sid = p_sid\n$$;', tests: ['test/races.test.ts'] },
