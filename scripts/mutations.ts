@@ -97,6 +97,8 @@ export const MUTATIONS: Mutation[] = [
     find: 'if (cached) {', replace: 'if (false) {', tests: ['test/research.test.ts'] },
   { id: 'any-url', guarantee: 'a planned step links only the run\'s sources', file: 'src/planner/validate-step.ts',
     find: "else if (sourceUrls && p.name === 'url'", replace: "else if (false && sourceUrls && p.name === 'url'", tests: ['test/research.test.ts'] },
+  { id: 'wake-early', guarantee: 'a deep research job that ends before its due time never runs the mission early', file: 'src/reactor/reactor.ts',
+    find: 'if (this.stopping || dueMs > Date.now()) return;', replace: 'if (this.stopping) return;', tests: ['test/deep-research.test.ts'] },
   // earlier guarantees of docs/reliability.md
   { id: 'write-back-unlocked', guarantee: 'one lock, one order: the write-back locks the snapshot row first', file: 'sql/functions/claim.sql',
     find: '   WHERE s.sid = p_sid\n     FOR UPDATE\n$$;', replace: '   WHERE s.sid = p_sid\n$$;', tests: ['test/races.test.ts'] },

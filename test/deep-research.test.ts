@@ -133,5 +133,10 @@ describe('deep research (issue 31)', () => {
     const [, ahead] = await jobs('d-ahead');
     assert.equal(ahead!.due_at.getTime(), next.getTime(), 'for the next due time, an hour ahead of it');
     assert.equal(research.submits.filter((s) => s.query === 'Tiefenfrage C').length, 2);
+    // its answer arrives long before its due time, and the mission is not run early for it
+    await eventually(async () => (await jobs('d-ahead'))[1]?.status === 'completed', 'the ahead job completes');
+    const late = await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.mission_runs WHERE mission_id = 'd-ahead'`);
+    assert.equal(late.rows[0].n, 1, 'one run so far: the next one waits for its due time');
+    assert.equal(daemon.events.filter((e) => e.missionId === 'd-ahead' && e.outcome === 'planned').length, 1);
   });
 });

@@ -399,7 +399,8 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
    * wheel) or its partition moved away.
    */
   private wakeRun(sid: number, dueMs: number): void {
-    if (this.stopping) return;
+    // a job submitted ahead of its due time ends before it: the wheel runs the mission when it is due
+    if (this.stopping || dueMs > Date.now()) return;
     const slot = this.table.slotOf(sid);
     const part = this.partitionOf(sid);
     if (slot === undefined || part === undefined || !this.ownership.owns(part)) return;
