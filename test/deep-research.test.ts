@@ -95,6 +95,31 @@ describe('deep research (issue 31)', () => {
     assert.ok(promptsOf('Titel d-kept').at(-1)!.includes('Antwort der Tiefenrecherche zu Tiefenfrage B.'));
   });
 
+  it('a failed write-back pays nothing again: the retry writes the kept plan and the answer is then used', async () => {
+    await mission('d-wb', 'Tiefenfrage E');
+    await runOutcome(daemon, 'd-wb', 'waiting');
+    const sid = (await db.pool.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = 'd-wb'`)).rows[0].sid;
+    const holder = await db.pool.connect();
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM mana_ai.mission_snapshots WHERE sid = $1 FOR UPDATE', [sid]);
+    try {
+      research.complete('Tiefenfrage E');
+      let pids: number[] = [];
+      await eventually(async () => (pids = (await db.pool.query(
+        `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'mana-ai' AND wait_event_type = 'Lock'`)).rows.map((r) => Number(r.pid))).length === 1,
+        'the write-back waits for the snapshot lock');
+      await db.pool.query('SELECT pg_terminate_backend($1)', [pids[0]]);
+      await runOutcome(daemon, 'd-wb', 'retry');
+    } finally {
+      await holder.query('COMMIT');
+      holder.release();
+    }
+    await runOutcome(daemon, 'd-wb', 'planned');
+    assert.equal(research.submits.filter((s) => s.query === 'Tiefenfrage E').length, 1, 'one submit');
+    assert.equal(llm.requests.filter((r) => promptMentions(r, 'Titel d-wb')).length, 1, 'the LLM asked once: the retry wrote the kept plan');
+    assert.deepEqual((await jobs('d-wb')).map((j) => j.status), ['used'], 'the answer the written plan used is used');
+  });
+
   it('a job that never finishes is abandoned at the maximum age; a refused submit plans at once; both say there are no sources', async () => {
     await mission('d-never', 'nie fertig');
     await mission('d-credits', 'ohne Guthaben');

@@ -182,6 +182,7 @@ export async function executeRun(
       // An earlier attempt planned this due time and could not write it:
       // write that plan, do not ask the LLM again.
       ({ iteration, failure, usage } = earlier);
+      deepJobId = earlier.researchJobId ?? null;
       // checked again against the agent's policy as this claim read it
       const rechecked = recheckKeptPlan(iteration, agent, catalogFor(config.webapp));
       iteration = rechecked.iteration;
@@ -225,7 +226,7 @@ export async function executeRun(
         signal,
       ));
     }
-    planned = { iteration, failure, usage };
+    planned = { iteration, failure, usage, researchJobId: deepJobId };
     if (signal.aborted) throw new ShutdownError('shutting down');
     const spaceId = await verifiedMissionSpace(deps.db, { userId: claim.userId, missionId: claim.missionId, spacesOf: deps.memberships ? (u) => deps.memberships!.of(u) : null });
     const written = await inSpan(deps.tracing.tracer, span, 'mission.write_back', {}, () => writeBack(deps.db, {

@@ -38,6 +38,8 @@ export interface PendingPlan {
   iteration: Iteration;
   failure: string | null;
   usage: { tokens: number; estimated: boolean } | null;
+  /** the deep research job whose answer the plan used (issue 31): marked used when this plan is written */
+  researchJobId?: number | null;
 }
 
 /** The plan an earlier attempt of this run left behind, if any. */
