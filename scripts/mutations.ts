@@ -92,7 +92,7 @@ export const MUTATIONS: Mutation[] = [
     find: 'FROM mana_ai.try_lock_snapshot_for_write_back(w.sid) l;', replace: 'FROM mana_ai.lock_snapshot_for_write_back(w.sid) l;', tests: ['test/write-back-batch.test.ts'] },
   // issue 31
   { id: 'kept-answer-ignored', guarantee: 'a deep research answer is paid for once: a failed plan\'s next run uses the kept answer', file: 'src/research/deep-jobs.ts',
-    find: "const kept = jobs.find((j) => j.status === 'completed'", replace: "const kept = jobs.find((j) => false && j.status === 'completed'", tests: ['test/deep-research.test.ts'] },
+    find: "const kept = jobs.find((j) => j.status === 'completed' && j.query === run.query", replace: "const kept = jobs.find((j) => false && j.status === 'completed'", tests: ['test/deep-research.test.ts'] },
   { id: 'news-not-cached', guarantee: 'a news query is searched once per user and day', file: 'src/research/research.ts',
     find: 'if (cached) {', replace: 'if (false) {', tests: ['test/research.test.ts'] },
   { id: 'any-url', guarantee: 'a planned step links only the run\'s sources', file: 'src/planner/validate-step.ts',

@@ -15,6 +15,7 @@ import { planAnswer, promptMentions, startLlmServer, type LlmServer } from './ha
 import { SERVICE_KEY, startTestDaemon, type TestDaemon } from './harness/daemon.js';
 import { startResearchServer, type ResearchServer } from './harness/research-server.js';
 import { eventually } from './harness/wait.js';
+import { pushAgent } from './harness/agents.js';
 import type { RunEvent } from '../src/reactor/reactor.js';
 
 let db: TestDb;
@@ -120,6 +121,17 @@ describe('deep research (issue 31)', () => {
     assert.deepEqual((await jobs('d-wb')).map((j) => j.status), ['used'], 'the answer the written plan used is used');
   });
 
+  it('counts a mission\'s jobs for its agent', async () => {
+    await pushAgent(db.pool, 'u-d-agent', 'agent-tief');
+    await mission('d-agent', 'Tiefenfrage F', { agentId: 'agent-tief' });
+    research.complete('Tiefenfrage F');
+    await runOutcome(daemon, 'd-agent', 'planned');
+    const row = (await db.pool.query(`SELECT research_jobs_24h FROM mana_ai.agent_budget WHERE agent_id = 'agent-tief'`)).rows[0];
+    assert.deepEqual(row, { research_jobs_24h: 1 });
+    const job = (await db.pool.query(`SELECT agent_id FROM mana_ai.research_jobs WHERE mission_id = 'd-agent'`)).rows;
+    assert.deepEqual(job, [{ agent_id: 'agent-tief' }]);
+  });
+
   it('a job that never finishes is abandoned at the maximum age; a refused submit plans at once; both say there are no sources', async () => {
     await mission('d-never', 'nie fertig');
     await mission('d-credits', 'ohne Guthaben');
@@ -143,6 +155,16 @@ describe('deep research (issue 31)', () => {
     await pushChange(db.pool, { userId: 'u-d-paused', recordId: 'd-paused', op: 'update', data: { state: 'paused' }, fieldTimestamps: { state: new Date(Date.now() + 5_000).toISOString() } });
     await eventually(async () => (await jobs('d-paused'))[0]?.status === 'abandoned', 'the pending job is abandoned at its next poll');
     assert.equal(research.submits.filter((s) => s.query === 'Tiefenfrage D').length, 1);
+  });
+
+  it('a mission whose question changed while its job ran abandons that job and is planned without its answer', async () => {
+    await mission('d-changed', 'Tiefenfrage G');
+    await runOutcome(daemon, 'd-changed', 'waiting');
+    await pushChange(db.pool, { userId: 'u-d-changed', recordId: 'd-changed', op: 'update', data: { research: { mode: 'deep', query: 'Tiefenfrage G, anders' } }, fieldTimestamps: { research: new Date(Date.now() + 5_000).toISOString() } });
+    research.complete('Tiefenfrage G');
+    await runOutcome(daemon, 'd-changed', 'planned');
+    assert.deepEqual((await jobs('d-changed')).map((j) => j.status), ['abandoned']);
+    assert.ok(!promptsOf('Titel d-changed')[0]!.includes('Antwort der Tiefenrecherche'), 'not the old question\'s answer');
   });
 
   it('submits the next due time\'s job ahead of it, so that run starts with its answer', async () => {

@@ -28,7 +28,10 @@ SELECT a.user_id,
             ELSE mana_ai.budget_frees_at(a.user_id, a.agent_id, a.max_tokens_per_day) END AS may_run_at,
        a.partition,
        a.version,
-       a.updated_at
+       a.updated_at,
+       -- deep research jobs submitted for the agent's missions in the window (issue 31: counted per agent)
+       (SELECT count(*) FROM mana_ai.research_jobs j
+         WHERE j.user_id = a.user_id AND j.agent_id = a.agent_id AND j.submitted_at > now() - interval '24 hours')::int AS research_jobs_24h
   FROM mana_ai.agent_snapshots a
   CROSS JOIN LATERAL (
         SELECT coalesce(sum(t.tokens_used), 0)::bigint AS used,

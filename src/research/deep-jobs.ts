@@ -85,7 +85,7 @@ export class DeepResearchJobs {
     };
     const jobs = await withUserScope(this.d.db, run.userId, (trx) => missionJobs(trx, { userId: run.userId, missionId: run.missionId, sinceMs: nowMs - DAY_MS - c.maxAgeMs }));
     // a kept answer, young enough: a retry, or the next due time after a failed plan, uses it instead of paying again
-    const kept = jobs.find((j) => j.status === 'completed' && j.answer && j.finishedMs !== null && nowMs - j.finishedMs <= c.maxAgeMs);
+    const kept = jobs.find((j) => j.status === 'completed' && j.query === run.query && j.answer && j.finishedMs !== null && nowMs - j.finishedMs <= c.maxAgeMs);
     if (kept) {
       const outcome = kept.dueMs === run.dueMs ? 'ok' : 'cached';
       this.d.metrics.research.inc({ kind: 'deep', outcome });
@@ -93,6 +93,11 @@ export class DeepResearchJobs {
       return { kind: 'use', jobId: kept.id, block: { kind: 'deep', query: run.query, outcome: 'ok', sources: kept.answer!.citations, answer: kept.answer!.answer } };
     }
     const mine = jobs.find((j) => j.dueMs === run.dueMs);
+    if (mine && (mine.status === 'pending' || mine.status === 'completed') && mine.query !== run.query) {
+      // the mission's question changed while its job ran: that answer is not this run's
+      await this.end(run.userId, mine.id, 'abandoned');
+      return without('abandoned');
+    }
     if (mine) {
       if (mine.status === 'pending') {
         if (nowMs - mine.submittedMs > c.maxAgeMs) {

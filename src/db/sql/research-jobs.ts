@@ -10,6 +10,7 @@ import type { DeepAnswer } from '../../research/mana-research.js';
 export interface ResearchJob {
   id: number;
   dueMs: number;
+  query: string;
   status: 'pending' | 'completed' | 'failed' | 'abandoned' | 'used';
   taskId: string | null;
   polls: number;
@@ -18,16 +19,16 @@ export interface ResearchJob {
   answer: DeepAnswer | null;
 }
 
-type Row = { id: string; due_at: Date; status: ResearchJob['status']; task_id: string | null; polls: number; submitted_at: Date; finished_at: Date | null; answer: DeepAnswer | null };
+type Row = { id: string; due_at: Date; query: string; status: ResearchJob['status']; task_id: string | null; polls: number; submitted_at: Date; finished_at: Date | null; answer: DeepAnswer | null };
 const jobOf = (r: Row): ResearchJob => ({
-  id: Number(r.id), dueMs: r.due_at.getTime(), status: r.status, taskId: r.task_id, polls: r.polls,
+  id: Number(r.id), dueMs: r.due_at.getTime(), query: r.query, status: r.status, taskId: r.task_id, polls: r.polls,
   submittedMs: r.submitted_at.getTime(), finishedMs: r.finished_at ? r.finished_at.getTime() : null, answer: r.answer,
 });
 
 /** The mission's jobs of the last `sinceMs`, newest first. */
 export async function missionJobs(trx: ScopedTx, q: { userId: string; missionId: string; sinceMs: number }): Promise<ResearchJob[]> {
   const { rows } = await sql<Row>`
-    SELECT id, due_at, status, task_id, polls, submitted_at, finished_at, answer FROM mana_ai.research_jobs
+    SELECT id, due_at, query, status, task_id, polls, submitted_at, finished_at, answer FROM mana_ai.research_jobs
      WHERE user_id = ${q.userId} AND mission_id = ${q.missionId} AND submitted_at > to_timestamp(${q.sinceMs}::float8 / 1000)
      ORDER BY submitted_at DESC, id DESC`.execute(trx);
   return rows.map(jobOf);
