@@ -49,8 +49,9 @@ it('five join/leave cycles of a third daemon leave one watch backend per daemon 
     await eventually(async () => (await members()) === 2, `cycle ${i}: the third daemon left`);
     await eventually(async () => (await watchBackends()) === 2, `cycle ${i}: back to two watch backends (was ${await watchBackends()})`);
   }
-  assert.equal(most, 3);
-  assert.equal(await watchBackends(), 2);
+  assert.equal(most, 3, 'never more than one watch backend per daemon');
+  // the two daemons re-target their watches as the third leaves: settled, one each
+  await eventually(async () => (await watchBackends()) === 2, 'one watch backend per daemon alive at the end');
 });
 
 it('a daemon killed while it watches: its watch backend ends too', async () => {
