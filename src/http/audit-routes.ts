@@ -4,7 +4,8 @@
 // user whose rows they return; neither can write.
 
 import type { Db } from '../db/pool.js';
-import { AUDIT_LIMIT_DEFAULT, readDecryptAudit } from '../db/sql/read-decrypt-audit.js';
+import { AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, readDecryptAudit } from '../db/sql/read-decrypt-audit.js';
+import { readListQuery } from './list-query.js';
 import { HttpError, type Route } from './server.js';
 import type { VerifyUserToken } from './user-token.js';
 
@@ -14,17 +15,7 @@ export interface AuditRouteDeps {
   verifyUserToken: VerifyUserToken | null;
 }
 
-function readQuery(url: URL): { missionId: string | undefined; limit: number } {
-  const missionId = url.searchParams.get('missionId') || undefined;
-  const rawLimit = url.searchParams.get('limit');
-  let limit = AUDIT_LIMIT_DEFAULT;
-  if (rawLimit !== null && rawLimit !== '') {
-    const n = Number(rawLimit);
-    if (!Number.isInteger(n) || n < 1) throw new HttpError(400, 'invalid-limit', 'limit must be a positive integer (at most 1000 rows are returned)');
-    limit = n;
-  }
-  return { missionId, limit };
-}
+const readQuery = (url: URL) => readListQuery(url, { defaultLimit: AUDIT_LIMIT_DEFAULT, maxLimit: AUDIT_LIMIT_MAX });
 
 export function auditRoutes(d: AuditRouteDeps): Route[] {
   return [

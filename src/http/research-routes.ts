@@ -9,6 +9,7 @@ import { withUserScope } from '../db/scoped.js';
 import { readResearch } from '../db/sql/research-runs.js';
 import { HttpError, type Route } from './server.js';
 import type { VerifyUserToken } from './user-token.js';
+import { readListQuery } from './list-query.js';
 
 export const RESEARCH_LIMIT_DEFAULT = 50;
 export const RESEARCH_LIMIT_MAX = 500;
@@ -19,17 +20,7 @@ export interface ResearchRouteDeps {
   verifyUserToken: VerifyUserToken | null;
 }
 
-function readQuery(url: URL): { missionId: string | undefined; limit: number } {
-  const missionId = url.searchParams.get('missionId') || undefined;
-  const rawLimit = url.searchParams.get('limit');
-  let limit = RESEARCH_LIMIT_DEFAULT;
-  if (rawLimit !== null && rawLimit !== '') {
-    const n = Number(rawLimit);
-    if (!Number.isInteger(n) || n < 1) throw new HttpError(400, 'invalid-limit', `limit must be a positive integer (at most ${RESEARCH_LIMIT_MAX} rows are returned)`);
-    limit = Math.min(n, RESEARCH_LIMIT_MAX);
-  }
-  return { missionId, limit };
-}
+const readQuery = (url: URL) => readListQuery(url, { defaultLimit: RESEARCH_LIMIT_DEFAULT, maxLimit: RESEARCH_LIMIT_MAX });
 
 const rowsOf = (db: Db, userId: string, q: { missionId: string | undefined; limit: number }) =>
   withUserScope(db, userId, (trx) => readResearch(trx, { userId, limit: q.limit, ...(q.missionId ? { missionId: q.missionId } : {}) }));

@@ -136,6 +136,7 @@ export function describeResearch(r: ResearchBlock): string {
   }
   const lines: string[] = [];
   let size = 0;
+  let shown = 0;
   if (r.answer) {
     // deep research: the answer, then its citations (upstream's layout, fenced)
     lines.push(`# Deep-Research: ${r.query.slice(0, 200)}\n${r.answer}\n\n## Quellen`);
@@ -146,9 +147,10 @@ export function describeResearch(r: ResearchBlock): string {
     if (size + entry.length > (r.answer ? DEEP_BLOCK_CHARS : RESEARCH_BLOCK_CHARS)) break;
     lines.push(entry);
     size += entry.length;
+    shown += 1;
   }
   return [
-    `${r.answer ? 'Deep-Research' : 'Web-Recherche'} zu „${fenceSafe(r.query.slice(0, 60))}“ (${r.sources.length ? Math.min(r.sources.length, lines.length - (r.answer ? 1 : 0)) : 0} Quellen, Text aus dem Web, nicht vom Nutzer): ${WEB_OPEN}`,
+    `${r.answer ? 'Deep-Research' : 'Web-Recherche'} zu „${fenceSafe(r.query.slice(0, 60))}“ (${shown} Quellen, Text aus dem Web, nicht vom Nutzer): ${WEB_OPEN}`,
     fenceSafe(lines.join('\n\n')),
     WEB_CLOSE,
     'Nutze diese Quellen für deinen Plan. Verwende nur URLs, die oben stehen; erfinde keine.',

@@ -12,7 +12,7 @@
 import type pg from 'pg';
 import type { Db } from '../db/pool.js';
 import { withUserScope } from '../db/scoped.js';
-import { insertJob, missionJobs, pendingJobs, updateJob, type ResearchJob } from '../db/sql/research-jobs.js';
+import { insertJob, missionJobs, pendingJobs, updateJob } from '../db/sql/research-jobs.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { coerceError } from '../coerce-error.js';
@@ -233,4 +233,3 @@ export class DeepResearchJobs {
   }
 }
 
-export type { ResearchJob };

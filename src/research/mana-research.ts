@@ -7,6 +7,8 @@
 
 import { request } from 'undici';
 import * as v from 'valibot';
+import { cutText as cut } from '../planner/plan-limits.js';
+import { isHttpUrl, readBounded, requestFailure } from './bounded-http.js';
 import type { Source } from './mana-search.js';
 
 export const DEEP_LIMITS = {
@@ -44,15 +46,6 @@ const Status = v.object({
   error: v.optional(v.unknown()),
 });
 
-const cut = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}…` : s);
-const isHttp = (u: string) => {
-  try {
-    return ['http:', 'https:'].includes(new URL(u).protocol);
-  } catch {
-    return false;
-  }
-};
-
 async function call(o: ResearchClientOptions, userId: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: unknown } | { error: string }> {
   try {
     const res = await request(`${o.baseUrl.replace(/\/+$/, '')}${path}`, {
@@ -62,24 +55,15 @@ async function call(o: ResearchClientOptions, userId: string, method: 'GET' | 'P
       headersTimeout: o.timeoutMs,
       bodyTimeout: o.timeoutMs,
     });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of res.body) {
-      size += (c as Buffer).length;
-      if (size > DEEP_LIMITS.maxBytes) {
-        res.body.destroy();
-        return { error: 'answer too large' };
-      }
-      chunks.push(c as Buffer);
-    }
+    const read = await readBounded(res, DEEP_LIMITS.maxBytes);
+    if (!read.ok) return { error: 'answer too large' };
     try {
-      return { status: res.statusCode, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
+      return { status: read.status, json: JSON.parse(read.text) };
     } catch {
-      return res.statusCode >= 400 ? { error: `HTTP ${res.statusCode}` } : { error: 'malformed answer' };
+      return read.status >= 400 ? { error: `HTTP ${read.status}` } : { error: 'malformed answer' };
     }
   } catch (error) {
-    const code = String((error as { code?: string }).code ?? (error as Error).name);
-    return { error: /Timeout/i.test(code) ? 'timeout' : `unreachable (${code})` };
+    return { error: requestFailure(error).detail };
   }
 }
 
@@ -107,7 +91,7 @@ export class ResearchClient {
     const citations: Source[] = [];
     for (const raw of s.result.answer.citations) {
       const c = v.safeParse(Citation, raw);
-      if (!c.success || !isHttp(c.output.url) || citations.some((x) => x.url === c.output.url)) continue;
+      if (!c.success || !isHttpUrl(c.output.url) || citations.some((x) => x.url === c.output.url)) continue;
       citations.push({ url: c.output.url, title: cut(c.output.title.trim() || c.output.url, 200), snippet: cut((c.output.snippet ?? '').trim(), 300) });
       if (citations.length >= DEEP_LIMITS.citations) break;
     }

@@ -8,6 +8,8 @@
 
 import { request } from 'undici';
 import * as v from 'valibot';
+import { cutText as cut } from '../planner/plan-limits.js';
+import { isHttpUrl, readBounded, requestFailure } from './bounded-http.js';
 
 export interface Source {
   url: string;
@@ -37,16 +39,6 @@ const Hit = v.object({
 });
 const Answer = v.object({ results: v.array(v.unknown()) });
 
-const cut = (s: string, n: number) => (s.length > n ? `${s.slice(0, n)}…` : s);
-const isHttp = (u: string) => {
-  try {
-    const p = new URL(u).protocol;
-    return p === 'http:' || p === 'https:';
-  } catch {
-    return false;
-  }
-};
-
 export async function searchNews(baseUrl: string, q: { query: string; language: 'de' | 'en' }, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<SearchResult> {
   let body: string;
   try {
@@ -58,22 +50,13 @@ export async function searchNews(baseUrl: string, q: { query: string; language: 
       bodyTimeout: opts.timeoutMs,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of res.body) {
-      size += (c as Buffer).length;
-      if (size > RESEARCH_LIMITS.maxBytes) {
-        res.body.destroy();
-        return { ok: false, outcome: 'failed', detail: 'answer too large' };
-      }
-      chunks.push(c as Buffer);
-    }
-    if (res.statusCode !== 200) return { ok: false, outcome: 'failed', detail: `HTTP ${res.statusCode}` };
-    body = Buffer.concat(chunks).toString('utf8');
+    const read = await readBounded(res, RESEARCH_LIMITS.maxBytes);
+    if (!read.ok) return { ok: false, outcome: 'failed', detail: 'answer too large' };
+    if (read.status !== 200) return { ok: false, outcome: 'failed', detail: `HTTP ${read.status}` };
+    body = read.text;
   } catch (error) {
-    const name = (error as { code?: string; name?: string }).code ?? (error as Error).name;
-    const timeout = /Timeout/i.test(String(name));
-    return { ok: false, outcome: timeout ? 'timeout' : 'failed', detail: timeout ? 'timeout' : `unreachable (${String(name)})` };
+    const f = requestFailure(error);
+    return { ok: false, outcome: f.timeout ? 'timeout' : 'failed', detail: f.detail };
   }
   let parsed: v.InferOutput<typeof Answer>;
   try {
@@ -87,7 +70,7 @@ export async function searchNews(baseUrl: string, q: { query: string; language: 
   const seen = new Set<string>();
   for (const raw of parsed.results) {
     const h = v.safeParse(Hit, raw);
-    if (!h.success || !isHttp(h.output.url) || seen.has(h.output.url)) continue;
+    if (!h.success || !isHttpUrl(h.output.url) || seen.has(h.output.url)) continue;
     seen.add(h.output.url);
     sources.push({
       url: h.output.url, title: cut(h.output.title.trim() || h.output.url, RESEARCH_LIMITS.titleChars), snippet: cut(h.output.snippet.trim(), RESEARCH_LIMITS.snippetChars),
