@@ -27,13 +27,13 @@ interface Mutation {
 export const MUTATIONS: Mutation[] = [
   // the three the review found surviving (issue 27), as they apply today
   { id: 'charge-skipped', guarantee: 'every answer is paid for where it arrives, on every path (the retry path too)', file: 'src/planner/plan-mission.ts',
-    find: 'await deps.onAnswer?.(usage);', replace: 'void 0;', tests: ['test/park-and-pay.test.ts'] },
+    find: 'void deps.onAnswer?.(usage);', replace: 'void 0;', tests: ['test/park-and-pay.test.ts'] },
   { id: 'oldest-failures', guarantee: 'the newest failures count towards the park, not the oldest', file: 'src/db/sql/parked.ts',
     find: 'ORDER BY r.due_at DESC', replace: 'ORDER BY r.due_at ASC', tests: ['test/dead-letter.test.ts'] },
   // the review's third (charging before the write-back instead of inside it) is now the design: each answer is
   // charged in a transaction of its own as it arrives; what that must never do is charge an answer twice
   { id: 'charge-twice', guarantee: 'each answer is charged exactly once', file: 'src/planner/plan-mission.ts',
-    find: 'await deps.onAnswer?.(usage);', replace: 'await deps.onAnswer?.(usage);\n  await deps.onAnswer?.(usage);', tests: ['test/park-and-pay.test.ts'] },
+    find: 'void deps.onAnswer?.(usage);', replace: 'void deps.onAnswer?.(usage);\n  void deps.onAnswer?.(usage);', tests: ['test/park-and-pay.test.ts'] },
   // issue 27's guarantees
   { id: 'llm-outage-parks', guarantee: 'only a mission\'s own failures park it (mana-llm outages are outside the mission)', file: 'src/run/execute-run.ts',
     find: 'const failure = isLlmOutage(error) ?', replace: 'const failure = false ?', tests: ['test/park-and-pay.test.ts'] },

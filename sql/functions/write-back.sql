@@ -117,3 +117,30 @@ BEGIN
   END LOOP;
 END
 $$;
+
+-- A batch of a run's writes in one round trip (issue 30): the answers
+-- charged since the last batch, then the write-backs ready with them, in
+-- the order the runs made them (src/db/sql/run-writes.ts). The charges go
+-- first and in a subtransaction of their own: a charge that fails is
+-- answered as one row (ord 0, outcome 'charge-failed', the SQLSTATE in
+-- detail) and retried by its run; it never fails the write-backs beside it.
+CREATE OR REPLACE FUNCTION mana_ai.write_run_batch(p_charges jsonb, p_worker text, p_runs jsonb)
+RETURNS TABLE (ord int, outcome text)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, mana_ai, pg_temp
+AS $$
+BEGIN
+  IF jsonb_array_length(p_charges) > 0 THEN
+    BEGIN
+      PERFORM mana_ai.charge_answers(p_charges);
+    EXCEPTION WHEN OTHERS THEN
+      ord := 0;
+      outcome := 'charge-failed: ' || SQLSTATE;
+      RETURN NEXT;
+    END;
+  END IF;
+  IF p_worker IS NOT NULL AND jsonb_array_length(p_runs) > 0 THEN
+    RETURN QUERY SELECT w.ord, w.outcome FROM mana_ai.write_back_runs(p_worker, p_runs) w;
+  END IF;
+END
+$$;

@@ -71,7 +71,8 @@ export interface PlanDeps {
   /**
    * Charges one answer's tokens the moment it arrives (every path: a plan,
    * a rejected answer, a throw later, a retry, a failed write-back), once
-   * per answer; never throws (src/run/charge.ts).
+   * per answer; never throws (src/run/charge.ts). Submitted at once and not
+   * awaited here: the caller awaits it before the run ends.
    */
   onAnswer?: (usage: RunUsage) => Promise<void>;
 }
@@ -231,7 +232,9 @@ async function ask(deps: PlanDeps, messages: ChatMessage[], signal: AbortSignal,
   const estimate = () => estimateTokens(messages, answer + JSON.stringify(reply.toolCalls));
   const usage: RunUsage = reply.totalTokens !== null ? { tokens: reply.totalTokens, estimated: false } : { tokens: estimate(), estimated: true };
   // Paid for where it arrives: nothing after this line can skip the charge.
-  await deps.onAnswer?.(usage);
+  // Submitted, not awaited: it goes with the run's write-back in one
+  // statement (src/db/sql/run-writes.ts); the run awaits it before it ends.
+  void deps.onAnswer?.(usage);
   if (sensitive) log.debug({ answerChars: answer.length, toolCalls: reply.toolCalls.length }, 'planner answered (content not logged: decrypted inputs)');
   else log.debug({ answer, toolCalls: reply.toolCalls.map((c) => c.name) }, 'planner answered');
   return { answer, reply, usage };

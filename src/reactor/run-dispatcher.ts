@@ -28,6 +28,9 @@ import { coerceError } from '../coerce-error.js';
  */
 const PEER_BUSY_RETRY_MS = 2_000;
 
+/** Runs writing back, per planning slot, before no further run is claimed (issue 30). */
+const WRITING_PER_SLOT = 4;
+
 /** The decision metric's label for a gate the claim reported. */
 const GATE_DECISION: Record<string, AgentDecision> = {
   'agent-paused': 'skipped-paused',
@@ -67,6 +70,8 @@ export class RunDispatcher {
   private readonly queue = new FairQueue();
   private pumpScheduled = false;
   private readonly inFlight = new Set<string>();
+  /** runs between their claim and their plan: at most `concurrency` (the rest of inFlight is writing back) */
+  private readonly planning = new Set<string>();
   private readonly claimed = new Map<number, string>(); // runId -> key
   /** runs a live peer holds: sid -> due; tried again when a peer dies */
   private readonly held = new Map<number, number>();
@@ -193,11 +198,21 @@ export class RunDispatcher {
     for (const w of list ?? []) w.resolve(outcome);
   }
 
+  /**
+   * Starts queued runs while a planning slot is free. `concurrency` bounds
+   * the runs between claim and plan (the LLM's load); a planned run writes
+   * back outside its slot, in the next batch (src/write-back/write-back.ts),
+   * so the slot serves the next claim meanwhile. Runs writing back are
+   * bounded too (WRITING_PER_SLOT per slot), so a slow database slows the
+   * claims down instead of piling plans up in memory.
+   */
   private pump(): void {
-    while (!this.stopping && this.inFlight.size < this.deps.config.concurrency && this.queue.size > 0) {
+    const { concurrency } = this.deps.config;
+    while (!this.stopping && this.planning.size < concurrency && this.inFlight.size < concurrency * (1 + WRITING_PER_SLOT) && this.queue.size > 0) {
       const next = this.queue.pop()!;
       const key = runKey(next.sid, next.dueMs);
       this.inFlight.add(key);
+      this.planning.add(key);
       this.deps.metrics.runsInFlight.set(this.inFlight.size);
       this.deps.metrics.runsQueued.set(this.queue.size);
       void this.runOne(next.sid, next.dueMs, key);
@@ -250,6 +265,9 @@ export class RunDispatcher {
             started: (e) => this.emit('run-started', e),
             finished: (e) => this.emit('run-finished', e),
             later: (atMs) => this.host.retryLater(sid, dueMs, atMs),
+            planned: () => {
+              if (this.planning.delete(key)) this.pump();
+            },
           });
         } finally {
           this.claimed.delete(claim.runId);
@@ -280,6 +298,7 @@ export class RunDispatcher {
       if (outcome === 'error' || outcome === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
       span.end();
       this.inFlight.delete(key);
+      this.planning.delete(key);
       this.releaseSlot(key); // may admit a mission of the same agent that waited for this slot
       // Only a claim its agent's gate refused hands the mission back from
       // inside the attempt; every other outcome has its own future (a

@@ -10,7 +10,7 @@
 // logged and counted, and the run goes on.
 
 import type { Db } from '../db/pool.js';
-import { chargeAnswer } from '../db/sql/insert-token-usage.js';
+import { chargeAnswer } from '../db/sql/run-writes.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { RunUsage } from '../planner/plan-mission.js';

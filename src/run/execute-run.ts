@@ -26,7 +26,7 @@ import { nextRunOfRecord } from '../mission/cadence.js';
 import { readAgent, type Agent } from '../agent/agent.js';
 import { encryptedFields, plainText, readMission } from '../mission/mission.js';
 import { LlmError, type LlmClient } from '../planner/llm-client.js';
-import { isLlmOutage, planMission } from '../planner/plan-mission.js';
+import { isLlmOutage, planMission, type RunUsage } from '../planner/plan-mission.js';
 import { answerCharger } from './charge.js';
 import { recheckKeptPlan } from '../planner/recheck-kept-plan.js';
 import { catalogFor } from '../planner/catalog/index.js';
@@ -101,6 +101,12 @@ export interface RunHooks {
   finished(e: RunEvent): void;
   /** look at this (mission, due time) again at `atMs` (a parked mission) */
   later?(atMs: number): void;
+  /**
+   * The run has its plan (or knows it needs none) and goes on to write it
+   * back: the planning slot it held is free for the next run (issue 30).
+   * Called at most once; a run that ends first frees it by ending.
+   */
+  planned?(): void;
 }
 
 /** How long a parked mission waits until it is looked at again: its cadence's interval, between a minute and a day. */
@@ -122,12 +128,25 @@ export class ShutdownError extends Error {
   override name = 'ShutdownError';
 }
 
-export async function executeRun(
-  deps: RunDeps,
-  run: { sid: number; dueMs: number; startedAtMs: number; claim: Claimed; /** the run's span: resolve, LLM and write-back are its children */ span: Span },
-  signal: AbortSignal,
-  hooks: RunHooks,
-): Promise<RunOutcome> {
+type RunInput = { sid: number; dueMs: number; startedAtMs: number; claim: Claimed; /** the run's span: resolve, LLM and write-back are its children */ span: Span };
+
+/**
+ * Executes a claimed run. Its answers' charges ride with its write-back
+ * (src/db/sql/run-writes.ts); the run ends, and says so, only once every
+ * charge it submitted is settled.
+ */
+export async function executeRun(deps: RunDeps, run: RunInput, signal: AbortSignal, hooks: RunHooks): Promise<RunOutcome> {
+  const charges: Promise<void>[] = [];
+  let ended: RunEvent | null = null;
+  try {
+    return await executeClaimedRun(deps, run, signal, { ...hooks, finished: (e) => void (ended = e) }, charges);
+  } finally {
+    await Promise.all(charges);
+    if (ended) hooks.finished(ended);
+  }
+}
+
+async function executeClaimedRun(deps: RunDeps, run: RunInput, signal: AbortSignal, hooks: RunHooks, charges: Promise<void>[]): Promise<RunOutcome> {
   const { sid, dueMs, startedAtMs, claim, span } = run;
   const { config, metrics } = deps;
   const log = deps.log.child({ userId: claim.userId, missionId: claim.missionId });
@@ -218,7 +237,7 @@ export async function executeRun(
             deps: { db: deps.db, searchUrl: config.searchUrl ?? null, timeZone: config.timeZone, timeoutMs: config.researchTimeoutMs ?? 10_000, metrics, log },
             dueMs,
           },
-          onAnswer: answerCharger(deps.db, metrics, log, { userId: claim.userId, agentId: agent?.id ?? null, missionId: claim.missionId, runId: claim.runId, attempts: claim.attempts }, signal),
+          onAnswer: collect(charges, answerCharger(deps.db, metrics, log, { userId: claim.userId, agentId: agent?.id ?? null, missionId: claim.missionId, runId: claim.runId, attempts: claim.attempts }, signal)),
         },
         { userId: claim.userId, missionId: claim.missionId, iterationId, startedAt },
         mission,
@@ -227,6 +246,7 @@ export async function executeRun(
       ));
     }
     planned = { iteration, failure, usage, researchJobId: deepJobId };
+    hooks.planned?.();
     if (signal.aborted) throw new ShutdownError('shutting down');
     const spaceId = await verifiedMissionSpace(deps.db, { userId: claim.userId, missionId: claim.missionId, spacesOf: deps.memberships ? (u) => deps.memberships!.of(u) : null });
     const written = await inSpan(deps.tracing.tracer, span, 'mission.write_back', {}, () => writeBack(deps.db, {
@@ -317,6 +337,15 @@ export async function executeRun(
     hooks.finished({ ...base, outcome: 'failed', error: reason });
     return 'failed';
   }
+}
+
+/** The charger, with each charge it makes kept for the run to await. */
+function collect(charges: Promise<void>[], charge: (usage: RunUsage) => Promise<void>): (usage: RunUsage) => Promise<void> {
+  return (usage) => {
+    const p = charge(usage);
+    charges.push(p);
+    return p;
+  };
 }
 
 /** Runs `fn` while the database is away (a few seconds), unless shutting down; null = it never succeeded. */

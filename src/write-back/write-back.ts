@@ -19,7 +19,7 @@
 import { sql } from 'kysely';
 import type { Db } from '../db/pool.js';
 import { withUserScope } from '../db/scoped.js';
-import { Batcher } from '../db/batcher.js';
+import { writeUnchanged } from '../db/sql/run-writes.js';
 import { agentActor } from '../agent/agent.js';
 import { insertChange } from '../db/sql/insert-change.js';
 import { agentNameNow } from '../db/sql/insert-token-usage.js';
@@ -112,31 +112,6 @@ function missionChange(w: WriteBackInput, previous: unknown[], iteration: Iterat
 const agentlessActor = (w: WriteBackInput, iterationId: string) =>
   w.generation === 'head' ? agentActor({ ...LEGACY_AI, missionId: w.missionId, iterationId, rationale: w.objective }) : RUNNER_ACTOR;
 
-interface UnchangedWrite {
-  sid: number; version: number; run_id: number; attempts: number; user_id: string; mission_id: string; iteration_id: string;
-  prompt_version: string | null; data: unknown; field_ts: unknown; client_id: string; actor: unknown; space_id: string | null;
-}
-
-const writeBatchers = new WeakMap<object, Map<string, Batcher<UnchangedWrite, string>>>();
-
-/** The write-backs of one worker that are ready together, in one statement (mana_ai.write_back_runs). */
-function unchangedWrites(db: Db, workerId: string): Batcher<UnchangedWrite, string> {
-  let byWorker = writeBatchers.get(db);
-  if (!byWorker) writeBatchers.set(db, (byWorker = new Map()));
-  let b = byWorker.get(workerId);
-  if (!b) {
-    b = new Batcher<UnchangedWrite, string>(async (items) => {
-      const { rows } = await sql<{ ord: number; outcome: string }>`
-        SELECT ord, outcome FROM mana_ai.write_back_runs(${workerId}, ${JSON.stringify(items)}::jsonb)`.execute(db);
-      const out = items.map(() => 'changed');
-      for (const r of rows) out[r.ord - 1] = r.outcome;
-      return out;
-    });
-    byWorker.set(workerId, b);
-  }
-  return b;
-}
-
 /**
  * The common case without a transaction of its own (issue 30): a planned
  * run without an agent whose mission has not changed since its claim. The
@@ -151,7 +126,7 @@ async function writeBackUnchanged(db: Db, w: WriteBackInput, claimed: { version:
   const previous = Array.isArray(claimed.record['iterations']) ? claimed.record['iterations'] : [];
   const nextRunAtMs = w.nextRunAt(claimed.record, w.nowMs);
   const { data, fieldTimestamps } = missionChange(w, previous, w.iteration, true, nextRunAtMs);
-  const outcome = await unchangedWrites(db, w.workerId).submit({
+  const outcome = await writeUnchanged(db, w.workerId, {
     sid: w.sid, version: claimed.version, run_id: w.runId, attempts: w.attempts, user_id: w.userId, mission_id: w.missionId,
     iteration_id: w.iteration.id, prompt_version: w.iteration.promptVersion ?? null, data, field_ts: fieldTimestamps,
     client_id: RUNNER_CLIENT_ID, actor: agentlessActor(w, w.iteration.id), space_id: w.spaceId ?? null,
