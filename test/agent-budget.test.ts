@@ -121,17 +121,23 @@ describe('token budgets', () => {
     assert.match(gauge, /mana_ai_agents_budget_blocked\{service="mana-ai"\} [1-9]/);
   });
 
-  it('old usage rows are pruned by later inserts (100 per insert), never by a loop', async () => {
+  it('old usage rows are pruned by later inserts (one insert in eight, up to 800 rows, oldest first), never by a loop', async () => {
     await db.pool.query(
       `INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used, ts)
-       SELECT 'u-old', 'ag-old', 'm-old', 1, now() - interval '3 days' - i * interval '1 second' FROM generate_series(1, 150) i`,
+       SELECT 'u-old', 'ag-old', 'm-old', 1, now() - interval '3 days' - i * interval '1 second' FROM generate_series(1, 1000) i`,
     );
-    // The statement's own trigger already pruned 100 of them (the oldest first).
-    const old = async () => (await db.pool.query(`SELECT count(*)::int AS n, min(ts) > now() - interval '3 days 51 seconds' AS oldest_gone FROM mana_ai.token_usage WHERE mission_id = 'm-old'`)).rows[0];
-    assert.deepEqual(await old(), { n: 50, oldest_gone: true });
-    await db.pool.query(`INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used) VALUES ('u-new', 'ag-new', 'm-new', 5)`);
-    assert.equal((await old()).n, 0);
-    assert.equal((await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.token_usage WHERE mission_id = 'm-new'`)).rows[0].n, 1);
+    const old = async () => (await db.pool.query(`SELECT count(*)::int AS n, coalesce(min(ts), now()) AS oldest FROM mana_ai.token_usage WHERE mission_id = 'm-old'`)).rows[0] as { n: number; oldest: Date };
+    // Inserts until every old row is gone: the chance that 400 inserts leave one is below 1e-20.
+    let before = await old();
+    for (let i = 0; i < 400 && before.n > 0; i++) {
+      await db.pool.query(`INSERT INTO mana_ai.token_usage (user_id, agent_id, mission_id, tokens_used) VALUES ('u-new', 'ag-new', 'm-new', 5)`);
+      const now = await old();
+      assert.ok(before.n - now.n <= 800, `one insert pruned ${before.n - now.n} rows`);
+      if (now.n > 0 && now.n < before.n) assert.ok(now.oldest.getTime() >= before.oldest.getTime(), 'the oldest go first');
+      before = now;
+    }
+    assert.equal(before.n, 0, 'every old row pruned by inserts');
+    assert.ok((await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.token_usage WHERE mission_id = 'm-new'`)).rows[0].n >= 1, 'new rows are kept');
   });
 
   it('budget_frees_at walks the window oldest first', async () => {

@@ -1,7 +1,8 @@
 // mission_runs and snapshot_errors stay bounded without a polling loop
-// (issue 18): each insert prunes up to 100 rows older than the retention
-// (sql/functions/retention.sql), keeps claims, retries and pending repairs, and never fails
-// the insert, whatever the retention setting holds.
+// (issue 18): inserts prune rows older than the retention
+// (sql/functions/retention.sql; mission_runs on one insert in eight, up to
+// 800 rows, issue 30), keep claims, retries and pending repairs, and never
+// fail the insert, whatever the retention setting holds.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -24,28 +25,42 @@ after(async () => {
 const count = async (q: string) => Number((await db.pool.query(q)).rows[0].n);
 
 describe('retention', () => {
-  it('an insert into mission_runs prunes finished runs past the retention, at most 100 at a time, and keeps claims and retries', async () => {
+  /** One-row inserts into mission_runs until `done()` holds (an insert prunes with chance 1/8: 400 miss all with a chance below 1e-20). */
+  const insertRunsUntil = async (done: () => Promise<boolean>, tag: string) => {
+    for (let i = 0; i < 400; i++) {
+      if (await done()) return;
+      await db.pool.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status) VALUES (decode(md5($1), 'hex'), 1, 'u', $1, now(), 'running')`, [`${tag}-${i}`]);
+    }
+    assert.ok(await done(), `not pruned after 400 inserts (${tag})`);
+  };
+
+  it('inserts into mission_runs prune finished runs past the retention, at most 800 at a time, and keep claims and retries', async () => {
     await db.pool.query(`
       INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status, finished_at, started_at)
       SELECT decode(md5('old' || g || s), 'hex'), g, 'u', 'm' || g, now() - interval '40 days', s, now() - interval '31 days', now() - interval '31 days'
-        FROM generate_series(1, 150) g, (VALUES ('done'), ('running'), ('released')) v(s)
+        FROM generate_series(1, 1000) g, (VALUES ('done'), ('running'), ('released')) v(s)
        WHERE s = 'done' OR g <= 2`);
-    // Those 154 were one statement: the first 100 old finished ones went with it.
-    assert.equal(await count(`SELECT count(*) AS n FROM mana_ai.mission_runs WHERE status = 'done'`), 50, 'pruned by the insert itself, 100 at most');
-    await db.pool.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status) VALUES ('\\x01', 1, 'u', 'new', now(), 'running')`);
-    assert.equal(await count(`SELECT count(*) AS n FROM mana_ai.mission_runs WHERE status = 'done'`), 0);
-    assert.equal(await count(`SELECT count(*) AS n FROM mana_ai.mission_runs WHERE status IN ('running', 'released')`), 5, 'claims and retries are never pruned');
+    const done = () => count(`SELECT count(*) AS n FROM mana_ai.mission_runs WHERE status = 'done'`);
+    let before = await done();
+    assert.ok(before >= 200, `one insert prunes at most 800 (left: ${before})`);
+    await insertRunsUntil(async () => {
+      const now = await done();
+      assert.ok(before - now <= 800, `one insert pruned ${before - now}`);
+      before = now;
+      return now === 0;
+    }, 'prune');
+    assert.equal(await count(`SELECT count(*) AS n FROM mana_ai.mission_runs WHERE status IN ('running', 'released') AND mission_id LIKE 'm%'`), 4, 'claims and retries are never pruned');
   });
 
   it('a retention value that is not an interval falls back to the default; a shorter one prunes sooner', async () => {
     await db.pool.query(`INSERT INTO mana_ai.settings (key, value) VALUES ('run_retention', 'soon-ish')`);
     try {
       await db.pool.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status, finished_at) VALUES ('\\x02', 2, 'u', 'recent', now(), 'done', now() - interval '2 days')`);
-      await db.pool.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status) VALUES ('\\x03', 3, 'u', 'x', now(), 'running')`);
+      // 60 inserts prune at least once with a chance of 1 - (7/8)^60 > 0.9996; kept every time: the default is 30 days
+      for (let i = 0; i < 60; i++) await db.pool.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status) VALUES (decode(md5($1), 'hex'), 3, 'u', 'x', now(), 'running')`, [`keep-${i}`]);
       assert.equal(await count(`SELECT count(*) AS n FROM mana_ai.mission_runs WHERE mission_id = 'recent'`), 1, 'kept: the default is 30 days');
       await db.pool.query(`UPDATE mana_ai.settings SET value = '1 day' WHERE key = 'run_retention'`);
-      await db.pool.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status) VALUES ('\\x04', 4, 'u', 'y', now(), 'running')`);
-      assert.equal(await count(`SELECT count(*) AS n FROM mana_ai.mission_runs WHERE mission_id = 'recent'`), 0, 'pruned under a 1-day retention');
+      await insertRunsUntil(async () => (await count(`SELECT count(*) AS n FROM mana_ai.mission_runs WHERE mission_id = 'recent'`)) === 0, 'short');
     } finally {
       await db.pool.query(`DELETE FROM mana_ai.settings WHERE key = 'run_retention'`);
     }

@@ -24,11 +24,13 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
--- Pruning rides on the inserts: after each insert statement into one of
--- the three tables, up to 100 of its rows older than their retention are
--- deleted (any user's; skipping rows another insert is deleting). Rows age
--- out no faster than they arrive, so this keeps up, and an idle system
--- costs nothing. One function for the three tables; each branch is a
+-- Pruning rides on the inserts: after an insert statement into one of the
+-- tables, rows older than their retention are deleted (any user's; skipping
+-- rows another insert is deleting): up to 100 for the rare tables, which
+-- prune on every insert, and up to 800 for mission_runs and token_usage,
+-- which prune on one insert statement in eight (sql/triggers/retention.sql,
+-- issue 30). Rows age out no faster than they arrive, and a batch inserts
+-- fewer than 100 on average, so this keeps up; an idle system costs nothing. One function for the three tables; each branch is a
 -- static statement (its own plan). SECURITY DEFINER: the daemon itself may
 -- only insert. A failure is swallowed: the next insert prunes.
 --   mission_runs     finished runs only (running and released ones are
@@ -51,7 +53,7 @@ BEGIN
                          WHERE r.status IN ('done', 'failed', 'skipped', 'cancelled')
                            AND r.finished_at < now() - mana_ai.retention('run_retention', interval '30 days')
                          ORDER BY r.finished_at
-                         LIMIT 100
+                         LIMIT 800
                          FOR UPDATE SKIP LOCKED);
     ELSIF TG_TABLE_NAME = 'snapshot_errors' THEN
       DELETE FROM mana_ai.snapshot_errors
@@ -74,7 +76,7 @@ BEGIN
        WHERE id IN (SELECT u.id FROM mana_ai.token_usage u
                      WHERE u.ts < now() - mana_ai.token_usage_retention()
                      ORDER BY u.ts
-                     LIMIT 100
+                     LIMIT 800
                      FOR UPDATE SKIP LOCKED);
     END IF;
   EXCEPTION WHEN OTHERS THEN
