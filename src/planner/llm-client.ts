@@ -75,6 +75,33 @@ export class LlmError extends Error {
   }
 }
 
+/**
+ * One attempt's signal: aborted with the caller's or the shutdown's, or at
+ * the attempt's deadline. A controller, a timer and two listeners: cheaper
+ * than AbortSignal.timeout + AbortSignal.any on every request (issue 30).
+ */
+function attemptSignal(parents: AbortSignal[], timeoutMs: number): { signal: AbortSignal; timedOut(): boolean; dispose(): void } {
+  const ac = new AbortController();
+  let timedOut = false;
+  const onAbort = () => ac.abort();
+  for (const p of parents) {
+    if (p.aborted) ac.abort();
+    else p.addEventListener('abort', onAbort, { once: true });
+  }
+  const timer = setTimeout(() => {
+    timedOut = true;
+    ac.abort();
+  }, timeoutMs);
+  return {
+    signal: ac.signal,
+    timedOut: () => timedOut,
+    dispose: () => {
+      clearTimeout(timer);
+      for (const p of parents) p.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new LlmError('aborted', 'shutting down'));
@@ -123,33 +150,35 @@ export class LlmClient {
 
   /** `headers` are added to every attempt (trace context). */
   async complete(messages: ChatMessage[], signal?: AbortSignal, headers: Record<string, string> = {}, toolOptions?: ToolCallOptions): Promise<LlmAnswer> {
-    const combined = signal ? AbortSignal.any([signal, this.shutdown.signal]) : this.shutdown.signal;
-    let lastError: LlmError = new LlmError('unreachable', 'no attempt made');
+    const parents = signal ? [signal, this.shutdown.signal] : [this.shutdown.signal];
+    // made only when an attempt failed: an Error's stack costs on every request otherwise
+    let lastError: LlmError | null = null;
     for (let attempt = 1; attempt <= this.opts.maxAttempts; attempt++) {
       let hintMs: number | null = null;
       try {
-        return await this.once(messages, combined, headers, toolOptions);
+        return await this.once(messages, parents, headers, toolOptions);
       } catch (error) {
         lastError = error instanceof LlmError ? error : new LlmError('unreachable', coerceError(error).message);
         if ('retryAfterMs' in (error as object)) hintMs = (error as { retryAfterMs: number | null }).retryAfterMs;
       }
+      if (!lastError) break;
       const retryable = ['unreachable', 'timeout', 'rate-limited', 'server-error'].includes(lastError.reason);
       if (!retryable || attempt === this.opts.maxAttempts) break;
       const backoff = Math.random() * this.opts.retryBaseMs * 2 ** (attempt - 1);
       const delay = Math.min(MAX_RETRY_DELAY_MS, hintMs ?? backoff);
       this.opts.onRetry?.(lastError.reason, attempt, delay);
-      await sleep(delay, combined);
+      await sleep(delay, parents.length === 1 ? parents[0]! : AbortSignal.any(parents));
     }
-    throw lastError;
+    throw lastError ?? new LlmError('unreachable', 'no attempt made');
   }
 
-  private async once(messages: ChatMessage[], signal: AbortSignal, extraHeaders: Record<string, string>, toolOptions?: ToolCallOptions): Promise<LlmAnswer> {
+  private async once(messages: ChatMessage[], parents: AbortSignal[], extraHeaders: Record<string, string>, toolOptions?: ToolCallOptions): Promise<LlmAnswer> {
     const started = performance.now();
     let outcome = 'ok';
     // One deadline for the whole attempt (connect, headers and body), so the
     // worst case of a run is known and the claim's lease can exceed it.
-    const deadline = AbortSignal.timeout(this.opts.timeoutMs);
-    const attemptSignal = AbortSignal.any([signal, deadline]);
+    const attempt = attemptSignal(parents, this.opts.timeoutMs);
+    const signal = attempt.signal;
     try {
       const headers: Record<string, string> = { ...extraHeaders, 'content-type': 'application/json' };
       if (this.opts.serviceKey) headers['authorization'] = `Bearer ${this.opts.serviceKey}`;
@@ -161,7 +190,7 @@ export class LlmClient {
           model: this.opts.model, temperature: this.opts.temperature, messages,
           ...(toolOptions ? { tools: toolOptions.tools, tool_choice: 'auto' } : {}),
         }),
-        signal: attemptSignal,
+        signal,
       });
       const text = await res.body.text();
       if (res.statusCode === 429) {
@@ -213,16 +242,17 @@ export class LlmClient {
       return { content: typeof content === 'string' ? content : '', totalTokens: toolOptions ? tokensOf(body) : reportedTotalTokens(body), toolCalls, message };
     } catch (error) {
       if (error instanceof LlmError) throw error;
-      if (signal.aborted) {
+      if (parents.some((p) => p.aborted)) {
         outcome = 'aborted';
         throw new LlmError('aborted', 'request aborted');
       }
       const timeout =
-        deadline.aborted ||
+        attempt.timedOut() ||
         error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError || error instanceof undiciErrors.ConnectTimeoutError;
       outcome = timeout ? 'timeout' : 'unreachable';
       throw new LlmError(timeout ? 'timeout' : 'unreachable', `mana-llm ${outcome}: ${coerceError(error).message}`);
     } finally {
+      attempt.dispose();
       this.opts.onRequest?.((performance.now() - started) / 1000, outcome);
     }
   }

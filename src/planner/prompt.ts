@@ -75,11 +75,26 @@ function describeParam(p: CatalogParam): string {
   return `${p.name}${p.required ? ' (Pflicht)' : ''}: ${kind}${p.description ? ` (${p.description})` : ''}`;
 }
 
+/**
+ * The tool list's text, by the tools' names: the same few lists (a webapp
+ * generation's catalog, an agent's allowed part of it) serve every run, so
+ * their text is made once (issue 30: it was a share of a run's CPU). The
+ * catalog objects are constants; at most 64 lists are kept.
+ */
+const toolTexts = new Map<string, string>();
+
 function describeTools(tools: readonly CatalogTool[]): string {
   if (tools.length === 0) return '- (keine: dieser Agent darf keine Werkzeuge vorschlagen; antworte mit "steps": [])';
-  return tools
-    .map((t) => `- ${t.name} — ${t.description}. Parameter: ${t.params.length ? t.params.map(describeParam).join(', ') : 'keine'}`)
-    .join('\n');
+  const key = tools.map((t) => t.name).join('\u0000');
+  let text = toolTexts.get(key);
+  if (text === undefined) {
+    text = tools
+      .map((t) => `- ${t.name} — ${t.description}. Parameter: ${t.params.length ? t.params.map(describeParam).join(', ') : 'keine'}`)
+      .join('\n');
+    if (toolTexts.size >= 64) toolTexts.delete(toolTexts.keys().next().value!);
+    toolTexts.set(key, text);
+  }
+  return text;
 }
 
 /** The answer-format example, with a tool this run may use (never a denied one). */

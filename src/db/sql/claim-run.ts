@@ -43,13 +43,17 @@ export interface ClaimWitness {
 
 export interface ClaimRequest { sid: number; dueMs: number; workerId: string; leaseMs: number; minGapMs: number; witness: ClaimWitness | null }
 
+// The two claim statements are named (prepared once per connection): a
+// claim is on the path from a due time to the LLM, and parsing and planning
+// it again each time was a measurable part of it (issue 30).
 export async function claimRun(pool: pg.Pool, q: ClaimRequest): Promise<ClaimResult> {
-  const { rows } = await pool.query(
-    `SELECT outcome, run_id, attempts, retry_at, user_id, mission_id, record, version, agent, parked
+  const { rows } = await pool.query({
+    name: 'mana_ai.claim_run',
+    text: `SELECT outcome, run_id, attempts, retry_at, user_id, mission_id, record, version, agent, parked
        FROM mana_ai.claim_run($1, $2::timestamptz, $3, make_interval(secs => $4::float8 / 1000),
                               make_interval(secs => $5::float8 / 1000), $6::int, $7::int, $8::int)`,
-    [q.sid, new Date(q.dueMs).toISOString(), q.workerId, q.leaseMs, q.minGapMs, q.witness?.slot ?? null, q.witness?.pid ?? null, q.witness?.gen ?? null],
-  );
+    values: [q.sid, new Date(q.dueMs).toISOString(), q.workerId, q.leaseMs, q.minGapMs, q.witness?.slot ?? null, q.witness?.pid ?? null, q.witness?.gen ?? null],
+  });
   return claimResultOf(rows[0]!);
 }
 
@@ -62,12 +66,13 @@ export async function claimRuns(pool: pg.Pool, qs: readonly ClaimRequest[]): Pro
   // a lone claim as itself: the set-returning wrapper costs a lone run time it does not save
   if (qs.length === 1) return [await claimRun(pool, qs[0]!)];
   const q = qs[0]!;
-  const { rows } = await pool.query(
-    `SELECT ord, outcome, run_id, attempts, retry_at, user_id, mission_id, record, version, agent, parked
+  const { rows } = await pool.query({
+    name: 'mana_ai.claim_runs',
+    text: `SELECT ord, outcome, run_id, attempts, retry_at, user_id, mission_id, record, version, agent, parked
        FROM mana_ai.claim_runs($1::bigint[], $2::timestamptz[], $3, make_interval(secs => $4::float8 / 1000),
                                make_interval(secs => $5::float8 / 1000), $6::int, $7::int, $8::int)`,
-    [qs.map((x) => x.sid), qs.map((x) => new Date(x.dueMs).toISOString()), q.workerId, q.leaseMs, q.minGapMs, q.witness?.slot ?? null, q.witness?.pid ?? null, q.witness?.gen ?? null],
-  );
+    values: [qs.map((x) => x.sid), qs.map((x) => new Date(x.dueMs).toISOString()), q.workerId, q.leaseMs, q.minGapMs, q.witness?.slot ?? null, q.witness?.pid ?? null, q.witness?.gen ?? null],
+  });
   const out: ClaimResult[] = new Array(qs.length);
   for (const r of rows) out[r.ord - 1] = claimResultOf(r);
   for (let i = 0; i < out.length; i++) if (!out[i]) throw new Error(`claim_runs answered no row for item ${i + 1}`);
