@@ -90,6 +90,10 @@ export const MUTATIONS: Mutation[] = [
     find: 'IF v_version IS DISTINCT FROM w.version OR v_deleted THEN', replace: 'IF v_deleted THEN', tests: ['test/write-back-batch.test.ts'] },
   { id: 'batch-waits', guarantee: 'a batch of write-backs never waits for a row while it holds another', file: 'sql/functions/write-back.sql',
     find: 'FROM mana_ai.try_lock_snapshot_for_write_back(w.sid) l;', replace: 'FROM mana_ai.lock_snapshot_for_write_back(w.sid) l;', tests: ['test/write-back-batch.test.ts'] },
+  { id: 'slot-held-through-write-back', guarantee: 'a run\'s planning slot ends with its plan: a waiting write-back never keeps the next due mission from the LLM', file: 'src/reactor/run-dispatcher.ts',
+    find: 'if (this.planning.delete(key)) this.pump();', replace: 'void 0;', tests: ['test/planning-slots.test.ts'] },
+  { id: 'charge-fails-writes', guarantee: 'a failing charge fails only the charges of its batch, never the write-backs beside it', file: 'sql/functions/write-back.sql',
+    find: "    EXCEPTION WHEN OTHERS THEN\n      ord := 0;", replace: "    EXCEPTION WHEN division_by_zero THEN\n      ord := 0;", tests: ['test/write-back-batch.test.ts'] },
   // issue 31
   { id: 'kept-answer-ignored', guarantee: 'a deep research answer is paid for once: a failed plan\'s next run uses the kept answer', file: 'src/research/deep-jobs.ts',
     find: "const kept = jobs.find((j) => j.status === 'completed' && j.query === run.query", replace: "const kept = jobs.find((j) => false && j.status === 'completed'", tests: ['test/deep-research.test.ts'] },

@@ -4,6 +4,8 @@
 // holds another (a busy lock after the first is answered `changed`, nothing
 // of that run written, and the general path writes it once the lock is
 // free); a run whose mission changed since its claim is `changed` too.
+// Charges ride in the write-backs' statement, first; one that fails fails
+// only the charges, never the write-backs beside it.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +13,7 @@ import pg from 'pg';
 import { createDb, createPool, type Db } from '../src/db/pool.js';
 import { claimRuns, type ClaimRequest, type Claimed } from '../src/db/sql/claim-run.js';
 import { writeBack, type WriteBackInput } from '../src/write-back/write-back.js';
+import { ChargeFailed, chargeAnswer, writeUnchanged } from '../src/db/sql/run-writes.js';
 import { planIteration } from '../src/write-back/iteration.js';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
@@ -88,6 +91,29 @@ describe('batched claims and write-backs (issue 30)', () => {
     assert.equal((await general).outcome, 'written');
     assert.equal(await status(c2!.runId), 'done');
     assert.equal(await iterationsOf('w-2'), 1);
+  });
+
+  it('charges and write-backs submitted together share one statement, charges first; a failing charge fails only the charges', async () => {
+    const sids = await missions(['p-1']);
+    const [c] = (await claimRuns(pool, [request(sids.get('p-1')!)])) as Claimed[];
+    const item = {
+      sid: sids.get('p-1')!, version: c!.version, run_id: c!.runId, attempts: c!.attempts, user_id: c!.userId, mission_id: 'p-1', iteration_id: 'it-p-1',
+      prompt_version: 'pv', data: { iterations: [{ id: 'it-p-1' }] }, field_ts: { iterations: new Date().toISOString() }, client_id: 'mana-ai-runner', actor: { kind: 'system' }, space_id: null,
+    };
+    const charge = (answerKey: string, runId: number) => ({ userId: USER, agentId: null, missionId: 'p-1', tokens: 7, estimated: false, runId, answerKey });
+    // in one turn: a charge whose run id the database cannot take (not an integer), then the write-back
+    const results = await Promise.allSettled([chargeAnswer(kdb, charge('1:1', 1.5)), writeUnchanged(kdb, 'w-batch', item)]);
+    assert.equal(results[0].status, 'rejected');
+    assert.ok(results[0].status === 'rejected' && results[0].reason instanceof ChargeFailed, 'the charge is answered with its failure');
+    assert.deepEqual(results[1], { status: 'fulfilled', value: 'written' }, 'the write-back beside it stands');
+    assert.equal(await iterationsOf('p-1'), 1);
+    // a good charge and the same run's write-back again: the charge is committed, the write is refused (the run is done)
+    const again = await Promise.all([chargeAnswer(kdb, charge('1:2', c!.runId)), writeUnchanged(kdb, 'w-batch', item)]);
+    assert.deepEqual(again, [undefined, 'changed']);
+    const charged = await db.pool.query(`SELECT answer_key, tokens_used FROM mana_ai.token_usage WHERE run_id = $1`, [c!.runId]);
+    assert.deepEqual(charged.rows, [{ answer_key: '1:2', tokens_used: 7 }]);
+    const direct = await pool.query(`SELECT ord, outcome FROM mana_ai.write_run_batch($1::jsonb, NULL, '[]'::jsonb)`, [JSON.stringify([{ user_id: '', tokens: 1, run_id: 1, answer_key: 'x' }])]);
+    assert.deepEqual(direct.rows, [{ ord: 0, outcome: 'charge-failed: 22023' }], 'a charge without a user is refused as a row, not an error');
   });
 
   it('a run whose mission changed since its claim is written by the general path, with the record as it stands', async () => {
