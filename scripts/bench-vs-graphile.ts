@@ -9,6 +9,11 @@
 //     answering at once with a one-step plan; until every one is done
 //     (ours: written back; theirs: the handler finished and the jobs table
 //     is empty), as units per second.
+// Beside the issue's two measures, the same two with graphile-worker's
+// handler doing what our run does after its claim: one POST of the same
+// prompt to the LLM stand-in, answered at once ("graphile-worker + the same
+// request"): latency to the request's arrival, burst until every answer is
+// read. They show what the request to another process costs either side.
 // Both run in this process (the daemon as the runtime role, as in
 // production; graphile-worker as the superuser that installed its
 // schema), both idle while the other is measured; the LLM stand-in runs in
@@ -19,6 +24,10 @@ import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Logger, run as runGraphile, type Runner } from 'graphile-worker';
+import { Pool as HttpPool } from 'undici';
+import { buildMessages } from '../src/planner/prompt.js';
+import { catalogFor } from '../src/planner/catalog/index.js';
+import { readMission } from '../src/mission/mission.js';
 import { loadConfig } from '../src/config.js';
 import { startDaemon } from '../src/daemon.js';
 import { createLogger } from '../src/log.js';
@@ -64,9 +73,17 @@ daemon.reactor!.on('run-finished', (e: RunEvent) => {
   if (id.startsWith('burst-') && ++burstDone === BURST) onBurstDone?.();
 });
 
-// graphile-worker: one task that notes when it started.
+// graphile-worker: one task that notes when it started; one that sends our prompt to the stand-in first.
 const started = new Map<string, number>();
 const jobDone = new Map<string, () => void>();
+const http = new HttpPool(llmUrl, { connections: 16, keepAliveTimeout: 30_000 });
+const catalog = catalogFor('v0.4');
+/** Our prompt for a mission titled `id`, as the planner builds it (the same bytes a run sends). */
+const promptBody = (id: string) => {
+  const read = readMission(JSON.parse(mission(id)) as Record<string, unknown>);
+  if (!read.ok) throw new Error(read.reason);
+  return JSON.stringify({ model: 'bench', temperature: 0.2, messages: buildMessages(read.mission, [], catalog, new Date()) });
+};
 const graphile: Runner = await runGraphile({
   connectionString: db.url, concurrency: CONCURRENCY, noHandleSignals: true, pollInterval: 2000,
   // silent, as our daemon is here: neither pays for log lines
@@ -75,6 +92,12 @@ const graphile: Runner = await runGraphile({
     bench: async (payload) => {
       const id = (payload as { id: string }).id;
       started.set(id, performance.now());
+      jobDone.get(id)?.();
+    },
+    'bench-http': async (payload) => {
+      const id = (payload as { id: string }).id;
+      const res = await http.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: promptBody(id) });
+      await res.body.text();
       jobDone.get(id)?.();
     },
   },
@@ -117,6 +140,37 @@ async function theirsOnce(id: string): Promise<number> {
   await done;
   jobDone.delete(id);
   return started.get(id)! - t0;
+}
+
+async function theirsHttpOnce(id: string): Promise<number> {
+  const done = waitFor<void>((r) => jobDone.set(id, r), 30_000, `the job ${id}`);
+  await client.query(`SELECT graphile_worker.add_job('bench-http', json_build_object('id', $1::text))`, [id]);
+  const t0 = wall();
+  const at = await llm.arrival(id);
+  await done;
+  jobDone.delete(id);
+  return at - t0;
+}
+
+async function theirsHttpBurst(round: number): Promise<number> {
+  let n = 0;
+  const t0 = performance.now();
+  const done = waitFor<void>((r) => {
+    for (let g = 1; g <= BURST; g++) jobDone.set(`burst-h${round}-${g}`, () => { if (++n === BURST) r(); });
+  }, 300_000, 'their burst with requests');
+  await client.query(
+    `SELECT graphile_worker.add_jobs(array_agg(ROW('bench-http', json_build_object('id', 'burst-h' || $1::int || '-' || g), NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec))
+       FROM generate_series(1, $2::int) g`,
+    [round, BURST],
+  );
+  await done;
+  for (;;) {
+    const { rows } = await client.query(`SELECT count(*)::int AS n FROM graphile_worker.jobs`);
+    if (rows[0].n === 0) break;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  for (let g = 1; g <= BURST; g++) jobDone.delete(`burst-h${round}-${g}`);
+  return BURST / ((performance.now() - t0) / 1000);
 }
 
 async function oursBurst(round: number): Promise<number> {
@@ -170,31 +224,36 @@ try {
   for (let i = 0; i < 5; i++) {
     await oursOnce(`warm-${i}`);
     await theirsOnce(`warm-${i}`);
+    await theirsHttpOnce(`warm-h${i}`);
   }
   const ours: number[] = [];
   const theirs: number[] = [];
+  const theirsHttp: number[] = [];
   for (let i = 0; i < UNITS; i++) {
-    // alternate who goes first, so neither always follows the other's work
-    if (i % 2 === 0) {
-      ours.push(await oursOnce(`lat-${i}`));
-      theirs.push(await theirsOnce(`lat-${i}`));
-    } else {
-      theirs.push(await theirsOnce(`lat-${i}`));
-      ours.push(await oursOnce(`lat-${i}`));
-    }
+    // rotate who goes first, so none always follows another's work
+    const turns = [
+      async () => ours.push(await oursOnce(`lat-${i}`)),
+      async () => theirs.push(await theirsOnce(`lat-${i}`)),
+      async () => theirsHttp.push(await theirsHttpOnce(`lat-h${i}`)),
+    ];
+    for (let k = 0; k < turns.length; k++) await turns[(i + k) % turns.length]!();
   }
   const o = stats(ours);
   const t = stats(theirs);
+  const th = stats(theirsHttp);
   console.log(machine());
   console.log(`commit → work starts, ${UNITS} units each, one at a time:`);
   console.log(`  graphile-worker 0.18 (add_job → handler):  ${fmt(t)}`);
   console.log(`  mana-ai (mission row → LLM request):       ${fmt(o)}`);
   console.log(`  ratio (ours / theirs, avg): ${(o.avg / t.avg).toFixed(2)} (target <= 1.0)`);
+  console.log(`  graphile-worker + the same request (add_job → request arrives): ${fmt(th)}; ours / that: ${(o.avg / th.avg).toFixed(2)}`);
   const oursRate: number[] = [];
   const theirsRate: number[] = [];
+  const theirsHttpRate: number[] = [];
   for (let r = 1; r <= ROUNDS; r++) {
     theirsRate.push(await theirsBurst(r));
     oursRate.push(await oursBurst(r));
+    theirsHttpRate.push(await theirsHttpBurst(r));
   }
   const best = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -202,8 +261,10 @@ try {
   console.log(`  graphile-worker 0.18: ${best(theirsRate)} per s`);
   console.log(`  mana-ai:              ${best(oursRate)} per s`);
   console.log(`  ratio (ours / theirs, mean): ${(mean(oursRate) / mean(theirsRate)).toFixed(2)} (target >= 0.5)`);
+  console.log(`  graphile-worker + the same request: ${best(theirsHttpRate)} per s; ours / that: ${(mean(oursRate) / mean(theirsHttpRate)).toFixed(2)}`);
 } finally {
   await graphile.stop();
+  await http.close();
   await daemon.stop();
   await client.end();
   await llm.close();
