@@ -132,7 +132,7 @@ export function createMetrics(): Metrics {
     listenerReconnects: new Counter({ name: 'mana_ai_listener_reconnects_total', help: 'LISTEN connection re-established', ...r }),
     resyncs: new Counter({ name: 'mana_ai_resyncs_total', help: 'Full schedule reloads', labelNames: ['reason'], ...r }),
     runs: new Counter({ name: 'mana_ai_runs_total', help: 'Runs by outcome', labelNames: ['outcome'], ...r }),
-    runsInFlight: new Gauge({ name: 'mana_ai_runs_in_flight', help: 'Runs being planned now', ...r }),
+    runsInFlight: new Gauge({ name: 'mana_ai_runs_in_flight', help: 'Runs claimed and not ended: planning (at most MANA_AI_CONCURRENCY) or writing back', ...r }),
     runsQueued: new Gauge({ name: 'mana_ai_runs_queued', help: 'Due runs waiting for a slot', ...r }),
     claims: new Counter({ name: 'mana_ai_claims_total', help: 'Claim attempts by outcome', labelNames: ['outcome'], ...r }),
     llmRetries: new Counter({ name: 'mana_ai_llm_retries_total', help: 'mana-llm requests retried', labelNames: ['reason'], ...r }),
