@@ -1,0 +1,100 @@
+// `npm run bench:burst-cpu`: where a burst's CPU goes (issue 30). One burst
+// of N missions due at once (as bench:vs-graphile's), the daemon in this
+// process at concurrency 4, the LLM stand-in in its own process; prints
+// the burst's rate, the CPU each process spent on it (the daemon by
+// process.cpuUsage, PostgreSQL's and the stand-in's processes from
+// /proc/<pid>/stat, so Linux only), per run, and where the database's
+// time went by function (pg_stat_user_functions, track_functions = all).
+// `--stub-llm` answers inside the daemon's process instead (no HTTP): what
+// the runner costs without the request. A diagnostic, not a target.
+
+import { execSync } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../src/config.js';
+import { startDaemon } from '../src/daemon.js';
+import { createLogger } from '../src/log.js';
+import { LlmClient } from '../src/planner/llm-client.js';
+import type { RunEvent } from '../src/reactor/reactor.js';
+import { machine, openBenchDatabase } from './lib/bench-db.js';
+import { startLlmStandIn } from './lib/llm-stand-in.js';
+import { createRuntimeRole } from './lib/sync-database.js';
+
+const { values } = parseArgs({ options: { burst: { type: 'string', default: '2000' }, 'stub-llm': { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
+if (values.help) {
+  console.log('usage: npm run bench:burst-cpu -- [--burst N] [--stub-llm]');
+  process.exit(0);
+}
+const N = Number(values.burst);
+
+/** CPU seconds of the processes whose command line matches `pattern` (utime + stime, in clock ticks of 10 ms). */
+const cpuOf = (pattern: string): number =>
+  Number(execSync(`for p in $(pgrep -f '${pattern}'); do cat /proc/$p/stat 2>/dev/null; done | awk '{s+=$14+$15} END {print s/100}'`).toString()) || 0;
+
+if (values['stub-llm']) {
+  const plan = JSON.stringify({ summary: 'Ein Schritt', steps: [{ summary: 'Aufgabe anlegen', toolName: 'create_task', params: { title: 'Nächster Schritt' }, rationale: 'Damit es vorangeht' }] });
+  LlmClient.prototype.complete = async () => ({ content: '```json\n' + plan + '\n```', totalTokens: 100, toolCalls: [], message: null });
+}
+
+const db = await openBenchDatabase();
+const daemonUrl = await createRuntimeRole(db.url);
+await db.pool.query(`ALTER DATABASE ${new URL(db.url).pathname.slice(1)} SET track_functions = 'all'`);
+const llm = await startLlmStandIn();
+const daemon = await startDaemon(
+  loadConfig({ PORT: '0', SYNC_DATABASE_URL: daemonUrl, MANA_LLM_URL: llm.url, MANA_AI_CONCURRENCY: '4', MANA_AI_WORKER_ID: 'bench-burst-cpu' }),
+  createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
+);
+let stopped = false;
+try {
+  let finished = 0;
+  const outcomes: Record<string, number> = {};
+  const done = new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out: ${finished} of ${N} runs finished`)), 300_000);
+    daemon.reactor!.on('run-finished', (e: RunEvent) => {
+      outcomes[e.outcome] = (outcomes[e.outcome] ?? 0) + 1;
+      if (++finished === N) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
+  });
+  const pg0 = cpuOf('postgres');
+  const llm0 = cpuOf('llm-stand-in');
+  const node0 = process.cpuUsage();
+  const t0 = performance.now();
+  await db.pool.query(
+    `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+     SELECT 'ai', 'aiMissions', 'burst-' || g, 'burst-user-' || (g % 200), 'insert',
+            jsonb_build_object('id', 'burst-' || g, 'title', 'burst-' || g, 'objective', 'Bench', 'state', 'active',
+                               'cadence', jsonb_build_object('kind', 'interval', 'everyMinutes', 60), 'nextRunAt', $1::text,
+                               'inputs', '[]'::jsonb, 'iterations', '[]'::jsonb, 'updatedAt', $1::text),
+            '{}'::jsonb, 'bench'
+       FROM generate_series(1, $2::int) g`,
+    [new Date(Date.now() - 1000).toISOString(), N],
+  );
+  const inserted = performance.now();
+  await done;
+  const wall = performance.now() - t0;
+  const node = process.cpuUsage(node0);
+  const pgCpu = cpuOf('postgres') - pg0;
+  const llmCpu = cpuOf('llm-stand-in') - llm0;
+  const per = (s: number) => `${((s * 1000) / N).toFixed(2)} ms per run`;
+  console.log(machine());
+  console.log(`burst of ${N.toLocaleString('en')} missions, concurrency 4${values['stub-llm'] ? ', LLM answered in-process (no HTTP)' : ''}: ${Math.round(N / (wall / 1000))} per s (the insert ${Math.round(inserted - t0)} ms of ${Math.round(wall)} ms); outcomes ${JSON.stringify(outcomes)}`);
+  console.log(`  daemon      ${((node.user + node.system) / 1e6).toFixed(2)} s CPU (${per((node.user + node.system) / 1e6)}; system ${(node.system / 1e6).toFixed(2)} s)`);
+  console.log(`  PostgreSQL  ${pgCpu.toFixed(2)} s CPU (${per(pgCpu)}, the insert's trigger included)`);
+  console.log(`  LLM stand-in ${llmCpu.toFixed(2)} s CPU (${per(llmCpu)})`);
+  // a backend reports its function counts when it exits: the daemon's connections end first
+  await daemon.stop();
+  stopped = true;
+  await new Promise((r) => setTimeout(r, 500));
+  const { rows } = await db.pool.query<{ funcname: string; calls: string; total: number; self: number }>(
+    `SELECT funcname, calls, total_time AS total, self_time AS self FROM pg_stat_user_functions ORDER BY total_time DESC LIMIT 14`);
+  console.log('  the database by function (ms per run: total, self; calls):');
+  for (const r of rows) console.log(`    ${r.funcname.padEnd(34)} ${(r.total / N).toFixed(3).padStart(7)} ${(r.self / N).toFixed(3).padStart(7)}  ${r.calls}`);
+} finally {
+  if (!stopped) await daemon.stop();
+  await llm.close();
+  await db.close();
+}
+process.exit(0);
