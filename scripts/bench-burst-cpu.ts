@@ -6,7 +6,11 @@
 // /proc/<pid>/stat, so Linux only), per run, and where the database's
 // time went by function (pg_stat_user_functions, track_functions = all).
 // `--stub-llm` answers inside the daemon's process instead (no HTTP): what
-// the runner costs without the request. A diagnostic, not a target.
+// the runner costs without the request. `--yardsticks` also measures, in
+// this process, the LLM client alone (2,000 requests of our prompt at
+// concurrency 4) and graphile-worker 0.18 (a devDependency) working off
+// 2,000 jobs whose handler sends the same request: their CPU per unit.
+// A diagnostic, not a target.
 
 import { execSync } from 'node:child_process';
 import { Writable } from 'node:stream';
@@ -16,13 +20,16 @@ import { startDaemon } from '../src/daemon.js';
 import { createLogger } from '../src/log.js';
 import { LlmClient } from '../src/planner/llm-client.js';
 import type { RunEvent } from '../src/reactor/reactor.js';
+import { buildMessages } from '../src/planner/prompt.js';
+import { catalogFor } from '../src/planner/catalog/index.js';
+import { readMission } from '../src/mission/mission.js';
 import { machine, openBenchDatabase } from './lib/bench-db.js';
 import { startLlmStandIn } from './lib/llm-stand-in.js';
 import { createRuntimeRole } from './lib/sync-database.js';
 
-const { values } = parseArgs({ options: { burst: { type: 'string', default: '2000' }, 'stub-llm': { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { burst: { type: 'string', default: '2000' }, 'stub-llm': { type: 'boolean', default: false }, yardsticks: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
 if (values.help) {
-  console.log('usage: npm run bench:burst-cpu -- [--burst N] [--stub-llm]');
+  console.log('usage: npm run bench:burst-cpu -- [--burst N] [--stub-llm] [--yardsticks]');
   process.exit(0);
 }
 const N = Number(values.burst);
@@ -92,9 +99,66 @@ try {
     `SELECT funcname, calls, total_time AS total, self_time AS self FROM pg_stat_user_functions ORDER BY total_time DESC LIMIT 14`);
   console.log('  the database by function (ms per run: total, self; calls):');
   for (const r of rows) console.log(`    ${r.funcname.padEnd(34)} ${(r.total / N).toFixed(3).padStart(7)} ${(r.self / N).toFixed(3).padStart(7)}  ${r.calls}`);
+  if (values.yardsticks) await yardsticks();
 } finally {
   if (!stopped) await daemon.stop();
   await llm.close();
   await db.close();
 }
 process.exit(0);
+
+/** The LLM client alone, and graphile-worker whose handler sends the same request: CPU of this process per unit. */
+async function yardsticks(): Promise<void> {
+  const read = readMission({ id: 'y', title: 'burst-y', objective: 'Bench', state: 'active', cadence: { kind: 'interval', everyMinutes: 60 }, nextRunAt: new Date().toISOString(), inputs: [], iterations: [] });
+  if (!read.ok) throw new Error(read.reason);
+  const messages = buildMessages(read.mission, [], catalogFor('v0.4'), new Date());
+  const client = new LlmClient({ baseUrl: llm.url, model: 'bench', temperature: 0.2, timeoutMs: 60_000, maxAttempts: 1, retryBaseMs: 500, serviceKey: undefined });
+  const signal = new AbortController().signal;
+  const cpuPer = async (n: number, work: () => Promise<void>) => {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await work();
+    const c = process.cpuUsage(c0);
+    return { cpuMs: (c.user + c.system) / 1000 / n, rate: n / ((performance.now() - t0) / 1000) };
+  };
+  const requests = (n: number) => async () => {
+    let left = n;
+    await Promise.all([0, 1, 2, 3].map(async () => {
+      while (left-- > 0) await client.complete(messages, signal, {});
+    }));
+  };
+  await requests(200)();
+  const alone = await cpuPer(N, requests(N));
+  console.log(`  yardstick: our LLM client alone, ${N} requests at concurrency 4: ${alone.cpuMs.toFixed(2)} ms CPU per request, ${Math.round(alone.rate)} per s`);
+  const { Logger, run } = await import('graphile-worker');
+  const body = JSON.stringify({ model: 'bench', temperature: 0.2, messages });
+  const { Pool } = await import('undici');
+  const http = new Pool(llm.url, { connections: 16, keepAliveTimeout: 30_000 });
+  let jobs = 0;
+  let allDone: () => void = () => {};
+  const runner = await run({
+    connectionString: db.url, concurrency: 4, noHandleSignals: true, pollInterval: 2000, logger: new Logger(() => () => {}),
+    taskList: {
+      request: async () => {
+        const res = await http.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body });
+        await res.body.text();
+        if (++jobs === N) allDone();
+      },
+    },
+  });
+  try {
+    for (const round of [1, 2]) {
+      jobs = 0;
+      const finished = new Promise<void>((r) => (allDone = r));
+      const g = await cpuPer(N, async () => {
+        await db.pool.query(`SELECT graphile_worker.add_jobs(array_agg(ROW('request', '{}'::json, NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec)) FROM generate_series(1, $1::int) g`, [N]);
+        await finished;
+      });
+      console.log(`  yardstick: graphile-worker 0.18 + the same request, ${N} jobs at concurrency 4 (round ${round}): ${g.cpuMs.toFixed(2)} ms CPU of its process per job, ${Math.round(g.rate)} per s`);
+    }
+  } finally {
+    await runner.stop();
+    await http.close();
+    await client.close();
+  }
+}
