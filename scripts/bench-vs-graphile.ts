@@ -152,27 +152,6 @@ async function theirsHttpOnce(id: string): Promise<number> {
   return at - t0;
 }
 
-async function theirsHttpBurst(round: number): Promise<number> {
-  let n = 0;
-  const t0 = performance.now();
-  const done = waitFor<void>((r) => {
-    for (let g = 1; g <= BURST; g++) jobDone.set(`burst-h${round}-${g}`, () => { if (++n === BURST) r(); });
-  }, 300_000, 'their burst with requests');
-  await client.query(
-    `SELECT graphile_worker.add_jobs(array_agg(ROW('bench-http', json_build_object('id', 'burst-h' || $1::int || '-' || g), NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec))
-       FROM generate_series(1, $2::int) g`,
-    [round, BURST],
-  );
-  await done;
-  for (;;) {
-    const { rows } = await client.query(`SELECT count(*)::int AS n FROM graphile_worker.jobs`);
-    if (rows[0].n === 0) break;
-    await new Promise((r) => setTimeout(r, 1));
-  }
-  for (let g = 1; g <= BURST; g++) jobDone.delete(`burst-h${round}-${g}`);
-  return BURST / ((performance.now() - t0) / 1000);
-}
-
 async function oursBurst(round: number): Promise<number> {
   burstDone = 0;
   const done = waitFor<void>((r) => (onBurstDone = r), 300_000, 'the burst');
@@ -191,16 +170,18 @@ async function oursBurst(round: number): Promise<number> {
   return BURST / ((performance.now() - t0) / 1000);
 }
 
-async function theirsBurst(round: number): Promise<number> {
+/** BURST jobs of `task` added in one statement, until every handler finished and the jobs table is empty. */
+async function theirsBurst(round: number, task: 'bench' | 'bench-http' = 'bench'): Promise<number> {
+  const prefix = task === 'bench' ? `burst-${round}-` : `burst-h${round}-`;
   let n = 0;
   const t0 = performance.now();
   const done = waitFor<void>((r) => {
-    for (let g = 1; g <= BURST; g++) jobDone.set(`burst-${round}-${g}`, () => { if (++n === BURST) r(); });
-  }, 300_000, 'their burst');
+    for (let g = 1; g <= BURST; g++) jobDone.set(`${prefix}${g}`, () => { if (++n === BURST) r(); });
+  }, 300_000, `their burst (${task})`);
   await client.query(
-    `SELECT graphile_worker.add_jobs(array_agg(ROW('bench', json_build_object('id', 'burst-' || $1::int || '-' || g), NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec))
-       FROM generate_series(1, $2::int) g`,
-    [round, BURST],
+    `SELECT graphile_worker.add_jobs(array_agg(ROW($1::text, json_build_object('id', $2::text || g), NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec))
+       FROM generate_series(1, $3::int) g`,
+    [task, prefix, BURST],
   );
   await done;
   // the handler finished and the jobs table is empty
@@ -209,7 +190,7 @@ async function theirsBurst(round: number): Promise<number> {
     if (rows[0].n === 0) break;
     await new Promise((r) => setTimeout(r, 1));
   }
-  for (let g = 1; g <= BURST; g++) jobDone.delete(`burst-${round}-${g}`);
+  for (let g = 1; g <= BURST; g++) jobDone.delete(`${prefix}${g}`);
   return BURST / ((performance.now() - t0) / 1000);
 }
 
@@ -253,7 +234,7 @@ try {
   for (let r = 1; r <= ROUNDS; r++) {
     theirsRate.push(await theirsBurst(r));
     oursRate.push(await oursBurst(r));
-    theirsHttpRate.push(await theirsHttpBurst(r));
+    theirsHttpRate.push(await theirsBurst(r, 'bench-http'));
   }
   const best = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
