@@ -161,7 +161,7 @@ export class LlmClient {
         lastError = error instanceof LlmError ? error : new LlmError('unreachable', coerceError(error).message);
         if ('retryAfterMs' in (error as object)) hintMs = (error as { retryAfterMs: number | null }).retryAfterMs;
       }
-      if (!lastError) break;
+      if (!lastError) break; // not reached: an attempt that did not return failed
       const retryable = ['unreachable', 'timeout', 'rate-limited', 'server-error'].includes(lastError.reason);
       if (!retryable || attempt === this.opts.maxAttempts) break;
       const backoff = Math.random() * this.opts.retryBaseMs * 2 ** (attempt - 1);
