@@ -155,18 +155,19 @@ export class LlmClient {
     let lastError: LlmError | null = null;
     for (let attempt = 1; attempt <= this.opts.maxAttempts; attempt++) {
       let hintMs: number | null = null;
+      let failed: LlmError;
       try {
         return await this.once(messages, parents, headers, toolOptions);
       } catch (error) {
-        lastError = error instanceof LlmError ? error : new LlmError('unreachable', coerceError(error).message);
+        failed = error instanceof LlmError ? error : new LlmError('unreachable', coerceError(error).message);
         if ('retryAfterMs' in (error as object)) hintMs = (error as { retryAfterMs: number | null }).retryAfterMs;
       }
-      if (!lastError) break; // not reached: an attempt that did not return failed
-      const retryable = ['unreachable', 'timeout', 'rate-limited', 'server-error'].includes(lastError.reason);
+      lastError = failed;
+      const retryable = ['unreachable', 'timeout', 'rate-limited', 'server-error'].includes(failed.reason);
       if (!retryable || attempt === this.opts.maxAttempts) break;
       const backoff = Math.random() * this.opts.retryBaseMs * 2 ** (attempt - 1);
       const delay = Math.min(MAX_RETRY_DELAY_MS, hintMs ?? backoff);
-      this.opts.onRetry?.(lastError.reason, attempt, delay);
+      this.opts.onRetry?.(failed.reason, attempt, delay);
       await sleep(delay, parents.length === 1 ? parents[0]! : AbortSignal.any(parents));
     }
     throw lastError ?? new LlmError('unreachable', 'no attempt made');

@@ -1,8 +1,9 @@
 // Charges each LLM answer's tokens the moment it arrives (issue 27, item 6;
-// STYLE.md "every answer is paid for where it arrives"): one short
-// transaction scoped to the mission's user per answer, keyed by (run,
-// attempt, answer number) so that retrying the insert after a lost commit
-// acknowledgement never charges twice. Before, tokens were charged in the
+// STYLE.md "every answer is paid for where it arrives"): submitted at once
+// and committed with the next batch of the runs' writes, charges first
+// (src/db/sql/run-writes.ts, issue 30), each row scoped to the mission's
+// user and keyed by (run, attempt, answer number) so that retrying the
+// insert after a lost commit acknowledgement never charges twice. Before, tokens were charged in the
 // write-back: an answer whose run then threw (a step check that overflowed
 // the stack), failed outside the mission or was retried was never paid,
 // and an agent could get past its daily budget at every due time.

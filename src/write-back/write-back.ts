@@ -22,7 +22,7 @@ import { withUserScope } from '../db/scoped.js';
 import { writeUnchanged } from '../db/sql/run-writes.js';
 import { agentActor } from '../agent/agent.js';
 import { insertChange } from '../db/sql/insert-change.js';
-import { agentNameNow } from '../db/sql/insert-token-usage.js';
+import { agentNameNow } from '../db/sql/agent-name.js';
 import { lockSnapshotForWriteBack } from '../db/sql/lock-snapshot.js';
 import { consecutiveFailures, OUTSIDE_FAILURE, parkMission } from '../db/sql/parked.js';
 import { failureCause, type Iteration } from './iteration.js';

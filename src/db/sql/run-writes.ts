@@ -9,7 +9,7 @@
 // Never builds SQL from values: the batch travels as two jsonb parameters.
 
 import { sql, type Kysely } from 'kysely';
-import { Batcher } from '../batcher.js';
+import { Batcher, batcherOf } from '../batcher.js';
 import { EmptyUserIdError } from '../scoped.js';
 import type { Database } from '../schema.js';
 
@@ -29,16 +29,10 @@ export class ChargeFailed extends Error {
   override name = 'ChargeFailed';
 }
 
-const batchers = new WeakMap<object, Batcher<Item, Out>>();
+const batchers = new WeakMap<Kysely<Database>, Batcher<Item, Out>>();
 
-function batcherOf(db: Kysely<Database>): Batcher<Item, Out> {
-  let b = batchers.get(db);
-  if (!b) {
-    b = new Batcher<Item, Out>((items) => sendBatch(db, items), 64);
-    batchers.set(db, b);
-  }
-  return b;
-}
+/** One batcher per database handle. */
+const batcher = (db: Kysely<Database>) => batcherOf(batchers, db, () => new Batcher<Item, Out>((items) => sendBatch(db, items), 64));
 
 const chargeRow = (c: Charge) => ({
   user_id: c.userId, agent_id: c.agentId, mission_id: c.missionId, tokens: Math.max(0, Math.min(2_147_483_647, Math.round(c.tokens))),
@@ -76,11 +70,11 @@ async function sendBatch(db: Kysely<Database>, items: Item[]): Promise<Out[]> {
 /** Charges one answer: with the writes of the same moment, in one statement. */
 export async function chargeAnswer(db: Kysely<Database>, c: Charge): Promise<void> {
   if (typeof c.userId !== 'string' || c.userId.length === 0) throw new EmptyUserIdError();
-  const r = await batcherOf(db).submit({ charge: c });
+  const r = await batcher(db).submit({ charge: c });
   if (r instanceof ChargeFailed) throw r;
 }
 
 /** Writes one run back if its mission is still at the claim's version: written | lost-claim | changed. */
 export async function writeUnchanged(db: Kysely<Database>, workerId: string, w: UnchangedWrite): Promise<string> {
-  return (await batcherOf(db).submit({ write: w, workerId })) as string;
+  return (await batcher(db).submit({ write: w, workerId })) as string;
 }
