@@ -20,11 +20,9 @@ import { startDaemon } from '../src/daemon.js';
 import { createLogger } from '../src/log.js';
 import { LlmClient } from '../src/planner/llm-client.js';
 import type { RunEvent } from '../src/reactor/reactor.js';
-import { buildMessages } from '../src/planner/prompt.js';
-import { catalogFor } from '../src/planner/catalog/index.js';
-import { readMission } from '../src/mission/mission.js';
 import { machine, openBenchDatabase } from './lib/bench-db.js';
 import { startLlmStandIn } from './lib/llm-stand-in.js';
+import { benchPrompt, insertBurst } from './lib/burst.js';
 import { createRuntimeRole } from './lib/sync-database.js';
 
 const { values } = parseArgs({ options: { burst: { type: 'string', default: '2000' }, 'stub-llm': { type: 'boolean', default: false }, yardsticks: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
@@ -69,16 +67,7 @@ try {
   const llm0 = cpuOf('llm-stand-in');
   const node0 = process.cpuUsage();
   const t0 = performance.now();
-  await db.pool.query(
-    `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
-     SELECT 'ai', 'aiMissions', 'burst-' || g, 'burst-user-' || (g % 200), 'insert',
-            jsonb_build_object('id', 'burst-' || g, 'title', 'burst-' || g, 'objective', 'Bench', 'state', 'active',
-                               'cadence', jsonb_build_object('kind', 'interval', 'everyMinutes', 60), 'nextRunAt', $1::text,
-                               'inputs', '[]'::jsonb, 'iterations', '[]'::jsonb, 'updatedAt', $1::text),
-            '{}'::jsonb, 'bench'
-       FROM generate_series(1, $2::int) g`,
-    [new Date(Date.now() - 1000).toISOString(), N],
-  );
+  await insertBurst(db.pool, 'burst-', N, new Date(Date.now() - 1000).toISOString());
   const inserted = performance.now();
   await done;
   const wall = performance.now() - t0;
@@ -109,9 +98,7 @@ process.exit(0);
 
 /** The LLM client alone, and graphile-worker whose handler sends the same request: CPU of this process per unit. */
 async function yardsticks(): Promise<void> {
-  const read = readMission({ id: 'y', title: 'burst-y', objective: 'Bench', state: 'active', cadence: { kind: 'interval', everyMinutes: 60 }, nextRunAt: new Date().toISOString(), inputs: [], iterations: [] });
-  if (!read.ok) throw new Error(read.reason);
-  const messages = buildMessages(read.mission, [], catalogFor('v0.4'), new Date());
+  const messages = benchPrompt('burst-y');
   const client = new LlmClient({ baseUrl: llm.url, model: 'bench', temperature: 0.2, timeoutMs: 60_000, maxAttempts: 1, retryBaseMs: 500, serviceKey: undefined });
   const signal = new AbortController().signal;
   const cpuPer = async (n: number, work: () => Promise<void>) => {

@@ -25,9 +25,6 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Logger, run as runGraphile, type Runner } from 'graphile-worker';
 import { Pool as HttpPool } from 'undici';
-import { buildMessages } from '../src/planner/prompt.js';
-import { catalogFor } from '../src/planner/catalog/index.js';
-import { readMission } from '../src/mission/mission.js';
 import { loadConfig } from '../src/config.js';
 import { startDaemon } from '../src/daemon.js';
 import { createLogger } from '../src/log.js';
@@ -35,6 +32,7 @@ import type { RunEvent } from '../src/reactor/reactor.js';
 import { machine, openBenchDatabase, percentile } from './lib/bench-db.js';
 import { createRuntimeRole } from './lib/sync-database.js';
 import { startLlmStandIn } from './lib/llm-stand-in.js';
+import { benchMission, benchPrompt, insertBurst } from './lib/burst.js';
 
 const { values } = parseArgs({ options: { units: { type: 'string', default: '60' }, burst: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '2' }, help: { type: 'boolean', default: false } } });
 if (values.help) {
@@ -77,13 +75,8 @@ daemon.reactor!.on('run-finished', (e: RunEvent) => {
 const started = new Map<string, number>();
 const jobDone = new Map<string, () => void>();
 const http = new HttpPool(llmUrl, { connections: 16, keepAliveTimeout: 30_000 });
-const catalog = catalogFor('v0.4');
 /** Our prompt for a mission titled `id`, as the planner builds it (the same bytes a run sends). */
-const promptBody = (id: string) => {
-  const read = readMission(JSON.parse(mission(id)) as Record<string, unknown>);
-  if (!read.ok) throw new Error(read.reason);
-  return JSON.stringify({ model: 'bench', temperature: 0.2, messages: buildMessages(read.mission, [], catalog, new Date()) });
-};
+const promptBody = (id: string) => JSON.stringify({ model: 'bench', temperature: 0.2, messages: benchPrompt(id) });
 const graphile: Runner = await runGraphile({
   connectionString: db.url, concurrency: CONCURRENCY, noHandleSignals: true, pollInterval: 2000,
   // silent, as our daemon is here: neither pays for log lines
@@ -106,10 +99,7 @@ const graphile: Runner = await runGraphile({
 const client = new pg.Client({ connectionString: db.url });
 await client.connect();
 const iso = (ms: number) => new Date(ms).toISOString();
-const mission = (id: string) => JSON.stringify({
-  id, title: id, objective: 'Bench', conceptMarkdown: '', inputs: [], iterations: [], state: 'active',
-  cadence: { kind: 'interval', everyMinutes: 60 }, nextRunAt: iso(Date.now() - 1000), createdAt: iso(Date.now()), updatedAt: iso(Date.now()),
-});
+const mission = (id: string) => JSON.stringify(benchMission(id, iso(Date.now() - 1000)));
 
 const waitFor = <T>(register: (resolve: (v: T) => void) => void, ms: number, what: string) =>
   new Promise<T>((resolve, reject) => {
@@ -156,16 +146,7 @@ async function oursBurst(round: number): Promise<number> {
   burstDone = 0;
   const done = waitFor<void>((r) => (onBurstDone = r), 300_000, 'the burst');
   const t0 = performance.now();
-  await client.query(
-    `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
-     SELECT 'ai', 'aiMissions', 'burst-' || $1::int || '-' || g, 'burst-user-' || (g % 200), 'insert',
-            jsonb_build_object('id', 'burst-' || $1::int || '-' || g, 'title', 'burst-' || $1::int || '-' || g, 'objective', 'Bench', 'state', 'active',
-                               'cadence', jsonb_build_object('kind', 'interval', 'everyMinutes', 60), 'nextRunAt', $2::text,
-                               'inputs', '[]'::jsonb, 'iterations', '[]'::jsonb, 'updatedAt', $2::text),
-            '{}'::jsonb, 'bench'
-       FROM generate_series(1, $3::int) g`,
-    [round, iso(Date.now() - 1000), BURST],
-  );
+  await insertBurst(client, `burst-${round}-`, BURST, iso(Date.now() - 1000));
   await done;
   return BURST / ((performance.now() - t0) / 1000);
 }

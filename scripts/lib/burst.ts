@@ -1,0 +1,39 @@
+// What the burst benchmarks share (bench-vs-graphile.ts, bench-burst-cpu.ts):
+// the one statement that makes N missions due at once, and the prompt our
+// planner sends for a bench mission, so that graphile-worker's handler can
+// send the same bytes.
+
+import type pg from 'pg';
+import { readMission } from '../../src/mission/mission.js';
+import { catalogFor } from '../../src/planner/catalog/index.js';
+import { buildMessages, type PromptMessage } from '../../src/planner/prompt.js';
+
+/** A bench mission's record: active, hourly, due at `dueIso`. */
+export const benchMission = (id: string, dueIso: string, nowIso = new Date().toISOString()) => ({
+  id, title: id, objective: 'Bench', conceptMarkdown: '', inputs: [], iterations: [], state: 'active',
+  cadence: { kind: 'interval', everyMinutes: 60 }, nextRunAt: dueIso, createdAt: nowIso, updatedAt: nowIso,
+});
+
+/**
+ * `n` missions due at `dueIso`, ids `${prefix}1` … `${prefix}n`, of 200
+ * users, committed in one statement (the trigger folds and announces each).
+ */
+export async function insertBurst(q: pg.Pool | pg.Client, prefix: string, n: number, dueIso: string): Promise<void> {
+  await q.query(
+    `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+     SELECT 'ai', 'aiMissions', $1::text || g, 'burst-user-' || (g % 200), 'insert',
+            jsonb_build_object('id', $1::text || g, 'title', $1::text || g, 'objective', 'Bench', 'state', 'active',
+                               'cadence', jsonb_build_object('kind', 'interval', 'everyMinutes', 60), 'nextRunAt', $2::text,
+                               'inputs', '[]'::jsonb, 'iterations', '[]'::jsonb, 'updatedAt', $2::text),
+            '{}'::jsonb, 'bench'
+       FROM generate_series(1, $3::int) g`,
+    [prefix, dueIso, n],
+  );
+}
+
+/** The messages our planner builds for the bench mission titled `id` (v0.4 tools, no inputs). */
+export function benchPrompt(id: string): PromptMessage[] {
+  const read = readMission(benchMission(id, new Date().toISOString()));
+  if (!read.ok) throw new Error(read.reason);
+  return buildMessages(read.mission, [], catalogFor('v0.4'), new Date());
+}
