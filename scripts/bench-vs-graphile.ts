@@ -34,14 +34,15 @@ import { createRuntimeRole } from './lib/sync-database.js';
 import { startLlmStandIn } from './lib/llm-stand-in.js';
 import { benchMission, benchPrompt, insertBurst } from './lib/burst.js';
 
-const { values } = parseArgs({ options: { units: { type: 'string', default: '60' }, burst: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '2' }, help: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { units: { type: 'string', default: '60' }, burst: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '2' }, warmup: { type: 'string', default: '5' }, help: { type: 'boolean', default: false } } });
 if (values.help) {
-  console.log(`usage: npm run bench:vs-graphile -- [--units N] [--burst B] [--rounds R]
+  console.log(`usage: npm run bench:vs-graphile -- [--units N] [--burst B] [--rounds R] [--warmup W]
 
 Starts an embedded PostgreSQL (or BENCH_DATABASE_URL's server), the mana-ai
 daemon and a graphile-worker runner (both concurrency 4), then measures, in
 alternation: N units (default 60) one at a time, commit → work starts; and
-R rounds (default 2) of a burst of B units (default 2,000) due at once.`);
+R rounds (default 2) of a burst of B units (default 2,000) due at once.
+Before the latency units, W units of each (default 5) warm both up.`);
   process.exit(0);
 }
 const UNITS = Number(values.units);
@@ -183,7 +184,7 @@ const fmt = (s: { avg: number; p50: number; p99: number }) => `avg ${s.avg.toFix
 
 try {
   // warm both: connections, JIT, the LLM connection
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < Number(values.warmup); i++) {
     await oursOnce(`warm-${i}`);
     await theirsOnce(`warm-${i}`);
     await theirsHttpOnce(`warm-h${i}`);

@@ -88,7 +88,11 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(config: Config, log: Logger): Promise<Daemon> {
+/**
+ * Starts the daemon. `opts.tracing` replaces the tracing the configuration
+ * names (scripts/bench-latency-trace.ts records the spans in its process).
+ */
+export async function startDaemon(config: Config, log: Logger, opts: { tracing?: Tracing } = {}): Promise<Daemon> {
   assertCatalog(catalogFor(config.webapp), config.webapp);
   if (config.tickIntervalMs !== undefined) {
     log.info({ TICK_INTERVAL_MS: config.tickIntervalMs }, 'TICK_INTERVAL_MS is ignored: runs are driven by NOTIFY and the timer wheel, not by polling');
@@ -138,7 +142,7 @@ export async function startDaemon(config: Config, log: Logger): Promise<Daemon> 
   // deep research through mana-research, only when switched on (issue 31; docs/research.md)
   const researchClient = config.deepResearch ? new ResearchClient({ baseUrl: config.deepResearch.url, serviceKey: config.serviceKey, timeoutMs: config.researchTimeoutMs }) : null;
   if (config.deepResearch) log.info({ provider: config.deepResearch.provider }, 'deep research enabled (MANA_RESEARCH_URL)');
-  const tracing = await startTracing({
+  const tracing = opts.tracing ?? await startTracing({
     endpoint: config.otlpEndpoint, tracesEndpoint: config.otlpTracesEndpoint, serviceName: config.otelServiceName, scheduleDelayMs: config.otelScheduleDelayMs, log,
   });
   metrics.parkedSource.current = () => countParked(pool);

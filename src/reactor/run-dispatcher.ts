@@ -227,8 +227,8 @@ export class RunDispatcher {
     // run lost to another daemon is not counted twice.
     const startedAtMs = Date.now();
     const { tracer } = this.deps.tracing;
+    // no startTime: given one, OTel ends the span at Date.now() too, and the run's duration loses its sub-millisecond part
     const span = tracer.startSpan('mission.run', {
-      startTime: startedAtMs,
       attributes: { 'mission.sid': sid, 'mission.due': new Date(dueMs).toISOString(), 'mission.lag_ms': Math.max(0, startedAtMs - dueMs), 'mana_ai.worker': config.workerId },
     });
     try {
