@@ -7,7 +7,8 @@
 // notification, and the request's arrival at the LLM stand-in (its own
 // process, as bench:vs-graphile's; wall clocks with sub-ms precision, as
 // there). One unit at a time, as bench:vs-graphile's latency measure. A
-// diagnostic: prints each mark's p50 and mean, and each step's p50.
+// diagnostic: prints each mark's p50 and mean, and each step's p50; then
+// the claim alone, from a client in a loop, beside `SELECT $1`.
 
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
@@ -20,7 +21,7 @@ import { CHANNEL } from '../src/reactor/listener.js';
 import type { RunEvent } from '../src/reactor/reactor.js';
 import type { Tracing } from '../src/tracing/tracing.js';
 import { machine, openBenchDatabase, percentile } from './lib/bench-db.js';
-import { benchMission } from './lib/burst.js';
+import { benchMission, insertBurst } from './lib/burst.js';
 import { startLlmStandIn } from './lib/llm-stand-in.js';
 import { createRuntimeRole } from './lib/sync-database.js';
 
@@ -157,6 +158,33 @@ try {
     const step = prev ? percentile(xs.map((x, i) => x - prev![i]!), 50).toFixed(3) : '';
     console.log(`  ${name.padEnd(48)} ${percentile(xs, 50).toFixed(3).padStart(7)} ${mean(xs).toFixed(3).padStart(7)}   ${step}`);
     prev = xs;
+  }
+
+  // The claim alone, for scale: claim_run from a client of the runtime role
+  // in a loop (hot, no idle pause), on missions due in an hour (the daemon
+  // leaves them to their time), beside `SELECT $1` on the same connection.
+  const dueIso = new Date(Date.now() + 3_600_000).toISOString();
+  await insertBurst(client, 'alone-', 220, dueIso);
+  const { rows: sids } = await client.query<{ sid: string }>(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id LIKE 'alone-%' ORDER BY sid`);
+  const runtime = new pg.Client({ connectionString: daemonUrl });
+  await runtime.connect();
+  try {
+    const claimMs: number[] = [];
+    const selectMs: number[] = [];
+    for (const [i, { sid }] of sids.entries()) {
+      const t = performance.now();
+      const { rows } = await runtime.query({
+        name: 'claim', text: `SELECT outcome FROM mana_ai.claim_run($1, $2::timestamptz, 'bench-alone', interval '10 minutes', interval '0', NULL, NULL, NULL)`, values: [sid, dueIso],
+      });
+      if (rows[0]?.outcome !== 'claimed') throw new Error(`claim of ${sid}: ${rows[0]?.outcome}`);
+      if (i >= 20) claimMs.push(performance.now() - t);
+      const u = performance.now();
+      await runtime.query({ name: 'one', text: 'SELECT $1::int', values: [1] });
+      if (i >= 20) selectMs.push(performance.now() - u);
+    }
+    console.log(`the claim alone, ${claimMs.length} from a client in a loop: p50 ${percentile(claimMs, 50).toFixed(3)} ms (SELECT $1: p50 ${percentile(selectMs, 50).toFixed(3)} ms)`);
+  } finally {
+    await runtime.end();
   }
 } finally {
   await daemon.stop();
