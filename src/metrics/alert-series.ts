@@ -9,7 +9,7 @@ import { GRANT_TABLES } from '../grants/tables.js';
 import { GRANT_SKIP_REASONS } from '../grants/unwrap.js';
 import { RUN_OUTCOMES } from '../run/run-outcome.js';
 import { RESEARCH_OUTCOMES } from '../db/sql/research-runs.js';
-import type { Metrics } from './metrics.js';
+import type { Counter } from 'prom-client';
 
 /** The label values each alert-read counter starts with. */
 export const ALERT_SERIES = {
@@ -20,7 +20,16 @@ export const ALERT_SERIES = {
   mana_ai_research_total: { kind: ['news', 'deep'], outcome: [...RESEARCH_OUTCOMES] },
 } as const;
 
-export function zeroAlertSeries(m: Metrics): void {
+/** The counters zeroAlertSeries starts (metrics.ts's Metrics has them; named here so this file needs nothing of it). */
+export interface AlertCounters {
+  grantScopeViolations: Counter<'table'>;
+  decrypts: Counter<'table'>;
+  grantSkips: Counter<'reason'>;
+  runs: Counter<'outcome'>;
+  research: Counter<'kind' | 'outcome'>;
+}
+
+export function zeroAlertSeries(m: AlertCounters): void {
   for (const table of ALERT_SERIES.mana_ai_grant_scope_violations_total.table) m.grantScopeViolations.inc({ table }, 0);
   for (const table of ALERT_SERIES.mana_ai_decrypts_total.table) m.decrypts.inc({ table }, 0);
   for (const reason of ALERT_SERIES.mana_ai_grant_skips_total.reason) m.grantSkips.inc({ reason }, 0);

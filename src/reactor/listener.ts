@@ -13,7 +13,7 @@
 import pg from 'pg';
 import { countUnownedPartitions, holdGeneration } from '../db/sql/partition-locks.js';
 import { retryDelayMs } from './backoff.js';
-import { KEEPALIVE } from './ownership.js';
+import { KEEPALIVE } from '../db/keepalive.js';
 import { MEMBERS_CHANNEL } from '../db/sql/partition-locks.js';
 import { coerceError } from '../coerce-error.js';
 

@@ -19,19 +19,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ClaimWitness } from '../db/sql/claim-run.js';
 import { coerceError } from '../coerce-error.js';
-
-/**
- * A daemon whose host vanishes without closing its sockets (power loss, a
- * cut network) would keep its session, and so its partitions, until the
- * server's TCP keepalive gives up (two hours by default). These per-session
- * settings make the server drop such a session, and release its locks,
- * after about 25 s; the client side keeps alive too.
- */
-export const KEEPALIVE = {
-  keepAlive: true,
-  keepAliveInitialDelayMillis: 10_000,
-  options: '-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3',
-} as const;
+import { KEEPALIVE } from '../db/keepalive.js';
 
 /** The connection that waits for the watched peer's slot, and its backend once known. */
 interface Watch {
