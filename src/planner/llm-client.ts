@@ -142,13 +142,12 @@ export class LlmClient {
     });
   }
 
-  /** One answer, after retries; throws LlmError. */
   /** The model every request names. */
   get model(): string {
     return this.opts.model;
   }
 
-  /** `headers` are added to every attempt (trace context). */
+  /** One answer, after retries; throws LlmError. `headers` are added to every attempt (trace context). */
   async complete(messages: ChatMessage[], signal?: AbortSignal, headers: Record<string, string> = {}, toolOptions?: ToolCallOptions): Promise<LlmAnswer> {
     const parents = signal ? [signal, this.shutdown.signal] : [this.shutdown.signal];
     // made only when an attempt failed: an Error's stack costs on every request otherwise
