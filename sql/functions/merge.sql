@@ -227,13 +227,17 @@ AS $$
 $$;
 
 -- The schedule a notification carries: epoch ms of the next run, or NULL
--- when the mission must not be scheduled at all.
+-- when the mission must not be scheduled at all. PL/pgSQL for the reason
+-- mission_payload is (sql/functions/notify.sql): extract() on a
+-- timestamptz is only stable, so the SQL body was never inlined.
 CREATE OR REPLACE FUNCTION mana_ai.schedulable_due_ms(p_state text, p_deleted boolean, p_next_run_at timestamptz)
 RETURNS bigint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 AS $$
-  SELECT CASE WHEN p_state = 'active' AND NOT p_deleted AND p_next_run_at IS NOT NULL
-              THEN floor(extract(epoch FROM p_next_run_at) * 1000)::bigint END
+BEGIN
+  RETURN CASE WHEN p_state = 'active' AND NOT p_deleted AND p_next_run_at IS NOT NULL
+              THEN floor(extract(epoch FROM p_next_run_at) * 1000)::bigint END;
+END
 $$;
 
 -- The gate fields of an agent record. Decisions the contract leaves open
