@@ -17,7 +17,7 @@ import { pushChange, webappMission } from './harness/changes.js';
 // The baseline's bodies (sql/migrations/020_baseline.sql), inline: what every stored value was computed with.
 const BASELINE = {
   missionKey: (u: string, m: string) => `sha256(convert_to(${u}, 'UTF8') || '\\x00'::bytea || convert_to(${m}, 'UTF8'))`,
-  partition: (u: string) => `(('x' || substr(md5(${u}), 1, 8))::bit(32)::bigint % 64)::int`,
+  partition: (u: string, n = 64) => `(('x' || substr(md5(${u}), 1, 8))::bit(32)::bigint % ${n})::int`,
   agentRef: (u: string, a: string) => `(('x' || encode(substr(sha256(convert_to(${u}, 'UTF8') || '\\x00'::bytea || convert_to(${a}, 'UTF8')), 1, 7), 'hex'))::bit(56)::bigint >> 3)`,
   userRef: (u: string) => `(('x' || encode(substr(sha256(convert_to(${u}, 'UTF8')), 1, 7), 'hex'))::bit(56)::bigint >> 3)`,
 };
@@ -60,7 +60,7 @@ describe('key functions (migration 026)', () => {
       SELECT u, m,
              mana_ai.mission_key(u, m) = ${BASELINE.missionKey('u', 'm')}
          AND mana_ai.user_partition(u) = ${BASELINE.partition('u')}
-         AND mana_ai.user_partition(u, 7) = (('x' || substr(md5(u), 1, 8))::bit(32)::bigint % 7)::int
+         AND mana_ai.user_partition(u, 7) = ${BASELINE.partition('u', 7)}
          AND mana_ai.agent_ref(u, m) = ${BASELINE.agentRef('u', 'm')}
          AND mana_ai.user_ref(u) = ${BASELINE.userRef('u')} AS ok
         FROM unnest($1::text[]) u, unnest($1::text[]) m`, [AWKWARD_IDS]);
