@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
-import { SERVICE_KEY, startTestDaemon, type TestDaemon } from './harness/daemon.js';
+import { SERVICE_KEY, startTestDaemon, until, type TestDaemon } from './harness/daemon.js';
 
 let db: TestDb;
 let llm: LlmServer;
@@ -71,8 +71,8 @@ describe('reactor', () => {
     assert.equal(prompt[0]!.role, 'system');
     assert.match(prompt[1]!.content, /Wochenplanung/);
     assert.equal(llm.requests.at(-1)!.headers['authorization'], `Bearer ${SERVICE_KEY}`);
-    // the written-back schedule is in the wheel now
-    assert.equal(daemon.reactor!.scheduledDue(Number(ev.sid)), next);
+    // the written-back schedule reaches the wheel by its notification, which may arrive after the run event
+    await until(daemon.reactor!, 'scheduled', () => daemon.reactor!.scheduledDue(Number(ev.sid)) === next, 10_000);
   });
 
   it('does not run paused, deleted or done missions, nor a mission at a time it moved away from; runs one moved earlier', async () => {
@@ -101,10 +101,7 @@ describe('reactor', () => {
     const due = Date.now() + 40 * 86_400_000;
     await pushChange(db.pool, { userId: 'u3', recordId: 'far', op: 'insert', data: webappMission({ id: 'far', nextRunAt: iso(due) }) });
     const sid = (await db.pool.query(`SELECT sid FROM mana_ai.mission_snapshots WHERE mission_id = 'far'`)).rows[0].sid;
-    await new Promise<void>((resolve) => {
-      const check = () => (daemon.reactor!.scheduledDue(sid) === due ? resolve() : daemon.reactor!.once('scheduled', check));
-      check();
-    });
+    await until(daemon.reactor!, 'scheduled', () => daemon.reactor!.scheduledDue(sid) === due, 10_000);
     const health = await fetch(`http://127.0.0.1:${daemon.port}/health`).then((r) => r.json() as Promise<any>);
     assert.ok(health.missionsScheduled >= 1);
     assert.equal(daemon.events.some((e) => e.missionId === 'far'), false);

@@ -84,18 +84,23 @@ export function runStarted(d: TestDaemon, missionId: string): Promise<number> {
   });
 }
 
-/** Resolves when `check` holds; re-checks on every `event` any of the emitters sends. */
-export function until(emitters: NodeJS.EventEmitter | NodeJS.EventEmitter[], event: string, check: () => boolean | Promise<boolean>): Promise<void> {
+/** Resolves when `check` holds; re-checks on every `event` any of the emitters sends; fails after `timeoutMs` naming the event. */
+export function until(emitters: NodeJS.EventEmitter | NodeJS.EventEmitter[], event: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const list = Array.isArray(emitters) ? emitters : [emitters];
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     let done = false;
-    const test = async () => {
-      if (!done && (await check())) {
-        done = true;
-        for (const e of list) e.off(event, test);
-        resolve();
-      }
+    const finish = (err?: Error) => {
+      done = true;
+      clearTimeout(timer);
+      for (const e of list) e.off(event, test);
+      if (err) reject(err);
+      else resolve();
     };
+    const test = async () => {
+      if (!done && (await check())) finish();
+    };
+    const timer = setTimeout(() => finish(new Error(`no '${event}' made the condition hold within ${timeoutMs} ms`)), timeoutMs);
+    timer.unref();
     for (const e of list) e.on(event, test);
     void test();
   });
