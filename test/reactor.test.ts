@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
-import { SERVICE_KEY, startTestDaemon, until, type TestDaemon } from './harness/daemon.js';
+import { runOf, SERVICE_KEY, startTestDaemon, until, type TestDaemon } from './harness/daemon.js';
 
 let db: TestDb;
 let llm: LlmServer;
@@ -73,6 +73,20 @@ describe('reactor', () => {
     assert.equal(llm.requests.at(-1)!.headers['authorization'], `Bearer ${SERVICE_KEY}`);
     // the written-back schedule reaches the wheel by its notification, which may arrive after the run event
     await until(daemon.reactor!, 'scheduled', () => daemon.reactor!.scheduledDue(Number(ev.sid)) === next, 10_000);
+  });
+
+  it('every log line of a run carries userId, missionId and iterationId, each key once', async () => {
+    await pushChange(db.pool, { userId: 'u-log', recordId: 'm-log', op: 'insert', data: webappMission({ id: 'm-log', nextRunAt: iso(Date.now() - 1000) }) });
+    const ev = await runOf(daemon, 'm-log');
+    assert.equal(ev.outcome, 'planned');
+    const lines = daemon.logs.filter((l) => l.includes('"m-log"'));
+    const msgs = lines.map((l) => JSON.parse(l).msg as string);
+    // the dispatcher's, the planner's (debug) and the write-back's lines
+    for (const m of ['run started', 'prompt built', 'run written back']) assert.ok(msgs.includes(m), `a line '${m}' (saw ${msgs.join(' | ')})`);
+    for (const l of lines) {
+      for (const key of ['userId', 'missionId', 'iterationId']) assert.equal(l.split(`"${key}":`).length - 1, 1, `${key} once in ${l.slice(0, 200)}`);
+      assert.equal(JSON.parse(l).iterationId, ev.iteration!.id);
+    }
   });
 
   it('does not run paused, deleted or done missions, nor a mission at a time it moved away from; runs one moved earlier', async () => {

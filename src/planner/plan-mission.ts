@@ -54,6 +54,7 @@ export interface PlanDeps {
   llm: LlmClient;
   resolvers: ResolverRegistry;
   metrics: Metrics;
+  /** the run's logger, bound to userId, missionId and iterationId */
   log: Logger;
   /** The runner's RSA keys for mission grants (current and previous; none = grants disabled). */
   runnerKeys: RunnerKeys;
@@ -110,7 +111,9 @@ export async function planMission(
   agent: Agent | null,
   signal: AbortSignal,
 ): Promise<{ iteration: Iteration; failure: string | null; usage: RunUsage | null }> {
-  const log = deps.log.child({ userId: run.userId, missionId: run.missionId, iterationId: run.iterationId });
+  // deps.log is the run's logger, already bound to userId, missionId and iterationId
+  // (src/run/execute-run.ts): a child here would write each key twice
+  const log = deps.log;
   if (mission.inputsLeftOut > 0) log.warn({ inputs: mission.inputs.length, leftOut: mission.inputsLeftOut }, 'mission links more inputs than are read (PLAN_LIMITS.inputsPerMission); the rest are left out');
   const inputs = await inSpan(deps.tracing.tracer, deps.span, 'mission.resolve_inputs', { 'mission.inputs': mission.inputs.length }, async (s) => {
     const resolved = await resolveInputs(deps, run, mission, log);

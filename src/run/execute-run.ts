@@ -152,7 +152,10 @@ interface RunScope {
   run: RunInput;
   signal: AbortSignal;
   hooks: RunHooks;
+  /** bound to userId, missionId and iterationId */
   log: Logger;
+  /** the iteration this (mission, due time) writes, whichever way the run ends */
+  iterationId: string;
   /** the agent as the claim read it: its policy and prompt hold for this run */
   agent: Agent | null;
   /** what every event of this run carries */
@@ -172,14 +175,16 @@ interface ReadyPlan {
 // error either given back (outside the mission) or written as failed.
 async function executeClaimedRun(deps: RunDeps, run: RunInput, signal: AbortSignal, hooks: RunHooks, charges: Promise<void>[]): Promise<RunOutcome> {
   const { sid, dueMs, startedAtMs, claim } = run;
-  const log = deps.log.child({ userId: claim.userId, missionId: claim.missionId });
+  // the run's one logger: every line of the run, the planner's too, carries these three (each key once)
+  const iterationId = iterationIdFor(claim.userId, claim.missionId, dueMs);
+  const log = deps.log.child({ userId: claim.userId, missionId: claim.missionId, iterationId });
   const lagMs = Math.max(0, startedAtMs - dueMs);
   deps.metrics.dueLag.observe(lagMs / 1000);
   // never a ciphertext: an `enc:<n>:` title becomes a placeholder (issue 21)
   const title = plainText(claim.record, 'title');
   for (const field of encryptedFields(claim.record)) deps.metrics.encryptedMissionFields.inc({ field });
   const agent: Agent | null = claim.agent?.id !== undefined && claim.agent.record ? readAgent(claim.agent.id, claim.agent.record) : null;
-  const s: RunScope = { deps, run, signal, hooks, log, agent, base: { sid, dueMs, userId: claim.userId, missionId: claim.missionId, title, ...(agent ? { agentId: agent.id } : {}) } };
+  const s: RunScope = { deps, run, signal, hooks, log, iterationId, agent, base: { sid, dueMs, userId: claim.userId, missionId: claim.missionId, title, ...(agent ? { agentId: agent.id } : {}) } };
   hooks.started({ sid, dueMs, startedAtMs, lagMs, userId: claim.userId, missionId: claim.missionId, title });
   log.info({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, lagMs, claimMs: Date.now() - startedAtMs }, 'run started');
 
@@ -240,9 +245,8 @@ async function releaseParked(s: RunScope): Promise<RunOutcome> {
  * for it without a claim (the job's end wakes it).
  */
 async function planRun(s: RunScope, mission: Mission, charges: Promise<void>[]): Promise<ReadyPlan | 'waiting'> {
-  const { deps, agent, log, run: { sid, dueMs, startedAtMs, claim, span } } = s;
+  const { deps, agent, log, iterationId, run: { sid, dueMs, startedAtMs, claim, span } } = s;
   const { config, metrics } = deps;
-  const iterationId = iterationIdFor(claim.userId, claim.missionId, dueMs);
   const startedAt = new Date(startedAtMs);
   const earlier = claim.attempts > 1 ? await readPendingPlan(deps.pool, claim.runId) : null;
   // what the mission asks to research (issue 31); deep only when deep research is on here
@@ -372,12 +376,12 @@ async function giveBack(s: RunScope, reason: string, message: string, planned: P
  * nothing written.
  */
 async function writeRunError(s: RunScope, message: string): Promise<RunOutcome> {
-  const { deps, agent, log, run: { sid, dueMs, startedAtMs, claim } } = s;
+  const { deps, agent, log, iterationId, run: { sid, dueMs, startedAtMs, claim } } = s;
   const { config } = deps;
   const reason = `run-error: ${message}`.slice(0, 500);
   deps.metrics.missionErrors.inc({ reason: 'run-error' });
   log.error({ dueAt: new Date(dueMs).toISOString(), err: reason }, 'run failed; writing a failed iteration with the next due time');
-  const iteration = failedIteration(iterationIdFor(claim.userId, claim.missionId, dueMs), new Date(startedAtMs).toISOString(), new Date().toISOString(), 'run-error');
+  const iteration = failedIteration(iterationId, new Date(startedAtMs).toISOString(), new Date().toISOString(), 'run-error');
   const objective = plainText(claim.record, 'objective');
   try {
     const written = await writeBack(deps.db, {
