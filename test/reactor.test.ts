@@ -79,10 +79,13 @@ describe('reactor', () => {
     await pushChange(db.pool, { userId: 'u-log', recordId: 'm-log', op: 'insert', data: webappMission({ id: 'm-log', nextRunAt: iso(Date.now() - 1000) }) });
     const ev = await runOf(daemon, 'm-log');
     assert.equal(ev.outcome, 'planned');
-    const lines = daemon.logs.filter((l) => l.includes('"m-log"'));
-    const msgs = lines.map((l) => JSON.parse(l).msg as string);
-    // the dispatcher's, the planner's (debug) and the write-back's lines
-    for (const m of ['run started', 'prompt built', 'run written back']) assert.ok(msgs.includes(m), `a line '${m}' (saw ${msgs.join(' | ')})`);
+    const about = daemon.logs.filter((l) => l.includes('"m-log"'));
+    const msgs = about.map((l) => JSON.parse(l).msg as string);
+    // the run's lines: from its start to its write-back, the planner's (debug) among them
+    const first = msgs.indexOf('run started');
+    const last = msgs.indexOf('run written back');
+    assert.ok(first >= 0 && last > first && msgs.slice(first, last).includes('prompt built'), `the run's lines (saw ${msgs.join(' | ')})`);
+    const lines = about.slice(first, last + 1);
     for (const l of lines) {
       for (const key of ['userId', 'missionId', 'iterationId']) assert.equal(l.split(`"${key}":`).length - 1, 1, `${key} once in ${l.slice(0, 200)}`);
       assert.equal(JSON.parse(l).iterationId, ev.iteration!.id);
