@@ -104,10 +104,29 @@ export async function createTestDatabase(opts: { migrate?: boolean; webapp?: 'v0
       const c = new pg.Client({ connectionString: base });
       await c.connect();
       try {
+        await closedSessions(c, name, 3_000);
         await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       } finally {
         await c.end();
       }
     },
   };
+}
+
+/**
+ * Waits (at most `timeoutMs`) until no session is connected to `database`.
+ * A pg.Pool's end() resolves before its connections have closed, and a
+ * session that DROP ... WITH (FORCE) terminates makes its client emit an
+ * 'error' that its pool re-emits: in a pool without a listener (the tests'
+ * device pools), an uncaught exception after the test ended. Sessions still
+ * open after the wait (a test that never ended its pool) are terminated by
+ * FORCE, as before.
+ */
+async function closedSessions(admin: pg.Client, database: string, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const { rows } = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, [database]);
+    if (rows[0].n === 0) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
