@@ -12,6 +12,7 @@
 
 import pg from 'pg';
 import { countUnownedPartitions, holdGeneration } from '../db/sql/partition-locks.js';
+import { listen } from '../db/sql/listen.js';
 import { retryDelayMs } from './backoff.js';
 import { KEEPALIVE } from '../db/keepalive.js';
 import { MEMBERS_CHANNEL } from '../db/sql/partition-locks.js';
@@ -134,7 +135,7 @@ export class ScheduleListener {
     await client.connect();
     try {
       // One after another: a connection runs one query at a time.
-      for (const channel of CHANNELS) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      await listen(client, CHANNELS);
       // The second holder of this daemon's generation (sql/functions/claim.sql): a blip of
       // the partition connection alone does not make our claims look dead.
       if (this.opts.generation !== undefined) await holdGeneration(client, this.opts.generation);

@@ -14,7 +14,7 @@ import { GuardedEmitter, listenerErrorReporter } from './events.js';
 import pg from 'pg';
 import { retryDelayMs } from './backoff.js';
 import { planRebalance } from './balance.js';
-import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, backendIdentity, type BackendIdentity, holdGeneration, readLocks, notifyMembers, takeMemberSlot, tryLock, type MembersNotice, unlock, waitForLock } from '../db/sql/partition-locks.js';
+import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, backendIdentity, backendPid, type BackendIdentity, checkClientEvery, holdGeneration, readLocks, notifyMembers, takeMemberSlot, tryLock, type MembersNotice, unlock, unlockAll, waitForLock } from '../db/sql/partition-locks.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ClaimWitness } from '../db/sql/claim-run.js';
@@ -65,7 +65,7 @@ export interface OwnershipOptions {
  * socket this often during the lock wait and ends the backend (PG 14+;
  * older servers ignore the setting).
  */
-const WATCH_CONNECTION_CHECK = '2s';
+const WATCH_CONNECTION_CHECK_MS = 2_000;
 
 export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
   private client: pg.Client | null = null;
@@ -120,7 +120,7 @@ export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
       if (this.client === client) this.lost();
     });
     await client.connect();
-    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    const pid = await backendPid(client);
     const slot = await takeMemberSlot(client);
     if (slot === null) {
       await client.end().catch(() => {});
@@ -132,7 +132,7 @@ export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
     // queries above (one query at a time per connection).
     this.client = client;
     this.slot = slot;
-    this.pid = rows[0]!.pid;
+    this.pid = pid;
     this.o.log.info({ slot }, 'joined the daemons sharing this database');
   }
 
@@ -245,7 +245,7 @@ export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
         if (this.watcher !== w || this.stopped) return; // re-targeted meanwhile: never connected
         await client.connect();
         w.backend = await backendIdentity(client);
-        await client.query(`SET client_connection_check_interval = '${WATCH_CONNECTION_CHECK}'`).catch(() => {});
+        await checkClientEvery(client, WATCH_CONNECTION_CHECK_MS).catch(() => {});
         // Re-targeted or stopped while connecting: end it here, before the wait.
         if (this.watcher !== w || this.stopped) {
           void client.end().catch(() => {});
@@ -304,7 +304,7 @@ export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
     this.ownedSet.clear();
     this.o.metrics.partitionsOwned.set(0);
     if (client) {
-      await client.query('SELECT pg_advisory_unlock_all()').catch(() => {});
+      await unlockAll(client).catch(() => {});
       await client.end().catch(() => {});
       await this.o.notifyViaPool({ e: 'left', slot: this.slot }).catch(() => {});
     }

@@ -12,7 +12,7 @@
 import type pg from 'pg';
 import type { Db } from '../db/pool.js';
 import { withUserScope } from '../db/scoped.js';
-import { insertJob, missionJobs, pendingJobs, updateJob } from '../db/sql/research-jobs.js';
+import { insertJob, jobRunStillDue, missionJobs, pendingJobs, updateJob } from '../db/sql/research-jobs.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { coerceError } from '../coerce-error.js';
@@ -201,9 +201,7 @@ export class DeepResearchJobs {
       return;
     }
     // paused, archived, deleted or rescheduled since: the job's answer has no run to go to
-    const { rows } = await this.d.pool.query<{ live: boolean }>(
-      `SELECT (state = 'active' AND NOT deleted AND floor(extract(epoch FROM next_run_at) * 1000)::bigint = $2::bigint) AS live FROM mana_ai.mission_snapshots WHERE sid = $1`, [j.sid, j.dueMs]);
-    if (rows[0]?.live !== true) {
+    if (!(await jobRunStillDue(this.d.pool, j))) {
       await this.end(j.userId, j.id, 'abandoned');
       this.d.log.info({ missionId: j.missionId }, 'deep research abandoned: the mission was paused, archived, deleted or rescheduled');
       return;

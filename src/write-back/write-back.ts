@@ -16,7 +16,6 @@
 // named as it is called at write time. Tokens are not charged here: each
 // answer was charged as it arrived (src/run/charge.ts).
 
-import { sql } from 'kysely';
 import type { Db } from '../db/pool.js';
 import { withUserScope } from '../db/scoped.js';
 import { writeUnchanged } from '../db/sql/run-writes.js';
@@ -24,6 +23,8 @@ import { agentActor } from '../agent/agent.js';
 import { insertChange } from '../db/sql/insert-change.js';
 import { agentNameNow } from '../db/sql/agent-name.js';
 import { lockSnapshotForWriteBack } from '../db/sql/lock-snapshot.js';
+import { finishWrittenRun } from '../db/sql/finish-written-run.js';
+import { storedMissionSpace } from '../db/sql/mission-space.js';
 import { consecutiveFailures, OUTSIDE_FAILURE, parkMission } from '../db/sql/parked.js';
 import { failureCause, type Iteration } from './iteration.js';
 
@@ -92,10 +93,7 @@ export async function verifiedMissionSpace(
   q: { userId: string; missionId: string; spacesOf: ((userId: string) => Promise<readonly string[] | null>) | null },
 ): Promise<string | null> {
   if (!q.spacesOf) return null;
-  const stored = await withUserScope(db, q.userId, async (trx) => {
-    const { rows } = await sql<{ s: string | null }>`SELECT mana_ai.mission_space(${q.userId}, ${q.missionId}) AS s`.execute(trx);
-    return rows[0]?.s ?? null;
-  });
+  const stored = await withUserScope(db, q.userId, (trx) => storedMissionSpace(trx, q));
   if (stored === null) return null;
   return (await q.spacesOf(q.userId))?.includes(stored) ? stored : null;
 }
@@ -150,16 +148,14 @@ export async function writeBack(db: Db, w: WriteBackInput, claimed?: { version: 
     return await withUserScope(db, w.userId, async (trx) => {
       const snap = await lockSnapshotForWriteBack(trx, w.sid);
       const gone = !snap || snap.deleted;
-      const finished = await sql<{ run_id: number }>`
-        UPDATE mana_ai.mission_runs
-           SET status = ${gone ? 'cancelled' : w.iteration.overallStatus === 'failed' ? 'failed' : 'done'},
-               iteration_id = ${gone ? null : w.iteration.id},
-               error = ${gone ? 'mission deleted during the run' : w.outsideFailure ? OUTSIDE_FAILURE : null},
-               finished_at = now(), lease_until = NULL, pending_plan = NULL,
-               prompt_version = ${w.iteration.promptVersion ?? null}
-         WHERE run_id = ${w.runId} AND claimed_by = ${w.workerId} AND attempts = ${w.attempts} AND status = 'running'
-         RETURNING run_id`.execute(trx);
-      if (finished.rows.length !== 1) throw new LostClaim();
+      const finished = await finishWrittenRun(trx, {
+        runId: w.runId, workerId: w.workerId, attempts: w.attempts,
+        status: gone ? 'cancelled' : w.iteration.overallStatus === 'failed' ? 'failed' : 'done',
+        iterationId: gone ? null : w.iteration.id,
+        error: gone ? 'mission deleted during the run' : w.outsideFailure ? OUTSIDE_FAILURE : null,
+        promptVersion: w.iteration.promptVersion ?? null,
+      });
+      if (!finished) throw new LostClaim();
       if (gone) return { outcome: 'mission-gone' as const };
       const previous = Array.isArray(snap.record['iterations']) ? snap.record['iterations'] : [];
       // The user's schedule stands if they moved, paused or finished the

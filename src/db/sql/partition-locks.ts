@@ -127,3 +127,23 @@ export async function terminateWatchBackend(pool: pg.Pool, pid: number, startedA
     [pid, startedAt],
   );
 }
+
+/** This session's backend pid: with the membership slot, the witness of our claims (sql/functions/claim.sql). */
+export async function backendPid(client: pg.ClientBase): Promise<number> {
+  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  return Number(rows[0]!.pid);
+}
+
+/** Every session lock this connection holds, given back at once (a daemon's stop). */
+export async function unlockAll(client: pg.ClientBase): Promise<void> {
+  await client.query('SELECT pg_advisory_unlock_all()');
+}
+
+/**
+ * Makes the server check this connection's client every `ms` while a query
+ * runs (client_connection_check_interval, PostgreSQL 14+): a watch backend
+ * blocked in a lock wait then ends when its client is gone.
+ */
+export async function checkClientEvery(client: pg.ClientBase, ms: number): Promise<void> {
+  await client.query(`SET client_connection_check_interval = ${Math.max(0, Math.trunc(ms))}`);
+}

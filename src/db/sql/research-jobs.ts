@@ -65,3 +65,16 @@ export async function pendingJobs(pool: pg.Pool, partitions: readonly number[]):
     'SELECT id, user_id, mission_id, sid, due_at, task_id, polls, submitted_at FROM mana_ai.pending_research_jobs($1::int[])', [[...partitions]]);
   return rows.map((r) => ({ id: Number(r.id), userId: r.user_id, missionId: r.mission_id, sid: Number(r.sid), dueMs: r.due_at.getTime(), taskId: r.task_id, polls: r.polls, submittedMs: r.submitted_at.getTime() }));
 }
+
+/**
+ * Whether a deep job's run still has a mission to go to: active, not
+ * deleted, and still due at the job's due time (not paused, archived or
+ * rescheduled since). The runtime role reads snapshots of every user
+ * (sql/grants/runtime-role.sql), so no scoped transaction is needed.
+ */
+export async function jobRunStillDue(pool: pg.Pool, q: { sid: number; dueMs: number }): Promise<boolean> {
+  const { rows } = await pool.query<{ live: boolean }>(
+    `SELECT (state = 'active' AND NOT deleted AND floor(extract(epoch FROM next_run_at) * 1000)::bigint = $2::bigint) AS live
+       FROM mana_ai.mission_snapshots WHERE sid = $1`, [q.sid, q.dueMs]);
+  return rows[0]?.live === true;
+}
