@@ -198,6 +198,9 @@ export async function startDaemon(config: Config, log: Logger, opts: { tracing?:
         await tracing.shutdown(); // the last runs' spans
         loop.disable();
         await db.destroy().catch(() => {});
+        // Kysely ends the pool only once it has used it: a daemon that never
+        // wrote back would otherwise keep its pool's connections open
+        if (!pool.ending) await pool.end().catch(() => {});
         log.info('stopped');
       })();
       return stopped;

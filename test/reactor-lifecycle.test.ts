@@ -13,6 +13,7 @@ import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { holdAnswers, planAnswer, startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { SERVICE_KEY, startTestDaemon } from './harness/daemon.js';
+import { eventually } from './harness/wait.js';
 
 let db: TestDb;
 let llm: LlmServer;
@@ -30,6 +31,24 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 /** An LLM answer the test releases by hand; `asked` resolves when the daemon is waiting for it. */
 
+
+it('stop() closes every connection the daemon opened, also when it never wrote anything back', async () => {
+  const own = await createTestDatabase();
+  try {
+    const sessions = async () => (await own.pool.query<{ a: string }>(
+      `SELECT application_name AS a FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE 'mana-ai%' AND application_name <> 'mana-ai-test'`)).rows.map((r) => r.a).sort();
+    const d = await startTestDaemon(own.daemonUrl, llm.url);
+    // its pool (the schedule's read), the LISTEN connection and the partition locks' connection
+    await eventually(async () => (await sessions()).includes('mana-ai'), 'the daemon\'s pool has a connection');
+    await d.stop();
+    // a pool's end() resolves as its sockets close: give them a moment, then none may be left
+    let left: string[] = [];
+    await eventually(async () => (left = await sessions()).length === 0, `no session of the stopped daemon left (still: ${left.join(', ')})`, 5_000)
+      .catch(() => assert.deepEqual(left, [], 'sessions of the stopped daemon'));
+  } finally {
+    await own.drop();
+  }
+});
 
 it('on shutdown, a run still waiting for the LLM after the grace period is given back and the next daemon plans it once', async () => {
   const held = holdAnswers(llm, () => true, 'nach Neustart'); // holds the answer past the first daemon's grace period
