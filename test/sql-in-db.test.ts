@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { it } from 'node:test';
 
@@ -38,7 +38,7 @@ it('no module outside src/db/ sends SQL of its own', () => {
   const found: string[] = [];
   for (const file of sources(SRC)) {
     const rel = relative(SRC, file);
-    if (rel.startsWith(`db${'/'}`)) continue;
+    if (rel.startsWith(`db${sep}`)) continue;
     for (const line of statementLines(readFileSync(file, 'utf8'))) found.push(`src/${rel}:${line}`);
   }
   assert.deepEqual(found, [], 'move these statements to a function in src/db/sql/');

@@ -14,7 +14,7 @@ import { GuardedEmitter, listenerErrorReporter } from './events.js';
 import pg from 'pg';
 import { retryDelayMs } from './backoff.js';
 import { planRebalance } from './balance.js';
-import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, backendIdentity, backendPid, type BackendIdentity, checkClientEvery, holdGeneration, readLocks, notifyMembers, takeMemberSlot, tryLock, type MembersNotice, unlock, unlockAll, waitForLock } from '../db/sql/partition-locks.js';
+import { MAX_MEMBERS, MEMBER_NS, PARTITION_NS, PARTITIONS, backendIdentity, type BackendIdentity, checkClientEvery, holdGeneration, readLocks, notifyMembers, takeMemberSlot, tryLock, type MembersNotice, unlock, unlockAll, waitForLock } from '../db/sql/partition-locks.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ClaimWitness } from '../db/sql/claim-run.js';
@@ -120,7 +120,8 @@ export class PartitionOwnership extends GuardedEmitter<OwnershipEvents> {
       if (this.client === client) this.lost();
     });
     await client.connect();
-    const pid = await backendPid(client);
+    // with the membership slot, the witness of our claims (sql/functions/claim.sql)
+    const { pid } = await backendIdentity(client);
     const slot = await takeMemberSlot(client);
     if (slot === null) {
       await client.end().catch(() => {});

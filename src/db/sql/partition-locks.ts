@@ -128,12 +128,6 @@ export async function terminateWatchBackend(pool: pg.Pool, pid: number, startedA
   );
 }
 
-/** This session's backend pid: with the membership slot, the witness of our claims (sql/functions/claim.sql). */
-export async function backendPid(client: pg.ClientBase): Promise<number> {
-  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-  return Number(rows[0]!.pid);
-}
-
 /** Every session lock this connection holds, given back at once (a daemon's stop). */
 export async function unlockAll(client: pg.ClientBase): Promise<void> {
   await client.query('SELECT pg_advisory_unlock_all()');

@@ -67,14 +67,14 @@ export async function pendingJobs(pool: pg.Pool, partitions: readonly number[]):
 }
 
 /**
- * Whether a deep job's run still has a mission to go to: active, not
- * deleted, and still due at the job's due time (not paused, archived or
- * rescheduled since). The runtime role reads snapshots of every user
+ * Whether a deep job's run still has a mission to go to: the snapshot is
+ * still scheduled at the job's due time (mana_ai.schedulable_due_ms, the
+ * rule the notifications use; not paused, archived, deleted or rescheduled
+ * since). The runtime role reads snapshots of every user
  * (sql/grants/runtime-role.sql), so no scoped transaction is needed.
  */
 export async function jobRunStillDue(pool: pg.Pool, q: { sid: number; dueMs: number }): Promise<boolean> {
   const { rows } = await pool.query<{ live: boolean }>(
-    `SELECT (state = 'active' AND NOT deleted AND floor(extract(epoch FROM next_run_at) * 1000)::bigint = $2::bigint) AS live
-       FROM mana_ai.mission_snapshots WHERE sid = $1`, [q.sid, q.dueMs]);
+    `SELECT mana_ai.schedulable_due_ms(state, deleted, next_run_at) = $2::bigint AS live FROM mana_ai.mission_snapshots WHERE sid = $1`, [q.sid, q.dueMs]);
   return rows[0]?.live === true;
 }
