@@ -75,6 +75,28 @@ describe('reactor', () => {
     await until(daemon.reactor!, 'scheduled', () => daemon.reactor!.scheduledDue(Number(ev.sid)) === next, 10_000);
   });
 
+  it('a mission due when its notification arrives is admitted while the notification is handled, not at the wheel\'s next wake-up', async () => {
+    // The order of the reactor's events for each sid: 'fired' (admitted) before 'scheduled' (the
+    // notification handled) means no wait for the wheel; a mission due later keeps the wheel's order.
+    const order: string[] = [];
+    const onFired = (sid: number) => order.push(`fired ${sid}`);
+    const onScheduled = (e: { sid: number; dueMs: number | null }) => order.push(`scheduled ${e.sid}`);
+    daemon.reactor!.on('fired', onFired);
+    daemon.reactor!.on('scheduled', onScheduled);
+    try {
+      await pushChange(db.pool, { userId: 'u-now', recordId: 'm-now', op: 'insert', data: webappMission({ id: 'm-now', nextRunAt: iso(Date.now() - 1000) }) });
+      await pushChange(db.pool, { userId: 'u-now', recordId: 'm-soon', op: 'insert', data: webappMission({ id: 'm-soon', nextRunAt: iso(Date.now() + 300) }) });
+      const now = await runOf(daemon, 'm-now');
+      const soon = await runOf(daemon, 'm-soon');
+      const at = (what: string) => order.indexOf(what);
+      assert.ok(at(`fired ${now.sid}`) >= 0 && at(`fired ${now.sid}`) < at(`scheduled ${now.sid}`), `due now: ${order.join(', ')}`);
+      assert.ok(at(`scheduled ${soon.sid}`) >= 0 && at(`scheduled ${soon.sid}`) < at(`fired ${soon.sid}`), `due later: ${order.join(', ')}`);
+    } finally {
+      daemon.reactor!.off('fired', onFired);
+      daemon.reactor!.off('scheduled', onScheduled);
+    }
+  });
+
   it('every log line of a run carries userId, missionId and iterationId, each key once', async () => {
     await pushChange(db.pool, { userId: 'u-log', recordId: 'm-log', op: 'insert', data: webappMission({ id: 'm-log', nextRunAt: iso(Date.now() - 1000) }) });
     const ev = await runOf(daemon, 'm-log');

@@ -34,7 +34,7 @@ import { ScheduleListener, type AgentPayload, type SchedulePayload, type Snapsho
 import { MissionTable, NO_REF } from './mission-table.js';
 import { PartitionOwnership, type OwnershipChange } from './ownership.js';
 import { RunDispatcher } from './run-dispatcher.js';
-import { TimerWheel } from './timer-wheel.js';
+import { systemClock, TimerWheel } from './timer-wheel.js';
 import { coerceError } from '../coerce-error.js';
 
 export { MAX_ATTEMPTS, type RunEvent, type RunOutcome } from '../run/execute-run.js';
@@ -354,7 +354,7 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
       t.seen[slot] = 1; // a resync running now keeps it
       t.agentRef[slot] = typeof p.g === 'number' ? p.g : NO_REF;
       if (typeof p.u === 'number') t.userRef[slot] = p.u;
-      this.arm(slot, p.d);
+      this.arm(slot, p.d, true);
     }
     this.deps.metrics.missionsScheduled.set(this.wheel.size);
     this.emit('scheduled', { sid: p.s, dueMs: p.d, version: p.v });
@@ -372,7 +372,14 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
     this.emit('agent', a);
   }
 
-  private arm(slot: number, dueMs: number): void {
+  /**
+   * Puts (sid, due) in the wheel. `now`: a due time that has already come
+   * is admitted at once instead, in this turn of the event loop, not at
+   * the wheel's next wake-up, which comes after the rest of this turn's I/O
+   * (issue 30: a mission written due now). A load's overdue missions go
+   * through the wheel, which hands out a large backlog in chunks.
+   */
+  private arm(slot: number, dueMs: number, now = false): void {
     const sid = this.table.sid[slot]!;
     this.gates.unpark(sid);
     if (this.runs.pending(sid, dueMs)) {
@@ -380,7 +387,13 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
       return;
     }
     this.retryDue.delete(slot);
-    this.wheel.schedule(slot, dueMs);
+    if (!now || dueMs > (this.deps.clock ?? systemClock).now()) {
+      this.wheel.schedule(slot, dueMs);
+      return;
+    }
+    this.wheel.cancel(slot);
+    this.emit('fired', sid, dueMs);
+    this.runs.admit(sid, dueMs);
   }
 
   private retryLater(sid: number, dueMs: number, requestedAtMs: number): void {
