@@ -14,6 +14,10 @@
 // prompt to the LLM stand-in, answered at once ("graphile-worker + the same
 // request"): latency to the request's arrival, burst until every answer is
 // read. They show what the request to another process costs either side.
+// And the floor of any runner that must claim before it asks the LLM: a
+// LISTEN session that, on a notification, makes one round trip on an idle
+// pool connection (`SELECT $1`, no work) and then sends the same request
+// ("claim-first floor"): commit of the NOTIFY → the request's arrival.
 // Both run in this process (the daemon as the runtime role, as in
 // production; graphile-worker as the superuser that installed its
 // schema), both idle while the other is measured; the LLM stand-in runs in
@@ -97,6 +101,22 @@ const graphile: Runner = await runGraphile({
   },
 });
 
+// The claim-first floor: notification → one round trip doing nothing → the same request.
+const floorListen = new pg.Client({ connectionString: db.url });
+await floorListen.connect();
+await floorListen.query('LISTEN bench_floor');
+const floorPool = new pg.Pool({ connectionString: db.url, max: CONCURRENCY });
+const floorDone = new Map<string, () => void>();
+floorListen.on('notification', (n) => {
+  const id = n.payload ?? '';
+  void (async () => {
+    await floorPool.query({ name: 'floor', text: 'SELECT $1::text', values: [id] });
+    const res = await http.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: promptBody(id) });
+    await res.body.text();
+    floorDone.get(id)?.();
+  })().catch((error: unknown) => console.error('floor unit failed', error));
+});
+
 const client = new pg.Client({ connectionString: db.url });
 await client.connect();
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -140,6 +160,16 @@ async function theirsHttpOnce(id: string): Promise<number> {
   const at = await llm.arrival(id);
   await done;
   jobDone.delete(id);
+  return at - t0;
+}
+
+async function floorOnce(id: string): Promise<number> {
+  const done = waitFor<void>((r) => floorDone.set(id, r), 30_000, `the floor unit ${id}`);
+  await client.query(`SELECT pg_notify('bench_floor', $1)`, [id]);
+  const t0 = wall();
+  const at = await llm.arrival(id);
+  await done;
+  floorDone.delete(id);
   return at - t0;
 }
 
@@ -188,28 +218,33 @@ try {
     await oursOnce(`warm-${i}`);
     await theirsOnce(`warm-${i}`);
     await theirsHttpOnce(`warm-h${i}`);
+    await floorOnce(`warm-f${i}`);
   }
   const ours: number[] = [];
   const theirs: number[] = [];
   const theirsHttp: number[] = [];
+  const floor: number[] = [];
   for (let i = 0; i < UNITS; i++) {
     // rotate who goes first, so none always follows another's work
     const turns = [
       async () => ours.push(await oursOnce(`lat-${i}`)),
       async () => theirs.push(await theirsOnce(`lat-${i}`)),
       async () => theirsHttp.push(await theirsHttpOnce(`lat-h${i}`)),
+      async () => floor.push(await floorOnce(`lat-f${i}`)),
     ];
     for (let k = 0; k < turns.length; k++) await turns[(i + k) % turns.length]!();
   }
   const o = stats(ours);
   const t = stats(theirs);
   const th = stats(theirsHttp);
+  const fl = stats(floor);
   console.log(machine());
   console.log(`commit → work starts, ${UNITS} units each, one at a time:`);
   console.log(`  graphile-worker 0.18 (add_job → handler):  ${fmt(t)}`);
   console.log(`  mana-ai (mission row → LLM request):       ${fmt(o)}`);
   console.log(`  ratio (ours / theirs, avg): ${(o.avg / t.avg).toFixed(2)} (target <= 1.0)`);
   console.log(`  graphile-worker + the same request (add_job → request arrives): ${fmt(th)}; ours / that: ${(o.avg / th.avg).toFixed(2)}`);
+  console.log(`  claim-first floor (NOTIFY → one SELECT $1 → the same request arrives): ${fmt(fl)}; ours / that: ${(o.avg / fl.avg).toFixed(2)}; that / graphile-worker: ${(fl.avg / t.avg).toFixed(2)}`);
   const oursRate: number[] = [];
   const theirsRate: number[] = [];
   const theirsHttpRate: number[] = [];
@@ -227,6 +262,8 @@ try {
   console.log(`  graphile-worker + the same request: ${best(theirsHttpRate)} per s; ours / that: ${(mean(oursRate) / mean(theirsHttpRate)).toFixed(2)}`);
 } finally {
   await graphile.stop();
+  await floorListen.end();
+  await floorPool.end();
   await http.close();
   await daemon.stop();
   await client.end();
