@@ -91,7 +91,11 @@ export const MUTATIONS: Mutation[] = [
   { id: 'batch-waits', guarantee: 'a batch of write-backs never waits for a row while it holds another', file: 'sql/functions/write-back.sql',
     find: 'FROM mana_ai.try_lock_snapshot_for_write_back(w.sid) l;', replace: 'FROM mana_ai.lock_snapshot_for_write_back(w.sid) l;', tests: ['test/write-back-batch.test.ts'] },
   { id: 'slot-held-through-write-back', guarantee: 'a run\'s planning slot ends with its plan: a waiting write-back never keeps the next due mission from the LLM', file: 'src/reactor/run-dispatcher.ts',
-    find: 'if (this.planning.delete(key)) this.pump();', replace: 'void 0;', tests: ['test/planning-slots.test.ts'] },
+    find: 'planned: () => this.freePlanningSlot(key),', replace: 'planned: () => void 0,', tests: ['test/planning-slots.test.ts'] },
+  { id: 'no-claim-ahead', guarantee: 'a freed planning slot goes to a run whose claim is already answered: the next due run is claimed while the slots are busy', file: 'src/reactor/run-dispatcher.ts',
+    find: 'this.claiming.size < concurrency &&', replace: 'this.claiming.size + this.planning.size < concurrency &&', tests: ['test/claim-ahead.test.ts'] },
+  { id: 'slot-wait-unbounded', guarantee: 'a claimed run never waits for a planning slot past what its lease allows', file: 'src/reactor/run-dispatcher.ts',
+    find: '}, maxWaitMs);', replace: '}, 2_147_483_647);', tests: ['test/claim-ahead.test.ts'] },
   { id: 'charge-fails-writes', guarantee: 'a failing charge fails only the charges of its batch, never the write-backs beside it', file: 'sql/functions/write-back.sql',
     find: "    EXCEPTION WHEN OTHERS THEN\n      ord := 0;", replace: "    EXCEPTION WHEN division_by_zero THEN\n      ord := 0;", tests: ['test/write-back-batch.test.ts'] },
   // issue 31

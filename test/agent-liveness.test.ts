@@ -89,10 +89,13 @@ describe('agent liveness', () => {
     await pushAgent(db.pool, u, 'ag-slot', { state: 'active', maxConcurrentMissions: 2 });
     const ref = await agentRef('ag-slot');
     await eventually(() => daemon.reactor!.gates.fields(ref)?.gate === 'active', 'the daemon knows the agent');
-    // The daemon's one slot is taken by another mission whose answer is held.
+    // The daemon's one slot is taken by another mission whose answer is held,
+    // and its one claim ahead of a slot by a third (issue 30): the agent's mission stays queued.
     const held = holdAnswers(llm, (req) => promptMentions(req, 'Blockiert'));
     await pushChange(db.pool, { userId: 'u-other', recordId: 'm-block', op: 'insert', data: webappMission({ id: 'm-block', title: 'Blockiert', nextRunAt: iso(Date.now() + 50) }) });
     await held.asked;
+    await pushChange(db.pool, { userId: 'u-other2', recordId: 'm-block2', op: 'insert', data: webappMission({ id: 'm-block2', title: 'Blockiert auch', nextRunAt: iso(Date.now() + 50) }) });
+    await eventually(async () => (await db.pool.query(`SELECT 1 FROM mana_ai.mission_runs WHERE mission_id = 'm-block2' AND status = 'running'`)).rowCount === 1, 'the third mission is claimed ahead of the slot');
     await pushChange(db.pool, { userId: u, recordId: 'm-slot', op: 'insert', data: webappMission({ id: 'm-slot', title: 'Slot', agentId: 'ag-slot', nextRunAt: iso(Date.now() + 50) }) });
     await eventually(() => daemon.reactor!.runsQueued === 1 && daemon.reactor!.gates.fields(ref)!.admitted === 1, 'the agent mission is queued and counted');
     // The user moves it to a newer due time while it waits in the queue.

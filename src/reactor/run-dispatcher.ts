@@ -1,6 +1,6 @@
-// Executing runs: the queue of due runs (round-robin, fair-queue.ts), at
-// most `concurrency` in flight, each claimed in Postgres and handed to
-// executeRun (claim, resolve, plan, write back, finish); what a claim
+// Executing runs: the queue of due runs (round-robin, fair-queue.ts), each
+// claimed in Postgres, then given one of `concurrency` planning slots and
+// handed to executeRun (resolve, plan, write back, finish); what a claim
 // refused goes back to the scheduler (retry later) or waits with its
 // agent's gates. Deciding *when* a mission is due is the reactor's job
 // (reactor.ts: wheel, notifications, ownership): this file never touches
@@ -8,8 +8,9 @@
 
 import type { DeepResearchJobs } from '../research/deep-jobs.js';
 import type { GuardedEmitter, ReactorEvents } from './events.js';
-import { SpanStatusCode } from '@opentelemetry/api';
-import { adoptClaims, claimRuns, type ClaimAgent, type ClaimRequest, type ClaimResult, type ClaimWitness } from '../db/sql/claim-run.js';
+import { SpanStatusCode, type Span } from '@opentelemetry/api';
+import { adoptClaims, claimRuns, type ClaimAgent, type Claimed, type ClaimRequest, type ClaimResult, type ClaimWitness } from '../db/sql/claim-run.js';
+import { releaseParkedClaim } from '../db/sql/parked.js';
 import { Batcher } from '../db/batcher.js';
 import { releaseRuns } from '../db/sql/finish-run.js';
 import { runRetryDelayMs } from '../db/error-class.js';
@@ -28,7 +29,7 @@ import { coerceError } from '../coerce-error.js';
  */
 const PEER_BUSY_RETRY_MS = 2_000;
 
-/** Runs writing back, per planning slot, before no further run is claimed (issue 30). */
+/** Runs writing back, per planning slot, before no further run is claimed (issue 30); in flight at most concurrency × (2 + this): claiming, planning, writing. */
 const WRITING_PER_SLOT = 4;
 
 /** The decision metric's label for a gate the claim reported. */
@@ -70,8 +71,12 @@ export class RunDispatcher {
   private readonly queue = new FairQueue();
   private pumpScheduled = false;
   private readonly inFlight = new Set<string>();
-  /** runs between their claim and their plan: at most `concurrency` (the rest of inFlight is writing back) */
+  /** runs holding a planning slot, from their slot to their plan: at most `concurrency` (the LLM's load) */
   private readonly planning = new Set<string>();
+  /** runs claiming, or claimed and waiting for a planning slot: at most `concurrency` */
+  private readonly claiming = new Set<string>();
+  /** claimed runs waiting for a planning slot, in the order they were claimed */
+  private readonly slotWaiters: (() => void)[] = [];
   private readonly claimed = new Map<number, string>(); // runId -> key
   /** runs a live peer holds: sid -> due; tried again when a peer dies */
   private readonly held = new Map<number, number>();
@@ -184,6 +189,72 @@ export class RunDispatcher {
     }
   }
 
+  /**
+   * A claimed run: its planning slot (claimed ahead of one, it waits for
+   * the next slot freed), then executeRun, which frees the slot once it has
+   * its plan. A run that waited past the lease's allowance gives its claim
+   * back uncounted ('retry': the same due time after a backoff).
+   */
+  private async planClaimed(sid: number, dueMs: number, key: string, startedAtMs: number, claim: Claimed, span: Span): Promise<RunOutcome> {
+    const { config, log } = this.deps;
+    const wait = this.takePlanningSlot(key);
+    if (wait && !(await wait)) {
+      await releaseParkedClaim(this.deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, why: 'slot-wait' });
+      log.info({ sid, dueAt: new Date(dueMs).toISOString() }, 'claimed run waited too long for a planning slot (mana-llm is slow); claim given back, tried again later');
+      return 'retry';
+    }
+    if (this.abort.signal.aborted) throw new ShutdownError('shutting down');
+    return executeRun(this.deps, { sid, dueMs, startedAtMs, claim, span }, this.abort.signal, {
+      started: (e) => this.emit('run-started', e),
+      finished: (e) => this.emit('run-finished', e),
+      later: (atMs) => this.host.retryLater(sid, dueMs, atMs),
+      planned: () => this.freePlanningSlot(key),
+    });
+  }
+
+  /**
+   * A planning slot for a claimed run: taken at once when one is free
+   * (null), else a promise of the next one freed, in the order the runs
+   * were claimed. It answers false when the run has waited longer than
+   * slotWaitMaxMs: half of what the claim's lease leaves beyond the worst
+   * case of one run, so a claim never outlives its lease by waiting here.
+   */
+  private takePlanningSlot(key: string): Promise<boolean> | null {
+    const take = () => {
+      this.claiming.delete(key);
+      this.planning.add(key);
+      this.pump();
+    };
+    if (this.planning.size < this.deps.config.concurrency && this.slotWaiters.length === 0) {
+      take();
+      return null;
+    }
+    const { claimLeaseMs, worstCaseRunMs } = this.deps.config;
+    const maxWaitMs = Math.max(0, Math.floor((claimLeaseMs - worstCaseRunMs) / 2));
+    return new Promise<boolean>((resolve) => {
+      const waiter = () => {
+        clearTimeout(timer);
+        take();
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        const i = this.slotWaiters.indexOf(waiter);
+        if (i >= 0) this.slotWaiters.splice(i, 1);
+        resolve(false);
+      }, maxWaitMs);
+      timer.unref?.();
+      this.slotWaiters.push(waiter);
+    });
+  }
+
+  /** The run's planning slot (if it holds one) goes to the claimed run that has waited longest. */
+  private freePlanningSlot(key: string): void {
+    if (!this.planning.delete(key)) return;
+    const next = this.slotWaiters.shift();
+    if (next) next();
+    else this.pump();
+  }
+
   /** The agent slot a run was counted against is given back, exactly once per run key. */
   private releaseSlot(key: string): void {
     const ref = this.countedRef.get(key);
@@ -199,20 +270,24 @@ export class RunDispatcher {
   }
 
   /**
-   * Starts queued runs while a planning slot is free. `concurrency` bounds
-   * the runs between claim and plan (the LLM's load); a planned run writes
-   * back outside its slot, in the next batch (src/write-back/write-back.ts),
-   * so the slot serves the next claim meanwhile. Runs writing back are
-   * bounded too (WRITING_PER_SLOT per slot), so a slow database slows the
-   * claims down instead of piling plans up in memory.
+   * Starts queued runs while fewer than `concurrency` are claiming. A run
+   * claims first and then takes a planning slot: `concurrency` bounds the
+   * runs between slot and plan (the LLM's load), and up to as many more are
+   * claimed ahead, so a slot freed goes to a run whose claim is already
+   * answered instead of waiting for one (issue 30: bench:burst-cpu, about a
+   * fifth more runs per second at the same LLM concurrency). A planned run
+   * writes back outside its slot, in the next batch
+   * (src/write-back/write-back.ts). Runs writing back are bounded too
+   * (WRITING_PER_SLOT per slot), so a slow database slows the claims down
+   * instead of piling plans up in memory.
    */
   private pump(): void {
     const { concurrency } = this.deps.config;
-    while (!this.stopping && this.planning.size < concurrency && this.inFlight.size < concurrency * (1 + WRITING_PER_SLOT) && this.queue.size > 0) {
+    while (!this.stopping && this.claiming.size < concurrency && this.inFlight.size < concurrency * (2 + WRITING_PER_SLOT) && this.queue.size > 0) {
       const next = this.queue.pop()!;
       const key = runKey(next.sid, next.dueMs);
       this.inFlight.add(key);
-      this.planning.add(key);
+      this.claiming.add(key);
       this.deps.metrics.runsInFlight.set(this.inFlight.size);
       this.deps.metrics.runsQueued.set(this.queue.size);
       void this.runOne(next.sid, next.dueMs, key);
@@ -261,14 +336,7 @@ export class RunDispatcher {
         }
         if (span.isRecording()) span.setAttributes({ 'mission.id': claim.missionId, 'user.id_hash': userIdHash(claim.userId), 'mission.attempt': claim.attempts });
         try {
-          outcome = await executeRun(this.deps, { sid, dueMs, startedAtMs, claim, span }, this.abort.signal, {
-            started: (e) => this.emit('run-started', e),
-            finished: (e) => this.emit('run-finished', e),
-            later: (atMs) => this.host.retryLater(sid, dueMs, atMs),
-            planned: () => {
-              if (this.planning.delete(key)) this.pump();
-            },
-          });
+          outcome = await this.planClaimed(sid, dueMs, key, startedAtMs, claim, span);
         } finally {
           this.claimed.delete(claim.runId);
         }
@@ -298,7 +366,8 @@ export class RunDispatcher {
       if (outcome === 'error' || outcome === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
       span.end();
       this.inFlight.delete(key);
-      this.planning.delete(key);
+      this.claiming.delete(key);
+      this.freePlanningSlot(key);
       this.releaseSlot(key); // may admit a mission of the same agent that waited for this slot
       // Only a claim its agent's gate refused hands the mission back from
       // inside the attempt; every other outcome has its own future (a

@@ -48,8 +48,8 @@ export async function parkMission(trx: ScopedTx, q: { sid: number; failures: num
            last_error = EXCLUDED.last_error, parked_at = now()`.execute(trx);
 }
 
-/** Hands a claim back as it was (its attempt not counted): a parked mission, or a run waiting for its deep research; looked at again later. */
-export async function releaseParkedClaim(pool: pg.Pool, q: { runId: number; workerId: string; attempts: number; why?: 'parked' | 'research-pending' }): Promise<void> {
+/** Hands a claim back as it was (its attempt not counted): a parked mission, a run waiting for its deep research, or one that waited too long for a planning slot; looked at again later. */
+export async function releaseParkedClaim(pool: pg.Pool, q: { runId: number; workerId: string; attempts: number; why?: 'parked' | 'research-pending' | 'slot-wait' }): Promise<void> {
   await pool.query(
     `UPDATE mana_ai.mission_runs
         SET status = 'released', claimed_by = NULL, lease_until = now(), attempts = attempts - 1, error = $4
