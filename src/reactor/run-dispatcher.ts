@@ -274,8 +274,8 @@ export class RunDispatcher {
    * claims first and then takes a planning slot: `concurrency` bounds the
    * runs between slot and plan (the LLM's load), and up to as many more are
    * claimed ahead, so a slot freed goes to a run whose claim is already
-   * answered instead of waiting for one (issue 30: bench:burst-cpu, about a
-   * fifth more runs per second at the same LLM concurrency). A planned run
+   * answered instead of waiting for one (issue 30: bench:burst-cpu, about
+   * 7% more runs per second at the same LLM concurrency). A planned run
    * writes back outside its slot, in the next batch
    * (src/write-back/write-back.ts). Runs writing back are bounded too
    * (WRITING_PER_SLOT per slot), so a slow database slows the claims down
