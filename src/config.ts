@@ -7,9 +7,20 @@
 import { hostname } from 'node:os';
 import * as v from 'valibot';
 import { worstCaseRequestMs } from './planner/llm-client.js';
+import { asksPerRun } from './planner/plan-limits.js';
 
 /** Reading inputs and writing back, on top of the LLM requests, at most. */
 export const RUN_OVERHEAD_MS = 60_000;
+
+/**
+ * The longest one run may legitimately take: every LLM request it may make
+ * (asksPerRun: a repair round, tool rounds), each with all its attempts and
+ * the waits between them, plus RUN_OVERHEAD_MS for its inputs, research and
+ * write-back. A claim's lease must exceed it.
+ */
+export function worstCaseOfRunMs(o: { maxAttempts: number; timeoutMs: number; plannerMode: 'text' | 'tools' }): number {
+  return asksPerRun(o.plannerMode) * worstCaseRequestMs(o) + RUN_OVERHEAD_MS;
+}
 
 const bool = (def: boolean) =>
   v.pipe(
@@ -214,12 +225,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // A claim lives as long as its daemon's session; the lease only ends the
   // claim of a daemon that is alive but wedged, so it must outlast the
   // slowest legitimate run (docs/reliability.md).
-  const worstCaseRunMs = worstCaseRequestMs({ maxAttempts: e.MANA_AI_LLM_MAX_ATTEMPTS, timeoutMs: e.MANA_AI_LLM_TIMEOUT_MS }) + RUN_OVERHEAD_MS;
+  const worstCaseRunMs = worstCaseOfRunMs({ maxAttempts: e.MANA_AI_LLM_MAX_ATTEMPTS, timeoutMs: e.MANA_AI_LLM_TIMEOUT_MS, plannerMode: e.MANA_AI_PLANNER_MODE });
   const claimLeaseMs = e.MANA_AI_CLAIM_LEASE_MS ?? worstCaseRunMs + 120_000;
   if (claimLeaseMs <= worstCaseRunMs) {
     throw new ConfigError(
       `invalid configuration, nothing started:\n  MANA_AI_CLAIM_LEASE_MS: must be longer than the worst case of one run, ${worstCaseRunMs} ms ` +
-        `(MANA_AI_LLM_MAX_ATTEMPTS × MANA_AI_LLM_TIMEOUT_MS + waits between attempts + ${RUN_OVERHEAD_MS} ms); leave it unset for ${worstCaseRunMs + 120_000} ms`,
+        `(${asksPerRun(e.MANA_AI_PLANNER_MODE)} LLM requests in ${e.MANA_AI_PLANNER_MODE} mode × (MANA_AI_LLM_MAX_ATTEMPTS × MANA_AI_LLM_TIMEOUT_MS + waits between attempts) + ${RUN_OVERHEAD_MS} ms); leave it unset for ${worstCaseRunMs + 120_000} ms`,
     );
   }
   const tz = e.MANA_AI_TIMEZONE ?? (e.TZ && isTimeZone(e.TZ) ? e.TZ : 'Europe/Berlin');

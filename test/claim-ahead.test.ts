@@ -7,8 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { RUN_OVERHEAD_MS } from '../src/config.js';
-import { worstCaseRequestMs } from '../src/planner/llm-client.js';
+import { worstCaseOfRunMs } from '../src/config.js';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { holdAnswers, promptMentions, startLlmServer, type LlmServer } from './harness/llm-server.js';
@@ -16,8 +15,8 @@ import { runOf, startTestDaemon, type TestDaemon } from './harness/daemon.js';
 import { eventually } from './harness/wait.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
-/** What the harness's daemon takes as the worst case of one run (MANA_AI_LLM_TIMEOUT_MS 5000, 4 attempts). */
-const WORST_CASE_RUN_MS = worstCaseRequestMs({ maxAttempts: 4, timeoutMs: 5000 }) + RUN_OVERHEAD_MS;
+/** What the harness's daemon takes as the worst case of one run (MANA_AI_LLM_TIMEOUT_MS 5000, 4 attempts, text mode). */
+const WORST_CASE_RUN_MS = worstCaseOfRunMs({ maxAttempts: 4, timeoutMs: 5000, plannerMode: 'text' });
 
 let db: TestDb;
 let llm: LlmServer;

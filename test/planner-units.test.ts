@@ -74,6 +74,20 @@ describe('config', () => {
       for (const key of ['PORT', 'TICK_ENABLED', 'MANA_AI_CONCURRENCY', 'MANA_AI_TIMEZONE', 'SYNC_DATABASE_URL']) assert.match(error.message, new RegExp(key));
     }
   });
+  it('the worst case of one run counts every LLM request a run may make: the lease outlasts a repair round and every tool round', () => {
+    const base = { SYNC_DATABASE_URL: 'postgres://x@y/z', MANA_AI_LLM_TIMEOUT_MS: '10000', MANA_AI_LLM_MAX_ATTEMPTS: '2' };
+    // one request: 2 attempts of 10 s and one wait of at most 60 s
+    const request = 2 * 10_000 + 60_000;
+    const text = loadConfig(base);
+    assert.equal(text.worstCaseRunMs, 2 * request + 60_000, 'text mode: the plan and one repair round');
+    assert.equal(text.claimLeaseMs, text.worstCaseRunMs + 120_000);
+    const tools = loadConfig({ ...base, MANA_AI_PLANNER_MODE: 'tools' });
+    assert.equal(tools.worstCaseRunMs, 5 * request + 60_000, 'tool mode: five rounds');
+    // a lease that covers one request but not the repair round is refused, with the reason
+    assert.throws(() => loadConfig({ ...base, MANA_AI_CLAIM_LEASE_MS: String(request + 60_000 + 1000) }), (e: unknown) =>
+      e instanceof ConfigError && /MANA_AI_CLAIM_LEASE_MS: must be longer than the worst case of one run/.test(e.message) && /2 LLM requests in text mode/.test(e.message));
+    assert.equal(loadConfig({ ...base, MANA_AI_CLAIM_LEASE_MS: String(2 * request + 60_000 + 1000) }).claimLeaseMs, 2 * request + 61_000);
+  });
   it('accepts TICK_INTERVAL_MS and TICK_ENABLED=false', () => {
     const c = loadConfig({ SYNC_DATABASE_URL: 'postgres://x@y/z', TICK_INTERVAL_MS: '60000', TICK_ENABLED: 'false' });
     assert.equal(c.tickEnabled, false);

@@ -7,6 +7,18 @@
 
 import { MAX_INPUTS } from '../mission/mission.js';
 
+/** Native tool calls: at most this many rounds (a request and its calls), as upstream. */
+export const MAX_TOOL_ROUNDS = 5;
+
+/**
+ * LLM requests one run may make, each with its own attempts: text mode
+ * asks once and once more to repair a plan; tool mode asks once per round
+ * (a model that cannot call tools falls back to text mode in its first
+ * round: at most 3). The worst case of one run counts them all
+ * (src/config.ts), so a claim's lease outlasts the slowest legitimate run.
+ */
+export const asksPerRun = (mode: 'text' | 'tools'): number => (mode === 'tools' ? MAX_TOOL_ROUNDS : 2);
+
 export const PLAN_LIMITS = {
   /** steps in one plan (text mode refuses a longer plan; tool mode refuses further calls) */
   stepsPerPlan: 20,

@@ -20,7 +20,7 @@ import type { Metrics } from '../metrics/metrics.js';
 import type { Span } from '@opentelemetry/api';
 import { inSpan, type Tracing } from '../tracing/tracing.js';
 import { failedIteration, planIteration, type Iteration } from '../write-back/iteration.js';
-import { PLAN_LIMITS } from './plan-limits.js';
+import { MAX_TOOL_ROUNDS, PLAN_LIMITS } from './plan-limits.js';
 import { LlmError, type LlmAnswer, type LlmClient } from './llm-client.js';
 import { parsePlan, type Plan } from './parse-plan.js';
 import { checkPlan, leftOutNote, offerOf, repairRequest, type CheckedPlan, type ToolOffer } from './check-plan.js';
@@ -87,8 +87,7 @@ export interface PlanDeps {
 const OUTAGE_REASONS: ReadonlySet<string> = new Set(['unreachable', 'timeout', 'rate-limited', 'server-error']);
 export const isLlmOutage = (error: unknown): error is LlmError => error instanceof LlmError && OUTAGE_REASONS.has(error.reason);
 
-/** Native tool calls: at most this many rounds (a request and its calls), as upstream. */
-export const MAX_TOOL_ROUNDS = 5;
+export { MAX_TOOL_ROUNDS } from './plan-limits.js';
 
 /** Characters of a conversation as it would be sent (content and tool-call arguments). */
 function messagesChars(messages: readonly ChatMessage[]): number {
