@@ -56,6 +56,9 @@ describe('claim ahead of a planning slot (issue 30)', () => {
     assert.equal(b.outcome, 'planned');
     assert.equal(asked('Dahinter'), 1);
     assert.deepEqual(await runRow('ahead-b'), { status: 'done', attempts: 1, error: null });
+    // its start says how long the claim took and how long it then waited for the slot
+    const started = daemon.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['missionId'] === 'ahead-b' && l['msg'] === 'run started');
+    assert.ok(started && typeof started['claimMs'] === 'number' && (started['slotWaitMs'] as number) >= 1, JSON.stringify(started));
   });
 
   it('a claimed run that waits for a slot longer than the lease allows gives its claim back uncounted and is planned once later', async () => {

@@ -197,6 +197,7 @@ export class RunDispatcher {
    */
   private async planClaimed(sid: number, dueMs: number, key: string, startedAtMs: number, claim: Claimed, span: Span): Promise<RunOutcome> {
     const { config, log } = this.deps;
+    const claimedAtMs = Date.now();
     const wait = this.takePlanningSlot(key);
     if (wait && !(await wait)) {
       await releaseParkedClaim(this.deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, why: 'slot-wait' });
@@ -204,7 +205,7 @@ export class RunDispatcher {
       return 'retry';
     }
     if (this.abort.signal.aborted) throw new ShutdownError('shutting down');
-    return executeRun(this.deps, { sid, dueMs, startedAtMs, claim, span }, this.abort.signal, {
+    return executeRun(this.deps, { sid, dueMs, startedAtMs, claim, claimedAtMs, span }, this.abort.signal, {
       started: (e) => this.emit('run-started', e),
       finished: (e) => this.emit('run-finished', e),
       later: (atMs) => this.host.retryLater(sid, dueMs, atMs),
@@ -216,8 +217,8 @@ export class RunDispatcher {
    * A planning slot for a claimed run: taken at once when one is free
    * (null), else a promise of the next one freed, in the order the runs
    * were claimed. It answers false when the run has waited longer than
-   * slotWaitMaxMs: half of what the claim's lease leaves beyond the worst
-   * case of one run, so a claim never outlives its lease by waiting here.
+   * half of what the claim's lease leaves beyond the worst case of one
+   * run, so a claim never outlives its lease by waiting here.
    */
   private takePlanningSlot(key: string): Promise<boolean> | null {
     const take = () => {

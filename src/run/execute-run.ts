@@ -128,7 +128,13 @@ export class ShutdownError extends Error {
   override name = 'ShutdownError';
 }
 
-type RunInput = { sid: number; dueMs: number; startedAtMs: number; claim: Claimed; /** the run's span: resolve, LLM and write-back are its children */ span: Span };
+type RunInput = {
+  sid: number; dueMs: number; startedAtMs: number; claim: Claimed;
+  /** when the claim answered; a run claimed ahead of a planning slot waited from then until now (absent: it did not wait) */
+  claimedAtMs?: number;
+  /** the run's span: resolve, LLM and write-back are its children */
+  span: Span;
+};
 
 /**
  * Executes a claimed run. Its answers' charges ride with its write-back
@@ -186,7 +192,9 @@ async function executeClaimedRun(deps: RunDeps, run: RunInput, signal: AbortSign
   const agent: Agent | null = claim.agent?.id !== undefined && claim.agent.record ? readAgent(claim.agent.id, claim.agent.record) : null;
   const s: RunScope = { deps, run, signal, hooks, log, iterationId, agent, base: { sid, dueMs, userId: claim.userId, missionId: claim.missionId, title, ...(agent ? { agentId: agent.id } : {}) } };
   hooks.started({ sid, dueMs, startedAtMs, lagMs, userId: claim.userId, missionId: claim.missionId, title });
-  log.info({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, lagMs, claimMs: Date.now() - startedAtMs }, 'run started');
+  const now = Date.now();
+  const claimedAtMs = run.claimedAtMs ?? now;
+  log.info({ dueAt: new Date(dueMs).toISOString(), attempt: claim.attempts, lagMs, claimMs: claimedAtMs - startedAtMs, slotWaitMs: now - claimedAtMs }, 'run started');
 
   // The plan once the LLM (or an earlier attempt) made it: a write-back
   // that fails outside the mission keeps it with the claim (sql/migrations/020_baseline.sql).
