@@ -77,6 +77,7 @@ describe('claim ahead of a planning slot (issue 30)', () => {
     const sidB = await runOfSid('wait-b');
     assert.ok(daemon.logs.some((l) => l.includes('waited too long for a planning slot') && l.includes(`"sid":${sidB}`)), 'the give-back is logged with the run');
     assert.equal(asked('Wartet'), 0);
+    assert.match(await (await fetch(`http://127.0.0.1:${daemon.port}/metrics`)).text(), /mana_ai_run_retries_total\{reason="slot-wait"[^}]*\} 1\b/);
     hold.release();
     const b = await runOf(daemon, 'wait-b', 20_000);
     assert.equal(b.outcome, 'planned');

@@ -132,7 +132,7 @@ export function createMetrics(): Metrics {
     listenerReconnects: new Counter({ name: 'mana_ai_listener_reconnects_total', help: 'LISTEN connection re-established', ...r }),
     resyncs: new Counter({ name: 'mana_ai_resyncs_total', help: 'Full schedule reloads', labelNames: ['reason'], ...r }),
     runs: new Counter({ name: 'mana_ai_runs_total', help: 'Runs by outcome', labelNames: ['outcome'], ...r }),
-    runsInFlight: new Gauge({ name: 'mana_ai_runs_in_flight', help: 'Runs claimed and not ended: planning (at most MANA_AI_CONCURRENCY) or writing back', ...r }),
+    runsInFlight: new Gauge({ name: 'mana_ai_runs_in_flight', help: 'Runs taken from the queue and not ended: claiming or claimed and waiting for a planning slot, planning (at most MANA_AI_CONCURRENCY), or writing back', ...r }),
     runsQueued: new Gauge({ name: 'mana_ai_runs_queued', help: 'Due runs waiting for a slot', ...r }),
     claims: new Counter({ name: 'mana_ai_claims_total', help: 'Claim attempts by outcome', labelNames: ['outcome'], ...r }),
     llmRetries: new Counter({ name: 'mana_ai_llm_retries_total', help: 'mana-llm requests retried', labelNames: ['reason'], ...r }),
@@ -178,7 +178,7 @@ export function createMetrics(): Metrics {
     dbConnectionErrors: new Counter({ name: 'mana_ai_db_connection_errors_total', help: 'Work-pool connections lost while checked out (the transaction in flight failed and its run was given back)', ...r }),
     runRetries: new Counter({
       name: 'mana_ai_run_retries_total', labelNames: ['reason'], ...r,
-      help: 'Runs given back after their claim for a reason outside the mission (database unavailable, lock or statement timeout, lost connection), tried again with backoff',
+      help: 'Runs given back after their claim for a reason outside the mission (database unavailable, lock or statement timeout, lost connection; slot-wait: claimed ahead of a planning slot and waited too long), tried again with backoff',
     }),
     eventLoopDelay: new Gauge({ name: 'mana_ai_event_loop_delay_seconds', help: 'Event-loop delay over the last scrape interval', labelNames: ['quantile'], ...r }),
   };

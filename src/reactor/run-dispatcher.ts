@@ -200,6 +200,7 @@ export class RunDispatcher {
     const claimedAtMs = Date.now();
     const wait = this.takePlanningSlot(key);
     if (wait && !(await wait)) {
+      this.deps.metrics.runRetries.inc({ reason: 'slot-wait' });
       await releaseParkedClaim(this.deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, why: 'slot-wait' });
       log.info({ sid, dueAt: new Date(dueMs).toISOString() }, 'claimed run waited too long for a planning slot (mana-llm is slow); claim given back, tried again later');
       return 'retry';
