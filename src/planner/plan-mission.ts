@@ -87,8 +87,6 @@ export interface PlanDeps {
 const OUTAGE_REASONS: ReadonlySet<string> = new Set(['unreachable', 'timeout', 'rate-limited', 'server-error']);
 export const isLlmOutage = (error: unknown): error is LlmError => error instanceof LlmError && OUTAGE_REASONS.has(error.reason);
 
-export { MAX_TOOL_ROUNDS } from './plan-limits.js';
-
 /** Characters of a conversation as it would be sent (content and tool-call arguments). */
 function messagesChars(messages: readonly ChatMessage[]): number {
   let n = 0;

@@ -249,12 +249,14 @@ export class RunDispatcher {
     });
   }
 
-  /** The run's planning slot (if it holds one) goes to the claimed run that has waited longest. */
+  /**
+   * The run's planning slot (if it holds one) goes to the claimed run that
+   * has waited longest. With none waiting there is nothing to pump: the
+   * queue waits for a claiming place, which a slot does not free.
+   */
   private freePlanningSlot(key: string): void {
     if (!this.planning.delete(key)) return;
-    const next = this.slotWaiters.shift();
-    if (next) next();
-    else this.pump();
+    this.slotWaiters.shift()?.();
   }
 
   /** The agent slot a run was counted against is given back, exactly once per run key. */
