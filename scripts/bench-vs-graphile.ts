@@ -82,6 +82,11 @@ const jobDone = new Map<string, () => void>();
 const http = new HttpPool(llmUrl, { connections: 16, keepAliveTimeout: 30_000 });
 /** Our prompt for a mission titled `id`, as the planner builds it (the same bytes a run sends). */
 const promptBody = (id: string) => JSON.stringify({ model: 'bench', temperature: 0.2, messages: benchPrompt(id) });
+/** That prompt sent to the stand-in, its answer read: what graphile-worker's 'bench-http' handler and the floor do after their round trip. */
+async function postPrompt(id: string): Promise<void> {
+  const res = await http.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: promptBody(id) });
+  await res.body.text();
+}
 const graphile: Runner = await runGraphile({
   connectionString: db.url, concurrency: CONCURRENCY, noHandleSignals: true, pollInterval: 2000,
   // silent, as our daemon is here: neither pays for log lines
@@ -94,8 +99,7 @@ const graphile: Runner = await runGraphile({
     },
     'bench-http': async (payload) => {
       const id = (payload as { id: string }).id;
-      const res = await http.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: promptBody(id) });
-      await res.body.text();
+      await postPrompt(id);
       jobDone.get(id)?.();
     },
   },
@@ -106,14 +110,12 @@ const floorListen = new pg.Client({ connectionString: db.url });
 await floorListen.connect();
 await floorListen.query('LISTEN bench_floor');
 const floorPool = new pg.Pool({ connectionString: db.url, max: CONCURRENCY });
-const floorDone = new Map<string, () => void>();
 floorListen.on('notification', (n) => {
   const id = n.payload ?? '';
   void (async () => {
     await floorPool.query({ name: 'floor', text: 'SELECT $1::text', values: [id] });
-    const res = await http.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: promptBody(id) });
-    await res.body.text();
-    floorDone.get(id)?.();
+    await postPrompt(id);
+    jobDone.get(id)?.();
   })().catch((error: unknown) => console.error('floor unit failed', error));
 });
 
@@ -153,9 +155,10 @@ async function theirsOnce(id: string): Promise<number> {
   return started.get(id)! - t0;
 }
 
-async function theirsHttpOnce(id: string): Promise<number> {
-  const done = waitFor<void>((r) => jobDone.set(id, r), 30_000, `the job ${id}`);
-  await client.query(`SELECT graphile_worker.add_job('bench-http', json_build_object('id', $1::text))`, [id]);
+/** The statement `commit` returns → unit `id`'s request arrives at the stand-in; waits until its answer is read (jobDone). */
+async function untilArrival(id: string, commit: () => Promise<unknown>): Promise<number> {
+  const done = waitFor<void>((r) => jobDone.set(id, r), 30_000, `the unit ${id}`);
+  await commit();
   const t0 = wall();
   const at = await llm.arrival(id);
   await done;
@@ -163,15 +166,8 @@ async function theirsHttpOnce(id: string): Promise<number> {
   return at - t0;
 }
 
-async function floorOnce(id: string): Promise<number> {
-  const done = waitFor<void>((r) => floorDone.set(id, r), 30_000, `the floor unit ${id}`);
-  await client.query(`SELECT pg_notify('bench_floor', $1)`, [id]);
-  const t0 = wall();
-  const at = await llm.arrival(id);
-  await done;
-  floorDone.delete(id);
-  return at - t0;
-}
+const theirsHttpOnce = (id: string) => untilArrival(id, () => client.query(`SELECT graphile_worker.add_job('bench-http', json_build_object('id', $1::text))`, [id]));
+const floorOnce = (id: string) => untilArrival(id, () => client.query(`SELECT pg_notify('bench_floor', $1)`, [id]));
 
 async function oursBurst(round: number): Promise<number> {
   burstDone = 0;
