@@ -10,9 +10,8 @@ import type { DeepResearchJobs } from '../research/deep-jobs.js';
 import type { GuardedEmitter, ReactorEvents } from './events.js';
 import { SpanStatusCode, type Span } from '@opentelemetry/api';
 import { adoptClaims, claimRuns, type ClaimAgent, type Claimed, type ClaimRequest, type ClaimResult, type ClaimWitness } from '../db/sql/claim-run.js';
-import { releaseParkedClaim } from '../db/sql/parked.js';
 import { Batcher } from '../db/batcher.js';
-import { releaseRuns } from '../db/sql/finish-run.js';
+import { releaseRuns, releaseUncounted } from '../db/sql/finish-run.js';
 import { runRetryDelayMs } from '../db/error-class.js';
 import { LlmError } from '../planner/llm-client.js';
 import { executeRun, ShutdownError, type RunOutcome } from '../run/execute-run.js';
@@ -201,7 +200,7 @@ export class RunDispatcher {
     const wait = this.takePlanningSlot(key);
     if (wait && !(await wait)) {
       this.deps.metrics.runRetries.inc({ reason: 'slot-wait' });
-      await releaseParkedClaim(this.deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, why: 'slot-wait' });
+      await releaseUncounted(this.deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, why: 'slot-wait' });
       log.info({ sid, dueAt: new Date(dueMs).toISOString() }, 'claimed run waited too long for a planning slot (mana-llm is slow); claim given back, tried again later');
       return 'retry';
     }

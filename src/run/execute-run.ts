@@ -17,8 +17,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Db } from '../db/pool.js';
 import type { Claimed } from '../db/sql/claim-run.js';
-import { finishRun, giveBackRun, readPendingPlan, type PendingPlan } from '../db/sql/finish-run.js';
-import { releaseParkedClaim } from '../db/sql/parked.js';
+import { finishRun, giveBackRun, readPendingPlan, releaseUncounted, type PendingPlan } from '../db/sql/finish-run.js';
 import { classifyFailure } from '../db/error-class.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -238,7 +237,7 @@ async function skipUnreadable(s: RunScope, reason: string): Promise<RunOutcome> 
 /** A parked mission: the claim goes back, and it is looked at again a cadence later. */
 async function releaseParked(s: RunScope): Promise<RunOutcome> {
   const { deps, run: { claim } } = s;
-  await releaseParkedClaim(deps.pool, { runId: claim.runId, workerId: deps.config.workerId, attempts: claim.attempts });
+  await releaseUncounted(deps.pool, { runId: claim.runId, workerId: deps.config.workerId, attempts: claim.attempts });
   const recheckMs = deps.parkedRecheckMs ?? parkedRecheckMs(claim.record, Date.now(), deps.config.timeZone);
   s.hooks.later?.(Date.now() + recheckMs);
   s.log.info({ recheckInMs: recheckMs }, 'mission is parked after failing repeatedly; not planned until the user changes it');
@@ -283,7 +282,7 @@ async function planRun(s: RunScope, mission: Mission, charges: Promise<void>[]):
   if (research.kind === 'deep' && deps.deepJobs) {
     const d = await deps.deepJobs.forRun({ sid, userId: claim.userId, missionId: claim.missionId, dueMs, agentId: agent?.id ?? null, query: research.query });
     if (d.kind === 'wait') {
-      await releaseParkedClaim(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, why: 'research-pending' });
+      await releaseUncounted(deps.pool, { runId: claim.runId, workerId: config.workerId, attempts: claim.attempts, why: 'research-pending' });
       s.hooks.later?.(d.untilMs);
       log.info({ waitUntil: new Date(d.untilMs).toISOString() }, 'deep research pending; the run waits for it without a claim, and is woken when it ends');
       s.hooks.finished({ ...s.base, outcome: 'waiting' });

@@ -1,4 +1,6 @@
-// Ends a claimed run without a write-back (skipped, cancelled), or hands
+// Ends a claimed run without a write-back (skipped, cancelled), hands one
+// back counted (a failure outside the mission) or uncounted (parked, waiting
+// for research or for a planning slot), or hands
 // claims back on shutdown so another daemon or the next start takes them
 // at once instead of waiting for the lease to run out.
 
@@ -31,6 +33,16 @@ export async function giveBackRun(pool: pg.Pool, q: { runId: number; workerId: s
     [q.runId, q.workerId, q.attempts, q.error, q.plan === null ? null : JSON.stringify(q.plan)],
   );
   return rowCount === 1;
+}
+
+/** Hands a claim back as it was (its attempt not counted): a parked mission, a run waiting for its deep research, or one that waited too long for a planning slot; looked at again later. */
+export async function releaseUncounted(pool: pg.Pool, q: { runId: number; workerId: string; attempts: number; why?: 'parked' | 'research-pending' | 'slot-wait' }): Promise<void> {
+  await pool.query(
+    `UPDATE mana_ai.mission_runs
+        SET status = 'released', claimed_by = NULL, lease_until = now(), attempts = attempts - 1, error = $4
+      WHERE run_id = $1 AND claimed_by = $2 AND attempts = $3 AND status = 'running'`,
+    [q.runId, q.workerId, q.attempts, q.why ?? 'parked'],
+  );
 }
 
 /** What a run had planned when its write-back failed outside the mission (sql/migrations/020_baseline.sql). */

@@ -48,16 +48,6 @@ export async function parkMission(trx: ScopedTx, q: { sid: number; failures: num
            last_error = EXCLUDED.last_error, parked_at = now()`.execute(trx);
 }
 
-/** Hands a claim back as it was (its attempt not counted): a parked mission, a run waiting for its deep research, or one that waited too long for a planning slot; looked at again later. */
-export async function releaseParkedClaim(pool: pg.Pool, q: { runId: number; workerId: string; attempts: number; why?: 'parked' | 'research-pending' | 'slot-wait' }): Promise<void> {
-  await pool.query(
-    `UPDATE mana_ai.mission_runs
-        SET status = 'released', claimed_by = NULL, lease_until = now(), attempts = attempts - 1, error = $4
-      WHERE run_id = $1 AND claimed_by = $2 AND attempts = $3 AND status = 'running'`,
-    [q.runId, q.workerId, q.attempts, q.why ?? 'parked'],
-  );
-}
-
 /** Parked missions now (the gauge; the alert ManaAIMissionsParked). */
 export async function countParked(pool: pg.Pool): Promise<number> {
   const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM mana_ai.parked_missions');
