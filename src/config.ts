@@ -97,6 +97,8 @@ const EnvSchema = v.object({
   MANA_AI_CLAIM_LEASE_MS: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.maxValue(86_400_000, 'must be at most 86400000'))),
   MANA_AI_MIN_RUN_GAP_MS: int(60_000, 0, 86_400_000),
   MANA_AI_RUN_RETRY_BASE_MS: int(5_000, 10, 300_000),
+  // within RUN_OVERHEAD_MS, so the worst case of one run (and the lease) holds whatever it is set to
+  MANA_AI_WRITE_BACK_LOCK_WAIT_MS: int(15_000, 10, 30_000),
   MANA_AI_MAX_CONSECUTIVE_FAILURES: int(5, 1, 1000),
   MANA_AI_MEMBERSHIPS_CACHE_MS: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.minValue(0, 'must be at least 0'), v.maxValue(86_400_000, 'must be at most 86400000')), '300000'),
   MANA_AI_PARKED_RECHECK_MS: v.optional(v.pipe(v.string(), v.trim(), v.regex(/^\d+$/, 'must be a whole number'), v.transform(Number), v.minValue(100, 'must be at least 100'), v.maxValue(86_400_000, 'must be at most 86400000'))),
@@ -160,6 +162,13 @@ export interface Config {
   minRunGapMs: number;
   /** First wait before a run given back after a failure outside the mission is tried again (doubling, at most 5 min). */
   runRetryBaseMs: number;
+  /**
+   * Longest wait of a run's write-back for its mission's snapshot row
+   * (MANA_AI_WRITE_BACK_LOCK_WAIT_MS, 15 s, at most 30 s): a device's push
+   * holding the row longer sends the run back with its plan kept, to be
+   * written after a backoff. An operator's shorter lock_timeout stands.
+   */
+  writeBackLockWaitMs: number;
   /** After this many failed runs in a row a mission is parked (sql/migrations/020_baseline.sql). */
   maxConsecutiveFailures: number;
   /** How long a parked mission waits to be looked at again; undefined = its cadence's interval (1 min to 1 day). */
@@ -256,6 +265,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     worstCaseRunMs,
     minRunGapMs: e.MANA_AI_MIN_RUN_GAP_MS,
     runRetryBaseMs: e.MANA_AI_RUN_RETRY_BASE_MS,
+    writeBackLockWaitMs: e.MANA_AI_WRITE_BACK_LOCK_WAIT_MS,
     webapp: e.MANA_AI_WEBAPP,
     plannerMode: e.MANA_AI_PLANNER_MODE,
     maxConsecutiveFailures: e.MANA_AI_MAX_CONSECUTIVE_FAILURES,

@@ -109,11 +109,11 @@ describe('the schema check verifies, not trusts', () => {
 
   it('a definer open to PUBLIC or owned by a superuser is pending and fixed by migrate; one granted to a stranger is refused', async () => {
     await db.pool.query(`GRANT EXECUTE ON FUNCTION mana_ai.repair_snapshot_error(bigint) TO PUBLIC`);
-    await db.pool.query(`ALTER FUNCTION mana_ai.lock_snapshot_for_write_back(bigint) OWNER TO CURRENT_USER`);
+    await db.pool.query(`ALTER FUNCTION mana_ai.lock_snapshot_for_write_back(bigint, int) OWNER TO CURRENT_USER`);
     const status = await schemaStatus(db.daemonUrl);
     const pending = status!.pending.join('\n');
     assert.match(pending, /repair_snapshot_error\(bigint\) executable by PUBLIC/);
-    assert.match(pending, /lock_snapshot_for_write_back\(bigint\) owned by a superuser/);
+    assert.match(pending, /lock_snapshot_for_write_back\(bigint,integer\) owned by a superuser/);
     await migrate(db.url);
     assert.deepEqual((await schemaStatus(db.daemonUrl))?.pending, []);
     await db.pool.query(`GRANT EXECUTE ON FUNCTION mana_ai.repair_snapshot_error(bigint) TO mana_sync_writer`);

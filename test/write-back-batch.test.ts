@@ -1,9 +1,10 @@
 // The batched statements of issue 30, forced against the real database as
 // the runtime role: several claims in one statement answer each as alone,
-// in order; a batch of write-backs never waits for a snapshot row while it
-// holds another (a busy lock after the first is answered `changed`, nothing
-// of that run written, and the general path writes it once the lock is
-// free); a run whose mission changed since its claim is `changed` too.
+// in order; a batch of write-backs never waits for a snapshot row, its
+// first neither (a busy lock is answered `changed`, nothing of that run
+// written, and the general path writes it once the lock is free, waiting
+// at most its bound); a run whose mission changed since its claim is
+// `changed` too.
 // Charges ride in the write-backs' statement, first; one that fails fails
 // only the charges, never the write-backs beside it.
 
@@ -65,32 +66,80 @@ describe('batched claims and write-backs (issue 30)', () => {
     assert.deepEqual(again.map((c) => c.outcome), ['held', 'held'], 'claimed once');
   });
 
-  it('a write-back batch never waits while it holds a row: a busy lock is `changed`, and the general path writes that run once the lock is free', async () => {
+  it('a write-back batch waits for no row, its first neither: a busy lock is `changed`, and the general path writes that run once the lock is free', async () => {
     const sids = await missions(['w-1', 'w-2']);
     const [c1, c2] = (await claimRuns(pool, [request(sids.get('w-1')!), request(sids.get('w-2')!)])) as Claimed[];
-    // another transaction holds w-2's snapshot row, as a mana-sync insert's trigger would
+    // another transaction holds w-1's snapshot row, as a mana-sync insert's trigger would
     const holder = await db.pool.connect();
     await holder.query('BEGIN');
-    await holder.query('SELECT 1 FROM mana_ai.mission_snapshots WHERE sid = $1 FOR UPDATE', [sids.get('w-2')]);
-    const { rows } = await pool.query<{ ord: number; outcome: string }>(`SELECT ord, outcome FROM mana_ai.write_back_runs('w-batch', $1::jsonb)`, [JSON.stringify([c1!, c2!].map((c) => ({
-      sid: sids.get(c.missionId), version: c.version, run_id: c.runId, attempts: c.attempts, user_id: c.userId, mission_id: c.missionId, iteration_id: `it-${c.missionId}`,
-      prompt_version: 'pv', data: { iterations: [{ id: `it-${c.missionId}` }] }, field_ts: { iterations: new Date().toISOString() }, client_id: 'mana-ai-runner', actor: { kind: 'system' }, space_id: null,
-    })))]);
-    assert.deepEqual(rows, [{ ord: 1, outcome: 'written' }, { ord: 2, outcome: 'changed' }], 'the second lock is not waited for');
-    assert.equal(await iterationsOf('w-1'), 1);
+    await holder.query('SELECT 1 FROM mana_ai.mission_snapshots WHERE sid = $1 FOR UPDATE', [sids.get('w-1')]);
+    // a batch that waited would fail here with the statement timeout instead of answering
+    const batchClient = await pool.connect();
+    let rows: { ord: number; outcome: string }[];
+    try {
+      await batchClient.query(`SET statement_timeout = '10s'`);
+      ({ rows } = await batchClient.query<{ ord: number; outcome: string }>(`SELECT ord, outcome FROM mana_ai.write_back_runs('w-batch', $1::jsonb)`, [JSON.stringify([c1!, c2!].map((c) => ({
+        sid: sids.get(c.missionId), version: c.version, run_id: c.runId, attempts: c.attempts, user_id: c.userId, mission_id: c.missionId, iteration_id: `it-${c.missionId}`,
+        prompt_version: 'pv', data: { iterations: [{ id: `it-${c.missionId}` }] }, field_ts: { iterations: new Date().toISOString() }, client_id: 'mana-ai-runner', actor: { kind: 'system' }, space_id: null,
+      })))]));
+    } finally {
+      await batchClient.query('RESET statement_timeout');
+      batchClient.release();
+    }
+    assert.deepEqual(rows, [{ ord: 1, outcome: 'changed' }, { ord: 2, outcome: 'written' }], 'the first lock is not waited for, and the run behind it is written');
+    assert.equal(await iterationsOf('w-2'), 1);
     const status = async (runId: number) => (await db.pool.query<{ status: string }>('SELECT status FROM mana_ai.mission_runs WHERE run_id = $1', [runId])).rows[0]!.status;
-    assert.equal(await status(c2!.runId), 'running', 'nothing of the busy run was written');
+    assert.equal(await status(c1!.runId), 'running', 'nothing of the busy run was written');
     // the general path waits for the lock and writes it
-    const general = writeBack(kdb, input(c2!, sids.get('w-2')!), { version: c2!.version, record: c2!.record });
+    const general = writeBack(kdb, input(c1!, sids.get('w-1')!), { version: c1!.version, record: c1!.record });
     await eventually(async () => (await db.pool.query(
       `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'write-back-batch' AND wait_event_type = 'Lock'`)).rows[0].n === 1,
       'the general path waits for the row lock');
-    assert.equal(await status(c2!.runId), 'running');
+    assert.equal(await status(c1!.runId), 'running');
     await holder.query('COMMIT');
     holder.release();
     assert.equal((await general).outcome, 'written');
-    assert.equal(await status(c2!.runId), 'done');
-    assert.equal(await iterationsOf('w-2'), 1);
+    assert.equal(await status(c1!.runId), 'done');
+    assert.equal(await iterationsOf('w-1'), 1);
+  });
+
+  it('the general path waits for a busy row at most lockWaitMs (lock_not_available), a shorter lock_timeout of the session stands, and the setting is put back', async () => {
+    const sids = await missions(['g-1']);
+    const [c] = (await claimRuns(pool, [request(sids.get('g-1')!)])) as Claimed[];
+    const holder = await db.pool.connect();
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM mana_ai.mission_snapshots WHERE sid = $1 FOR UPDATE', [sids.get('g-1')]);
+    const client = await pool.connect();
+    try {
+      // the bound: past it the statement fails with 55P03, not with the (longer) statement timeout
+      await client.query(`SET statement_timeout = '20s'`);
+      const bounded = writeBack(kdb, { ...input(c!, sids.get('g-1')!), lockWaitMs: 200 });
+      const late = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still waiting after 10 s: the wait is not bounded')), 10_000).unref());
+      await assert.rejects(Promise.race([bounded, late]), (e: { code?: string }) => e.code === '55P03');
+      // an operator's lock_timeout shorter than ours stands (ours would wait 15 s, the statement timeout 10 s)
+      await client.query(`SET statement_timeout = '10s'`);
+      await client.query('BEGIN');
+      await client.query(`SET LOCAL lock_timeout = '100ms'`);
+      await assert.rejects(client.query('SELECT * FROM mana_ai.lock_snapshot_for_write_back($1, 15000)', [sids.get('g-1')]), (e: { code?: string }) => e.code === '55P03');
+      await client.query('ROLLBACK');
+      await holder.query('COMMIT');
+      // a free row: locked, and the session's setting is as it was
+      await client.query('BEGIN');
+      await client.query(`SET LOCAL lock_timeout = '7s'`);
+      const { rows } = await client.query('SELECT version FROM mana_ai.lock_snapshot_for_write_back($1, 200)', [sids.get('g-1')]);
+      assert.equal(rows.length, 1);
+      assert.equal((await client.query('SHOW lock_timeout')).rows[0].lock_timeout, '7s');
+      await client.query('ROLLBACK');
+    } finally {
+      await client.query('ROLLBACK').catch(() => {});
+      await client.query('RESET statement_timeout');
+      client.release();
+      await holder.query('ROLLBACK').catch(() => {});
+      holder.release();
+    }
+    // nothing of the run was written: it is still this claim's, and the general path writes it now
+    assert.equal((await writeBack(kdb, { ...input(c!, sids.get('g-1')!), lockWaitMs: 200 })).outcome, 'written');
+    assert.equal(await iterationsOf('g-1'), 1);
   });
 
   it('charges and write-backs submitted together share one statement, charges first; a failing charge fails only the charges', async () => {

@@ -215,24 +215,51 @@ $$;
 -- the lock already held by its transaction. SECURITY DEFINER so the runtime
 -- role needs no UPDATE right on the snapshots to lock one (FOR UPDATE
 -- requires it); execution is granted to that role alone (sql/grants/runtime-role.sql).
-CREATE OR REPLACE FUNCTION mana_ai.lock_snapshot_for_write_back(p_sid bigint)
+--
+-- p_wait_ms bounds the wait for the lock (MANA_AI_WRITE_BACK_LOCK_WAIT_MS):
+-- a transaction of mana-sync's that holds the row (a device's push that
+-- does not commit) must not hold the run past its lease. Past it the
+-- statement fails with lock_not_available (55P03) and the run gives its
+-- claim back with its plan kept (src/run/execute-run.ts). Only ever
+-- tightens: an operator's lock_timeout that is already shorter (set for
+-- the role, say) stands. NULL or 0: the session's lock_timeout as it is.
+-- The setting is put back after the lock; a timeout aborts the
+-- transaction, which undoes it too.
+DROP FUNCTION IF EXISTS mana_ai.lock_snapshot_for_write_back(bigint);
+CREATE OR REPLACE FUNCTION mana_ai.lock_snapshot_for_write_back(p_sid bigint, p_wait_ms int DEFAULT NULL)
 RETURNS TABLE (record jsonb, state text, next_run_at timestamptz, deleted boolean, version bigint)
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, mana_ai, pg_temp
 AS $$
-  SELECT s.record, s.state, s.next_run_at, s.deleted, s.version
-    FROM mana_ai.mission_snapshots s
-   WHERE s.sid = p_sid
-     FOR UPDATE
+#variable_conflict use_column
+DECLARE
+  v_before text := pg_catalog.current_setting('lock_timeout');
+  v_before_ms numeric;
+BEGIN
+  IF p_wait_ms IS NOT NULL AND p_wait_ms > 0 THEN
+    -- the setting as shown ('0', '500ms', '2s', '1min', '1h', '1d'): every unit it uses is an interval unit
+    v_before_ms := pg_catalog.date_part('epoch', v_before::interval) * 1000;
+    IF v_before_ms = 0 OR v_before_ms > p_wait_ms THEN
+      PERFORM pg_catalog.set_config('lock_timeout', p_wait_ms::text || 'ms', true);
+    END IF;
+  END IF;
+  RETURN QUERY
+    SELECT s.record, s.state, s.next_run_at, s.deleted, s.version
+      FROM mana_ai.mission_snapshots s
+     WHERE s.sid = p_sid
+       FOR UPDATE;
+  PERFORM pg_catalog.set_config('lock_timeout', v_before, true);
+END
 $$;
 
-REVOKE ALL ON FUNCTION mana_ai.lock_snapshot_for_write_back(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION mana_ai.lock_snapshot_for_write_back(bigint, int) FROM PUBLIC;
 
 -- The same lock without waiting (FOR UPDATE NOWAIT): a batch of
--- write-backs (write_back_runs) takes every lock after its first this way,
--- so while it holds some snapshot rows it never waits for another, and no
--- transaction of mana-sync's that locks rows in another order can deadlock
--- with it. lock_not_available: that run is written by the general path.
+-- write-backs (write_back_runs) takes every lock this way, so it never
+-- waits for a row: no transaction of mana-sync's that locks rows in
+-- another order can deadlock with it, and one busy row never holds up the
+-- runs behind it. lock_not_available: that run is written by the general
+-- path, which waits for it alone, and boundedly.
 CREATE OR REPLACE FUNCTION mana_ai.try_lock_snapshot_for_write_back(p_sid bigint)
 RETURNS TABLE (record jsonb, state text, next_run_at timestamptz, deleted boolean, version bigint)
 LANGUAGE sql VOLATILE SECURITY DEFINER

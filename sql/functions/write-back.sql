@@ -42,12 +42,13 @@ $$;
 -- record under the lock. `lost-claim`: the run is no longer this claim's.
 DROP FUNCTION IF EXISTS mana_ai.write_back_run(bigint, bigint, bigint, text, int, text, text, text, text, text, jsonb, jsonb, text, jsonb, text);
 -- Several runs in one statement (the write-backs ready together,
--- src/db/batcher.ts), in order, each in a subtransaction of its own: the
--- first run's lock is waited for, every later one is taken without waiting
--- (try_lock_snapshot_for_write_back), so the batch never waits while it
--- holds a row. A run whose lock is busy, whose snapshot changed since its
--- claim, or whose write fails is answered `changed` with nothing of it
--- written: the caller writes it by the general path, which waits, reads the
+-- src/db/batcher.ts), in order, each in a subtransaction of its own. No
+-- lock is waited for (try_lock_snapshot_for_write_back), the first run's
+-- neither: the batcher sends one batch at a time, so a batch that waited
+-- for one busy row would hold up every run behind it. A run whose lock is
+-- busy, whose snapshot changed since its claim, or whose write fails is
+-- answered `changed` with nothing of it written: the caller writes it by
+-- the general path, which waits for that row alone (boundedly), reads the
 -- record under the lock and reports its own errors.
 CREATE OR REPLACE FUNCTION mana_ai.write_back_runs(p_worker text, p_runs jsonb)
 RETURNS TABLE (ord int, outcome text)
@@ -87,11 +88,7 @@ BEGIN
         RAISE EXCEPTION 'refusing a write-back without a user id' USING ERRCODE = '22023';
       END IF;
       PERFORM set_config('app.current_user_id', w.user_id, true);
-      IF w.n = 1 THEN
-        SELECT l.version, l.deleted INTO v_version, v_deleted FROM mana_ai.lock_snapshot_for_write_back(w.sid) l;
-      ELSE
-        SELECT l.version, l.deleted INTO v_version, v_deleted FROM mana_ai.try_lock_snapshot_for_write_back(w.sid) l;
-      END IF;
+      SELECT l.version, l.deleted INTO v_version, v_deleted FROM mana_ai.try_lock_snapshot_for_write_back(w.sid) l;
       IF v_version IS DISTINCT FROM w.version OR v_deleted THEN
         outcome := 'changed';
       ELSE

@@ -59,7 +59,7 @@ BEGIN
   EXECUTE format('GRANT USAGE ON SEQUENCE mana_ai.research_jobs_id_seq TO %I', p_role);
   EXECUTE format('GRANT EXECUTE ON FUNCTION mana_ai.pending_research_jobs(int[]) TO %I', p_role);
   EXECUTE format('GRANT USAGE ON SEQUENCE mana_ai.decrypt_audit_id_seq, mana_ai.token_usage_id_seq TO %I', p_role);
-  EXECUTE format('GRANT EXECUTE ON FUNCTION mana_ai.lock_snapshot_for_write_back(bigint), mana_ai.try_lock_snapshot_for_write_back(bigint), mana_ai.repair_snapshot_error(bigint), mana_ai.pending_snapshot_errors(int[], int) TO %I', p_role);
+  EXECUTE format('GRANT EXECUTE ON FUNCTION mana_ai.lock_snapshot_for_write_back(bigint, int), mana_ai.try_lock_snapshot_for_write_back(bigint), mana_ai.repair_snapshot_error(bigint), mana_ai.pending_snapshot_errors(int[], int) TO %I', p_role);
   BEGIN
     EXECUTE format('GRANT SELECT, INSERT ON %s TO %I', v_sync, p_role);
   EXCEPTION WHEN insufficient_privilege THEN

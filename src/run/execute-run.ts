@@ -79,7 +79,7 @@ export interface RunStartedEvent {
 export interface RunDeps {
   pool: pg.Pool;
   db: Db;
-  config: Pick<Config, 'workerId' | 'timeZone' | 'webapp' | 'plannerMode' | 'maxConsecutiveFailures'> & Partial<Pick<Config, 'searchUrl' | 'researchRegexes' | 'researchTimeoutMs'>>;
+  config: Pick<Config, 'workerId' | 'timeZone' | 'webapp' | 'plannerMode' | 'maxConsecutiveFailures'> & Partial<Pick<Config, 'searchUrl' | 'researchRegexes' | 'researchTimeoutMs' | 'writeBackLockWaitMs'>>;
   log: Logger;
   metrics: Metrics;
   llm: LlmClient;
@@ -321,6 +321,8 @@ async function writePlanned(s: RunScope, mission: Mission, ready: ReadyPlan): Pr
     userId: claim.userId, missionId: claim.missionId, iteration, nowMs: Date.now(),
     agent: agent ? { id: agent.id, nameAtClaim: agent.name, rationale: mission.objective } : null,
     generation: config.webapp, objective: mission.objective, maxConsecutiveFailures: config.maxConsecutiveFailures, outsideFailure, failureReason: failure, spaceId,
+    // a row held past this sends the run back with its plan kept (giveBack below: lock-timeout)
+    ...(config.writeBackLockWaitMs !== undefined ? { lockWaitMs: config.writeBackLockWaitMs } : {}),
     // The cadence as it stands under the write-back's lock: the user may have changed it during the run.
     nextRunAt: (record, nowMs) => nextRunOfRecord(record, nowMs, config.timeZone),
   }, { version: claim.version, record: claim.record }));

@@ -73,6 +73,12 @@ export interface WriteBackInput {
   failureReason?: string | null;
   /** a failure outside the mission (an outage outlasted the run's attempts): written, never counted towards the park */
   outsideFailure?: boolean;
+  /**
+   * The general path's longest wait for the snapshot row (the config's
+   * writeBackLockWaitMs); past it the write-back throws lock_not_available
+   * (55P03), a failure outside the mission. Absent: no bound of ours.
+   */
+  lockWaitMs?: number;
 }
 
 export type WriteBackOutcome =
@@ -146,7 +152,7 @@ export async function writeBack(db: Db, w: WriteBackInput, claimed?: { version: 
   }
   try {
     return await withUserScope(db, w.userId, async (trx) => {
-      const snap = await lockSnapshotForWriteBack(trx, w.sid);
+      const snap = await lockSnapshotForWriteBack(trx, w.sid, w.lockWaitMs);
       const gone = !snap || snap.deleted;
       const finished = await finishWrittenRun(trx, {
         runId: w.runId, workerId: w.workerId, attempts: w.attempts,
