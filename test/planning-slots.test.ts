@@ -20,7 +20,8 @@ let daemon: TestDaemon;
 before(async () => {
   db = await createTestDatabase();
   llm = await startLlmServer();
-  daemon = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_CONCURRENCY: '1' });
+  // the longest write-back wait there is: this test holds the row while B is planned
+  daemon = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_CONCURRENCY: '1', MANA_AI_WRITE_BACK_LOCK_WAIT_MS: '30000' });
 });
 after(async () => {
   await daemon?.stop();
@@ -51,9 +52,9 @@ describe('planning slots (issue 30)', () => {
       await holder.query('BEGIN');
       await holder.query(`SELECT 1 FROM mana_ai.mission_snapshots WHERE mission_id = 'slot-a' FOR UPDATE`);
       releaseA();
-      // A's write-back now waits for the row; its run has not ended
+      // A's write-back now waits for the row (the batch took it NOWAIT, the general path waits); its run has not ended
       await eventually(async () => (await db.pool.query(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%write_run_batch%'`)).rows[0].n === 1,
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%lock_snapshot_for_write_back%'`)).rows[0].n === 1,
         "A's write-back waits for the row lock");
       await pushChange(db.pool, { userId: 'u-slot-b', recordId: 'slot-b', op: 'insert', data: webappMission({ id: 'slot-b', title: 'Zweite', nextRunAt: iso(Date.now() - 1000) }) });
       await eventually(() => llm.requests.some((r) => promptMentions(r, 'Zweite')), 'B reaches the LLM while A writes back');

@@ -73,34 +73,38 @@ describe('batched claims and write-backs (issue 30)', () => {
     const holder = await db.pool.connect();
     await holder.query('BEGIN');
     await holder.query('SELECT 1 FROM mana_ai.mission_snapshots WHERE sid = $1 FOR UPDATE', [sids.get('w-1')]);
-    // a batch that waited would fail here with the statement timeout instead of answering
-    const batchClient = await pool.connect();
-    let rows: { ord: number; outcome: string }[];
     try {
-      await batchClient.query(`SET statement_timeout = '10s'`);
-      ({ rows } = await batchClient.query<{ ord: number; outcome: string }>(`SELECT ord, outcome FROM mana_ai.write_back_runs('w-batch', $1::jsonb)`, [JSON.stringify([c1!, c2!].map((c) => ({
-        sid: sids.get(c.missionId), version: c.version, run_id: c.runId, attempts: c.attempts, user_id: c.userId, mission_id: c.missionId, iteration_id: `it-${c.missionId}`,
-        prompt_version: 'pv', data: { iterations: [{ id: `it-${c.missionId}` }] }, field_ts: { iterations: new Date().toISOString() }, client_id: 'mana-ai-runner', actor: { kind: 'system' }, space_id: null,
-      })))]));
+      // a batch that waited would fail here with the statement timeout instead of answering
+      const batchClient = await pool.connect();
+      let rows: { ord: number; outcome: string }[];
+      try {
+        await batchClient.query(`SET statement_timeout = '10s'`);
+        ({ rows } = await batchClient.query<{ ord: number; outcome: string }>(`SELECT ord, outcome FROM mana_ai.write_back_runs('w-batch', $1::jsonb)`, [JSON.stringify([c1!, c2!].map((c) => ({
+          sid: sids.get(c.missionId), version: c.version, run_id: c.runId, attempts: c.attempts, user_id: c.userId, mission_id: c.missionId, iteration_id: `it-${c.missionId}`,
+          prompt_version: 'pv', data: { iterations: [{ id: `it-${c.missionId}` }] }, field_ts: { iterations: new Date().toISOString() }, client_id: 'mana-ai-runner', actor: { kind: 'system' }, space_id: null,
+        })))]));
+      } finally {
+        await batchClient.query('RESET statement_timeout');
+        batchClient.release();
+      }
+      assert.deepEqual(rows, [{ ord: 1, outcome: 'changed' }, { ord: 2, outcome: 'written' }], 'the first lock is not waited for, and the run behind it is written');
+      assert.equal(await iterationsOf('w-2'), 1);
+      const status = async (runId: number) => (await db.pool.query<{ status: string }>('SELECT status FROM mana_ai.mission_runs WHERE run_id = $1', [runId])).rows[0]!.status;
+      assert.equal(await status(c1!.runId), 'running', 'nothing of the busy run was written');
+      // the general path waits for the lock and writes it
+      const general = writeBack(kdb, input(c1!, sids.get('w-1')!), { version: c1!.version, record: c1!.record });
+      await eventually(async () => (await db.pool.query(
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'write-back-batch' AND wait_event_type = 'Lock'`)).rows[0].n === 1,
+        'the general path waits for the row lock');
+      assert.equal(await status(c1!.runId), 'running');
+      await holder.query('COMMIT');
+      assert.equal((await general).outcome, 'written');
+      assert.equal(await status(c1!.runId), 'done');
+      assert.equal(await iterationsOf('w-1'), 1);
     } finally {
-      await batchClient.query('RESET statement_timeout');
-      batchClient.release();
+      await holder.query('ROLLBACK').catch(() => {});
+      holder.release();
     }
-    assert.deepEqual(rows, [{ ord: 1, outcome: 'changed' }, { ord: 2, outcome: 'written' }], 'the first lock is not waited for, and the run behind it is written');
-    assert.equal(await iterationsOf('w-2'), 1);
-    const status = async (runId: number) => (await db.pool.query<{ status: string }>('SELECT status FROM mana_ai.mission_runs WHERE run_id = $1', [runId])).rows[0]!.status;
-    assert.equal(await status(c1!.runId), 'running', 'nothing of the busy run was written');
-    // the general path waits for the lock and writes it
-    const general = writeBack(kdb, input(c1!, sids.get('w-1')!), { version: c1!.version, record: c1!.record });
-    await eventually(async () => (await db.pool.query(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'write-back-batch' AND wait_event_type = 'Lock'`)).rows[0].n === 1,
-      'the general path waits for the row lock');
-    assert.equal(await status(c1!.runId), 'running');
-    await holder.query('COMMIT');
-    holder.release();
-    assert.equal((await general).outcome, 'written');
-    assert.equal(await status(c1!.runId), 'done');
-    assert.equal(await iterationsOf('w-1'), 1);
   });
 
   it('the general path waits for a busy row at most lockWaitMs (lock_not_available), a shorter lock_timeout of the session stands, and the setting is put back', async () => {
