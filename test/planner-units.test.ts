@@ -64,6 +64,14 @@ describe('config', () => {
     assert.equal(c.tickEnabled, true);
     assert.equal(c.concurrency, 4);
     assert.equal(c.shutdownGraceMs, 25_000);
+    assert.equal(c.writeBackLockWaitMs, 15_000);
+  });
+  it('bounds the write-back\'s wait for a row within what the worst case of one run allows for the write-back', () => {
+    const base = { SYNC_DATABASE_URL: 'postgres://x@y/z' };
+    assert.equal(loadConfig({ ...base, MANA_AI_WRITE_BACK_LOCK_WAIT_MS: '30000' }).writeBackLockWaitMs, 30_000);
+    for (const bad of ['0', '30001', 'soon']) {
+      assert.throws(() => loadConfig({ ...base, MANA_AI_WRITE_BACK_LOCK_WAIT_MS: bad }), (e: unknown) => e instanceof ConfigError && /MANA_AI_WRITE_BACK_LOCK_WAIT_MS/.test(e.message));
+    }
   });
   it('lists every problem in one message', () => {
     try {
