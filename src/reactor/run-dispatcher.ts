@@ -112,9 +112,13 @@ export class RunDispatcher {
     return this.queue.size;
   }
 
-  /** (sid, due) waits in the queue or runs now. */
+  /**
+   * (sid, due) waits in the queue or runs now. Asked for every mission a
+   * load arms, a million at a cold start, when nothing runs yet: the run's
+   * key (a string) is made only when some run is in flight.
+   */
   pending(sid: number, dueMs: number): boolean {
-    return this.inFlight.has(runKey(sid, dueMs)) || this.queue.has(sid, dueMs);
+    return (this.inFlight.size > 0 && this.inFlight.has(runKey(sid, dueMs))) || this.queue.has(sid, dueMs);
   }
 
   /** Runs held by a live peer, handed back (and forgotten here) when a peer died. */
