@@ -9,6 +9,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# tsc, then esbuild bundles dist/main.js into one file (a faster start; docs/dependencies.md)
 RUN npm run build
 
 FROM node:26.10.0-trixie-slim AS runtime

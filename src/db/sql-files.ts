@@ -12,7 +12,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const SQL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'sql');
+// sql/ at the root of the repository or the image: two levels up from
+// src/db/ and dist/db/, one from the bundled dist/main.js (package.json's build).
+const here = dirname(fileURLToPath(import.meta.url));
+export const SQL_DIR = [resolve(here, '..', '..', 'sql'), resolve(here, '..', 'sql')].find((d) => existsSync(join(d, 'migrations'))) ?? resolve(here, '..', '..', 'sql');
 
 /** The definition folders, in the order their kinds are applied. */
 export const DEFINITION_KINDS = ['functions', 'grants', 'views', 'triggers'] as const;
