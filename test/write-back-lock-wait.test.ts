@@ -15,9 +15,8 @@ import type pg from 'pg';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { planAnswer, promptMentions, startLlmServer, type LlmServer } from './harness/llm-server.js';
-import { startTestDaemon, type TestDaemon } from './harness/daemon.js';
+import { runOf, startTestDaemon, type TestDaemon } from './harness/daemon.js';
 import { eventually } from './harness/wait.js';
-import type { RunEvent } from '../src/reactor/reactor.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -48,12 +47,6 @@ const runRow = async (missionId: string) =>
 const asked = (title: string) => llm.requests.filter((r) => promptMentions(r, title)).length;
 const iterations = async (missionId: string) =>
   (await db.pool.query(`SELECT jsonb_array_length(record -> 'iterations') AS n FROM mana_ai.mission_snapshots WHERE mission_id = $1`, [missionId])).rows[0].n as number;
-/** Resolves with the next run of `missionId` that ends as `outcome`; fails after `timeoutMs`. */
-const ended = (d: TestDaemon, missionId: string, outcome: string, timeoutMs = 20_000): Promise<RunEvent> =>
-  Promise.race([
-    d.waitForRun((e) => e.missionId === missionId && e.outcome === outcome),
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no run of ${missionId} ended ${outcome} within ${timeoutMs} ms`)), timeoutMs).unref()),
-  ]);
 
 describe('the write-back waits for a busy snapshot row boundedly, and alone (issue 30)', () => {
   it('a row held by a device\'s push holds up no other run, and its own run writes its kept plan once the row is free', async () => {
@@ -87,7 +80,7 @@ describe('the write-back waits for a busy snapshot row boundedly, and alone (iss
     await holder.query('BEGIN');
     await holder.query(`SELECT 1 FROM mana_ai.mission_snapshots WHERE mission_id = 'lock-a' FOR UPDATE`);
 
-    const givenBack = ended(daemon, 'lock-a', 'retry');
+    const givenBack = runOf(daemon, 'lock-a', 20_000, 'retry');
     gates.get('Gesperrt')!.release();
     // A's write-back now waits for the row
     await eventually(async () => (await db.pool.query(
@@ -95,7 +88,7 @@ describe('the write-back waits for a busy snapshot row boundedly, and alone (iss
       "A's write-back waits for the row", 10_000);
 
     // B's write-back is not held up by A's busy row
-    const b = ended(daemon, 'lock-b', 'planned', 10_000);
+    const b = runOf(daemon, 'lock-b', 10_000, 'planned');
     gates.get('Daneben')!.release();
     assert.equal((await b).outcome, 'planned');
     assert.equal(await iterations('lock-b'), 1);
@@ -113,7 +106,7 @@ describe('the write-back waits for a busy snapshot row boundedly, and alone (iss
     await holder.query('COMMIT');
     holder.release();
     holder = undefined;
-    const a = await ended(daemon, 'lock-a', 'planned', 30_000);
+    const a = await runOf(daemon, 'lock-a', 30_000, 'planned');
     assert.equal(a.iteration?.summary, 'Gesperrt');
     assert.equal(asked('Gesperrt'), 1, 'the LLM was asked once for A');
     assert.equal(await iterations('lock-a'), 1);

@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 // sql/ at the root of the repository or the image: two levels up from
 // src/db/ and dist/db/, one from the bundled dist/main.js (package.json's build).
 const here = dirname(fileURLToPath(import.meta.url));
-export const SQL_DIR = [resolve(here, '..', '..', 'sql'), resolve(here, '..', 'sql')].find((d) => existsSync(join(d, 'migrations'))) ?? resolve(here, '..', '..', 'sql');
+const sqlDirs = [resolve(here, '..', '..', 'sql'), resolve(here, '..', 'sql')];
+export const SQL_DIR = sqlDirs.find((d) => existsSync(join(d, 'migrations'))) ?? sqlDirs[0]!;
 
 /** The definition folders, in the order their kinds are applied. */
 export const DEFINITION_KINDS = ['functions', 'grants', 'views', 'triggers'] as const;

@@ -64,11 +64,11 @@ export async function startTestDaemon(databaseUrl: string, llmUrl: string, env: 
   });
 }
 
-/** The finished run of a mission (also one already seen), or a failure naming it after `timeoutMs`. */
-export function runOf(d: TestDaemon, missionId: string, timeoutMs = 30_000): Promise<RunEvent> {
+/** The finished run of a mission (also one already seen), with this outcome when one is given, or a failure naming it after `timeoutMs`. */
+export function runOf(d: TestDaemon, missionId: string, timeoutMs = 30_000, outcome?: RunEvent['outcome']): Promise<RunEvent> {
   return Promise.race([
-    d.waitForRun((e) => e.missionId === missionId),
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no run of ${missionId} within ${timeoutMs} ms`)), timeoutMs).unref()),
+    d.waitForRun((e) => e.missionId === missionId && (outcome === undefined || e.outcome === outcome)),
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no run of ${missionId}${outcome ? ` ended ${outcome}` : ''} within ${timeoutMs} ms`)), timeoutMs).unref()),
   ]);
 }
 

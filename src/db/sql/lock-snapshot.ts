@@ -1,5 +1,5 @@
 // The write-back's first statement: locks the mission's snapshot row with
-// the trigger's own lock (sql/functions/snapshot-store.sql: lock_snapshot_for_write_back) and reads
+// the trigger's own lock (sql/functions/claim.sql: lock_snapshot_for_write_back) and reads
 // it under that lock. Must run first in its transaction, so the lock order
 // is the trigger's: snapshot row, then everything else. `waitMs` bounds the
 // wait for the row (lock_not_available past it); absent: the session's
