@@ -34,7 +34,7 @@ import { ScheduleListener, type AgentPayload, type SchedulePayload, type Snapsho
 import { MissionTable, NO_REF } from './mission-table.js';
 import { PartitionOwnership, type OwnershipChange } from './ownership.js';
 import { RunDispatcher } from './run-dispatcher.js';
-import { systemClock, TimerWheel } from './timer-wheel.js';
+import { TimerWheel } from './timer-wheel.js';
 import { coerceError } from '../coerce-error.js';
 
 export { MAX_ATTEMPTS, type RunEvent, type RunOutcome } from '../run/execute-run.js';
@@ -81,8 +81,7 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
         const dueMs = this.retryDue.get(slot) ?? at;
         this.retryDue.delete(slot);
         this.deps.metrics.missionsScheduled.set(this.wheel.size);
-        this.emit('fired', sid, dueMs);
-        this.runs.admit(sid, dueMs);
+        this.fire(sid, dueMs);
       },
       onClockStep: (delta) => deps.log.warn({ deltaMs: Math.round(delta) }, 'wall clock stepped; schedule re-anchored'),
     });
@@ -387,11 +386,16 @@ export class Reactor extends GuardedEmitter<ReactorEvents> {
       return;
     }
     this.retryDue.delete(slot);
-    if (!now || dueMs > (this.deps.clock ?? systemClock).now()) {
+    if (!now || dueMs > this.wheel.now()) {
       this.wheel.schedule(slot, dueMs);
       return;
     }
     this.wheel.cancel(slot);
+    this.fire(sid, dueMs);
+  }
+
+  /** A due time has come (the wheel fired it, or it was due on arrival): to the dispatcher. */
+  private fire(sid: number, dueMs: number): void {
     this.emit('fired', sid, dueMs);
     this.runs.admit(sid, dueMs);
   }

@@ -168,6 +168,11 @@ export class TimerWheel {
     if (n > this.bucketOf.length) this.grow(n, true);
   }
 
+  /** Wall-clock now, by the clock this wheel fires by (the injected one in tests). */
+  now(): number {
+    return this.clock.now();
+  }
+
   /** Schedules (or moves) `key` to fire at wall-clock `dueMs`. O(1). */
   schedule(key: number, dueMs: number): void {
     if (this.closed) return;
