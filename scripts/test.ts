@@ -1,7 +1,9 @@
 // `npm test`: one embedded Postgres for the whole run (or TEST_DATABASE_URL),
 // then Node's test runner over every test/**/*.test.ts file, each file in
-// its own process with its own database. The server and its directory are
-// removed when the run ends, fails or is interrupted.
+// its own process with its own database. The files run as JavaScript that
+// esbuild transpiled once for the run (scripts/lib/test-build.ts), not
+// through tsx in every process. The server and its directory are removed
+// when the run ends, fails or is interrupted.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -9,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { startEmbeddedPostgres, type EmbeddedServer } from './lib/embedded-pg.js';
 import { scanForLeaks } from './lib/log-leak-scan.js';
+import { buildTests, builtPath } from './lib/test-build.js';
 
 function findTests(dir: string): string[] {
   const out: string[] = [];
@@ -27,6 +30,8 @@ if (files.length === 0) {
   console.error(`no test files match ${filter.join(' ')}`);
   process.exit(1);
 }
+
+await buildTests();
 
 let server: EmbeddedServer | undefined;
 const env = { ...process.env };
@@ -71,7 +76,10 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-const concurrency = process.env['TEST_CONCURRENCY'] ?? '2';
+// Three files at a time on two cores: many tests spend their time waiting
+// (a stopped server, a 30 s race, a lease), so a third keeps the cores
+// busy; TEST_CONCURRENCY=1 runs one at a time.
+const concurrency = process.env['TEST_CONCURRENCY'] ?? '3';
 // Every test ends: one that hangs fails after TEST_TIMEOUT_MS (default 3 min)
 // instead of holding CI, and the whole run is cut after TEST_RUN_TIMEOUT_MS.
 const testTimeoutMs = process.env['TEST_TIMEOUT_MS'] ?? '180000';
@@ -80,11 +88,15 @@ const runTimeoutMs = Number(process.env['TEST_RUN_TIMEOUT_MS'] ?? 20 * 60_000);
 // for: they run after the others, one at a time, so no other test's
 // daemons and databases compete with them for the two cores.
 const alone = files.filter((f) => /runs alone/.test(readFileSync(f, 'utf8').slice(0, 2_000)));
-const together = files.filter((f) => !alone.includes(f));
+// Files whose first lines say "Starts first (about N s" go first, the
+// longest first: the runner starts files in the order given, so one of a
+// minute started last would run alone at the end while a core idles.
+const startsFirst = (f: string) => Number(/Starts first \(about (\d+) s/.exec(readFileSync(f, 'utf8').slice(0, 2_000))?.[1] ?? 0);
+const together = files.filter((f) => !alone.includes(f)).sort((a, b) => startsFirst(b) - startsFirst(a));
 const phase = (list: string[], parallel: string) =>
   new Promise<number>((resolve) => {
     if (list.length === 0) return resolve(0);
-    child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${parallel}`, `--test-timeout=${testTimeoutMs}`, ...list], { env, stdio: 'inherit' });
+    child = spawn(process.execPath, ['--enable-source-maps', '--test', `--test-concurrency=${parallel}`, `--test-timeout=${testTimeoutMs}`, ...list.map((f) => builtPath(f))], { env, stdio: 'inherit' });
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
   });
 void (async () => {

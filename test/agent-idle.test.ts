@@ -3,6 +3,7 @@
 // or with a day's budget already used), the rest due later. Once every
 // blocked mission waits in memory, the daemon makes no query at all for a
 // 10 s window: a waiting mission costs a timer per agent, not a poll.
+// Starts first (about 15 s of npm test; scripts/test.ts).
 
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';

@@ -5,6 +5,7 @@
 // and stopping, while a writer edits missions; then judged from the
 // database alone (scripts/lib/liveness-oracle.ts). `npm run chaos` runs the
 // long form.
+// Starts first (about 23 s of npm test; scripts/test.ts).
 
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';

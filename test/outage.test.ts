@@ -3,6 +3,7 @@
 // planned within 5 s of the database's return, each once. This file runs
 // its own embedded PostgreSQL (also under TEST_DATABASE_URL), since it
 // stops the server.
+// Starts first (about 26 s of npm test; scripts/test.ts).
 
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';

@@ -2,6 +2,7 @@
 // finish, 429 honours Retry-After, logs never carry keys or user content
 // at info level, and `npm start` runs the built daemon and exits 0 on
 // SIGTERM.
+// Starts first (about 21 s of npm test; scripts/test.ts).
 
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';

@@ -7,11 +7,11 @@
 
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, relative, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, relative, sep } from 'node:path';
 import { it } from 'node:test';
+import { REPO_ROOT } from './harness/repo-root.js';
 
-const SRC = join(dirname(fileURLToPath(import.meta.url)), '..', 'src');
+const SRC = join(REPO_ROOT, 'src');
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

@@ -5,6 +5,7 @@
 // taken; and a daemon whose watch connection was killed watches again, so a
 // later SIGKILL of the watched peer still moves that peer's partitions and
 // its missions are planned.
+// Starts first (about 17 s of npm test; scripts/test.ts).
 
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';

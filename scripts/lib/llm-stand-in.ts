@@ -21,7 +21,7 @@ export interface LlmStandIn {
 const nowMs = () => performance.timeOrigin + performance.now();
 
 export async function startLlmStandIn(): Promise<LlmStandIn> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--serve'], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--serve'], { execArgv: import.meta.url.endsWith('.ts') ? ['--import', 'tsx'] : [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const arrived = new Map<string, number>();
   const waiting = new Map<string, (at: number) => void>();
   const url = await new Promise<string>((resolve, reject) => {

@@ -8,7 +8,7 @@
 // `-- requires: views/x.sql, functions/y.sql` line comes after them.
 
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,7 +16,9 @@ import { fileURLToPath } from 'node:url';
 // src/db/ and dist/db/, one from the bundled dist/main.js (package.json's build).
 const here = dirname(fileURLToPath(import.meta.url));
 const sqlDirs = [resolve(here, '..', '..', 'sql'), resolve(here, '..', 'sql')];
-export const SQL_DIR = sqlDirs.find((d) => existsSync(join(d, 'migrations'))) ?? sqlDirs[0]!;
+// by its real path: a linked sql/ (as the tests' transpiled copy has, scripts/lib/test-build.ts) is copied and compared as a directory
+const found = sqlDirs.find((d) => existsSync(join(d, 'migrations')));
+export const SQL_DIR = found ? realpathSync(found) : sqlDirs[0]!;
 
 /** The definition folders, in the order their kinds are applied. */
 export const DEFINITION_KINDS = ['functions', 'grants', 'views', 'triggers'] as const;

@@ -6,14 +6,13 @@
 // compares them byte for byte with it whenever that directory exists.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { REPO_ROOT } from './repo-root.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
 /** the repository's copies */
-export const CONTRACT_FIXTURES = join(HERE, '..', 'fixtures', 'contract');
+export const CONTRACT_FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'contract');
 /** the contract beside the repository, when this checkout has one */
-export const SHARED_CONTRACT = join(HERE, '..', '..', '..', 'shared', 'contract');
+export const SHARED_CONTRACT = join(REPO_ROOT, '..', 'shared', 'contract');
 export const sharedContractPresent = (): boolean => existsSync(SHARED_CONTRACT);
 
 /** copy in test/fixtures/contract → its name in ../shared/contract */

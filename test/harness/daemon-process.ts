@@ -1,12 +1,16 @@
-// The real daemon as its own process (`src/main.ts` through tsx), for the
-// tests that kill it: SIGKILL cannot be simulated in-process. Log lines
+// The real daemon as its own process (src/main, as transpiled for the test
+// run, or through tsx when a test runs from its sources), for the tests
+// that kill it: SIGKILL cannot be simulated in-process. Log lines
 // (JSON) are parsed as they come; tests wait on them, not on time.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { SERVICE_KEY } from './daemon.js';
 import { captureLogLine } from './log-capture.js';
+
+const FROM_SOURCES = import.meta.url.endsWith('.ts');
 
 export type LogLine = Record<string, unknown> & { msg?: string };
 
@@ -22,7 +26,8 @@ export interface DaemonProcess {
 }
 
 export function spawnDaemon(name: string, databaseUrl: string, llmUrl: string, env: Record<string, string> = {}): Promise<DaemonProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const main = fileURLToPath(new URL(`../../src/main${FROM_SOURCES ? '.ts' : '.js'}`, import.meta.url));
+  const child = spawn(process.execPath, [...(FROM_SOURCES ? ['--import', 'tsx'] : []), main], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
       ...process.env,
