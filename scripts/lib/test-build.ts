@@ -8,7 +8,9 @@
 // own and asks it across threads for each of the ~440 modules a test
 // imports, which cost each test process about 1.5 s of CPU
 // (docs/performance.md, "The test suite"). Types are checked by
-// `npm run typecheck` first; this step never does.
+// `npm run typecheck` first; this step never does. Each run rebuilds the
+// folder from scratch: two runs at once in one checkout would clobber each
+// other's (`npm run mutations` tests in a copy of its own).
 
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
