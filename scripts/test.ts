@@ -6,25 +6,15 @@
 // when the run ends, fails or is interrupted.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { startEmbeddedPostgres, type EmbeddedServer } from './lib/embedded-pg.js';
 import { scanForLeaks } from './lib/log-leak-scan.js';
-import { buildTests, builtPath } from './lib/test-build.js';
-
-function findTests(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir).sort()) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...findTests(p));
-    else if (name.endsWith('.test.ts')) out.push(p);
-  }
-  return out;
-}
+import { buildTests, builtPath, tsFiles } from './lib/test-build.js';
 
 const filter = process.argv.slice(2);
-let files = findTests('test').map((f) => relative('.', f));
+let files = tsFiles('test').filter((f) => f.endsWith('.test.ts'));
 if (filter.length > 0) files = files.filter((f) => filter.some((x) => f.includes(x)));
 if (files.length === 0) {
   console.error(`no test files match ${filter.join(' ')}`);
@@ -87,12 +77,14 @@ const runTimeoutMs = Number(process.env['TEST_RUN_TIMEOUT_MS'] ?? 20 * 60_000);
 // Files whose first lines say "runs alone" hold a time bound an issue asks
 // for: they run after the others, one at a time, so no other test's
 // daemons and databases compete with them for the two cores.
-const alone = files.filter((f) => /runs alone/.test(readFileSync(f, 'utf8').slice(0, 2_000)));
+// Each file's first lines, read once: the two markers below live there.
+const heads = new Map(files.map((f) => [f, readFileSync(f, 'utf8').slice(0, 2_000)]));
+const alone = files.filter((f) => /runs alone/.test(heads.get(f)!));
 // Files whose first lines say "Starts first (about N s" go first, the
 // longest first: the runner starts files in the order given, so one of a
 // minute started last would run alone at the end while a core idles.
-const startsFirst = (f: string) => Number(/Starts first \(about (\d+) s/.exec(readFileSync(f, 'utf8').slice(0, 2_000))?.[1] ?? 0);
-const together = files.filter((f) => !alone.includes(f)).sort((a, b) => startsFirst(b) - startsFirst(a));
+const startsFirst = new Map(files.map((f) => [f, Number(/Starts first \(about (\d+) s/.exec(heads.get(f)!)?.[1] ?? 0)]));
+const together = files.filter((f) => !alone.includes(f)).sort((a, b) => startsFirst.get(b)! - startsFirst.get(a)!);
 const phase = (list: string[], parallel: string) =>
   new Promise<number>((resolve) => {
     if (list.length === 0) return resolve(0);

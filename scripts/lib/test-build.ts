@@ -21,7 +21,8 @@ const SOURCE_DIRS = ['src', 'test', 'scripts'];
 /** what modules find next to themselves, linked back to the repository */
 const LINKS = ['sql', 'package.json', 'grant-v2', join('test', 'fixtures')];
 
-function tsFiles(dir: string): string[] {
+/** The TypeScript files under `dir` (fixtures excluded), sorted by path: what the build transpiles, and where scripts/test.ts finds the tests. */
+export function tsFiles(dir: string): string[] {
   return readdirSync(dir).sort().flatMap((name) => {
     const p = join(dir, name);
     if (statSync(p).isDirectory()) return name === 'fixtures' ? [] : tsFiles(p);
