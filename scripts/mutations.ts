@@ -122,6 +122,11 @@ export const MUTATIONS: Mutation[] = [
     find: '      } catch (error) {\n        this.report(event, error);\n      }', replace: '      } catch (error) {\n        throw error;\n      }', tests: ['test/reactor.test.ts'] },
   { id: 'trigger-raises', guarantee: "the trigger never makes a mana-sync insert fail", file: 'sql/functions/snapshot-trigger.sql',
     find: '    EXCEPTION WHEN OTHERS THEN\n      v_payload := NULL;', replace: '    EXCEPTION WHEN OTHERS THEN\n      RAISE;', tests: ['test/trigger-malformed.test.ts'] },
+  // issue 30's COPY load: what a start schedules is what the database says, for the partitions asked for
+  { id: 'load-any-partition', guarantee: 'a load reads the partitions it was asked for, no others', file: 'src/db/sql/load-schedule.ts',
+    find: "     AND partition IN (SELECT unnest(current_setting('mana_ai.load_partitions')::int[]))\n", replace: '\n', tests: ['test/schedule-copy.test.ts'] },
+  { id: 'load-due-truncated', guarantee: 'a mission loaded at a start is due when mana_ai.schedulable_due_ms() says', file: 'src/db/sql/schedule-copy-reader.ts',
+    find: 'const due = Math.floor(us / 1000) + PG_EPOCH_MS;', replace: 'const due = Math.trunc(us / 1000) + PG_EPOCH_MS;', tests: ['test/schedule-copy.test.ts'] },
 ];
 
 const ROOT = resolve(import.meta.dirname, '..');
