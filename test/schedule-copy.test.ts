@@ -1,10 +1,11 @@
-// The cold start's load as one binary COPY (issue 30): the pure reader
+// The cold start's load as binary COPY (issue 30): the pure reader
 // (src/db/sql/schedule-copy-reader.ts) on hand-built streams cut at every
 // byte, and loadSchedule (src/db/sql/load-schedule.ts) against the real
 // database as the runtime role: the same missions and due times as
 // mana_ai.schedulable_due_ms() gives, only the partitions asked for, a
 // caller that stops early leaves no connection inside a COPY, and a
-// backend killed mid-stream is an error, never a short schedule.
+// backend killed mid-stream is an error, never a short schedule. Also in
+// ranges of blocks, one COPY each.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -143,9 +144,9 @@ describe('loadSchedule as one COPY', () => {
     );
     return rows;
   }
-  async function load(partitions: number[], pageSize: number): Promise<{ rows: Row[]; pages: number }> {
+  async function load(partitions: number[], pageSize: number, rangeBlocks?: number): Promise<{ rows: Row[]; pages: number }> {
     const pages: SchedulePage[] = [];
-    for await (const p of loadSchedule(pool, { partitions, pageSize })) pages.push(p);
+    for await (const p of loadSchedule(pool, { partitions, pageSize, ...(rangeBlocks ? { rangeBlocks } : {}) })) pages.push(p);
     return { rows: rowsOf(pages).sort((a, b) => a.sid - b.sid), pages: pages.length };
   }
 
@@ -161,6 +162,11 @@ describe('loadSchedule as one COPY', () => {
     assert.equal(got.pages, Math.ceil(want.length / 64));
     const some = all.filter((_, i) => i % 2 === 0);
     assert.deepEqual((await load(some, 1000)).rows, await expected(some));
+    // a COPY per block of the table: the same rows, each once
+    const { rows: [{ blocks }] } = await db.pool.query(`SELECT pg_relation_size('mana_ai.mission_snapshots') / 8192 AS blocks`);
+    assert.ok(Number(blocks) >= 3, `the table spans several blocks (${blocks})`);
+    assert.deepEqual((await load(all, 10, 1)).rows, want);
+    assert.deepEqual((await load(some, 1000, 2)).rows, await expected(some));
     assert.deepEqual((await load([], 1000)).rows, []);
   });
 
@@ -178,33 +184,31 @@ describe('loadSchedule as one COPY', () => {
     }
   });
 
-  it('a backend killed while its COPY runs fails the load (the reactor retries it), never ends it short', async () => {
+  it('a backend killed inside its COPY fails the load (the reactor retries it), never ends it short', async () => {
+    // forced: enough rows (21 MB) that the stream cannot finish while the caller holds its first page, so
+    // the backend waits to write (ClientWrite) in the middle of the COPY when it is killed
+    await db.pool.query(
+      `INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, state, next_run_at)
+       SELECT 'bulk-user-' || (g % 50), 'bulk-' || g, '{}'::jsonb, 'active', now() + g * interval '1 second' FROM generate_series(1, 300000) g`,
+    );
     const { rows: parts } = await db.pool.query<{ p: number }>(`SELECT DISTINCT partition AS p FROM mana_ai.mission_snapshots`);
-    // forced: the table locked, so the load's COPY waits inside its statement until it is killed there
-    const holder = new pg.Client({ connectionString: db.url });
-    await holder.connect();
-    try {
-      await holder.query('BEGIN');
-      await holder.query('LOCK TABLE mana_ai.mission_snapshots IN ACCESS EXCLUSIVE MODE');
-      let seen = 0;
-      const loading = (async () => {
-        for await (const page of loadSchedule(pool, { partitions: parts.map((r) => r.p), pageSize: 5 })) seen += page.length;
-      })();
-      let copyPid = 0;
-      await eventually(async () => {
-        const { rows } = await db.pool.query(`SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY (%mana_ai.load_partitions%' AND wait_event_type = 'Lock'`);
-        copyPid = rows[0]?.pid ?? 0;
-        return copyPid !== 0;
-      }, 'the load waiting in its COPY', 10_000);
-      await db.pool.query('SELECT pg_terminate_backend($1)', [copyPid]);
-      await assert.rejects(loading);
-      assert.equal(seen, 0);
-    } finally {
-      await holder.query('ROLLBACK');
-      await holder.end();
-    }
+    let seen = 0;
+    await assert.rejects(async () => {
+      for await (const page of loadSchedule(pool, { partitions: parts.map((r) => r.p) })) {
+        if (seen === 0) {
+          let copyPid = 0;
+          await eventually(async () => {
+            const { rows } = await db.pool.query(`SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY (%mana_ai.load_partitions%' AND wait_event = 'ClientWrite'`);
+            copyPid = rows[0]?.pid ?? 0;
+            return copyPid !== 0;
+          }, 'the load\'s backend waiting to write the rest of its COPY', 20_000);
+          await db.pool.query('SELECT pg_terminate_backend($1)', [copyPid]);
+        }
+        seen += page.length;
+      }
+    });
+    assert.ok(seen > 0 && seen < 300_000, `the load stopped inside the stream (${seen} rows taken)`);
     const { rows } = await pool.query(`SELECT 1 AS one`);
     assert.equal(rows[0].one, 1, 'the pool connects afresh');
-    assert.ok((await load(parts.map((r) => r.p), 100)).rows.length > 300);
   });
 });
