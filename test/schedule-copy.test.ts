@@ -110,7 +110,7 @@ describe('the schedule COPY reader', () => {
   });
 });
 
-describe('loadSchedule as one COPY', () => {
+describe('loadSchedule as binary COPY', () => {
   let db: TestDb;
   let pool: pg.Pool;
   before(async () => {
@@ -132,6 +132,12 @@ describe('loadSchedule as one COPY', () => {
     await db?.drop();
   });
 
+  /** Every partition the table's missions fall in, in order. */
+  async function partitionsInTable(): Promise<number[]> {
+    const { rows } = await db.pool.query<{ p: number }>(`SELECT DISTINCT partition AS p FROM mana_ai.mission_snapshots ORDER BY 1`);
+    return rows.map((r) => r.p);
+  }
+
   /** What the load must answer: the snapshots the reactor schedules, by SQL's own due-time function. */
   async function expected(partitions: number[]): Promise<Row[]> {
     const { rows } = await db.pool.query(
@@ -151,8 +157,7 @@ describe('loadSchedule as one COPY', () => {
   }
 
   it('answers exactly the schedulable missions of the partitions asked for, with the due times SQL computes', async () => {
-    const { rows: parts } = await db.pool.query<{ p: number }>(`SELECT DISTINCT partition AS p FROM mana_ai.mission_snapshots ORDER BY 1`);
-    const all = parts.map((r) => r.p);
+    const all = await partitionsInTable();
     assert.ok(all.length >= 4, 'the users spread over several partitions');
     const want = await expected(all);
     assert.ok(want.length > 300 && want.length < 500, `some rows are not schedulable (${want.length})`);
@@ -171,8 +176,7 @@ describe('loadSchedule as one COPY', () => {
   });
 
   it('a caller that stops after one page closes its connection instead of returning it inside a COPY; the pool serves on', async () => {
-    const { rows: parts } = await db.pool.query<{ p: number }>(`SELECT DISTINCT partition AS p FROM mana_ai.mission_snapshots`);
-    const all = parts.map((r) => r.p);
+    const all = await partitionsInTable();
     for (let i = 0; i < 3; i++) {
       for await (const page of loadSchedule(pool, { partitions: all, pageSize: 10 })) {
         assert.equal(page.length, 10);
@@ -185,7 +189,7 @@ describe('loadSchedule as one COPY', () => {
   });
 
   it('a backend killed while the load waits fails it (the reactor retries it)', async () => {
-    const { rows: parts } = await db.pool.query<{ p: number }>(`SELECT DISTINCT partition AS p FROM mana_ai.mission_snapshots`);
+    const all = await partitionsInTable();
     // forced: the table locked, so the load's first statement waits for it until its backend is killed
     const holder = new pg.Client({ connectionString: db.url });
     await holder.connect();
@@ -195,7 +199,7 @@ describe('loadSchedule as one COPY', () => {
       let seen = 0;
       // its failure is caught at once: it may come before the assertion below awaits it
       const failed = (async () => {
-        for await (const page of loadSchedule(pool, { partitions: parts.map((r) => r.p) })) seen += page.length;
+        for await (const page of loadSchedule(pool, { partitions: all })) seen += page.length;
       })().then(() => null, (error: unknown) => error);
       let pid = 0;
       await eventually(async () => {
@@ -222,14 +226,14 @@ describe('loadSchedule as one COPY', () => {
       `INSERT INTO mana_ai.mission_snapshots (user_id, mission_id, record, state, next_run_at)
        SELECT 'bulk-user-' || (g % 50), 'bulk-' || g, '{}'::jsonb, 'active', now() + g * interval '1 second' FROM generate_series(1, 50000) g`,
     );
-    const { rows: parts } = await db.pool.query<{ p: number }>(`SELECT DISTINCT partition AS p FROM mana_ai.mission_snapshots`);
+    const all = await partitionsInTable();
     let loadClient: pg.PoolClient | null = null;
     const grab = (c: pg.PoolClient) => { loadClient = c; };
     pool.on('acquire', grab);
     let seen = 0;
     try {
       await assert.rejects(async () => {
-        for await (const page of loadSchedule(pool, { partitions: parts.map((r) => r.p), pageSize: 100 })) {
+        for await (const page of loadSchedule(pool, { partitions: all, pageSize: 100 })) {
           // the socket of the load's connection is cut, as a network failure cuts it
           if (seen === 0) (loadClient as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
           seen += page.length;

@@ -15,8 +15,6 @@ import { to as copyTo } from 'pg-copy-streams';
 import { ScheduleCopyReader } from './schedule-copy-reader.js';
 import type { SchedulePage } from './schedule-page.js';
 
-export { SchedulePage } from './schedule-page.js';
-
 /** [sid, version, partition, dueMs, agentRef | null, userRef] (POST /internal/tick's small answers). */
 export type ScheduleRow = [sid: number, version: number, partition: number, dueMs: number, agentRef: number | null, userRef: number];
 

@@ -9,14 +9,12 @@
 // rows' load). Pure: no I/O. Never guesses: a stream that does not look
 // like those six columns is an error, not a schedule.
 
-import { SchedulePage } from './schedule-page.js';
+import { RECORD, SchedulePage } from './schedule-page.js';
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 /** Per row: field count (2), then per field its length (4) and bytes. */
 const FIELDS = [8, 8, 4, 8, 8, 8] as const;
 const ROW = 2 + FIELDS.length * 4 + FIELDS.reduce((a, b) => a + b, 0);
-/** A page's record (load-schedule.ts): sid 8, version 8, partition 4, due ms 8, agent ref 8, user ref 8. */
-const RECORD = 44;
 /** 2000-01-01T00:00:00Z in epoch milliseconds: PostgreSQL's timestamp epoch. */
 const PG_EPOCH_MS = 946_684_800_000;
 const TWO_32 = 4_294_967_296;
@@ -33,8 +31,6 @@ export class ScheduleCopyReader {
   private out: Buffer;
   private view: DataView;
   private count = 0;
-  /** rows read so far */
-  rows = 0;
 
   constructor(private readonly pageSize = 10_000) {
     this.out = Buffer.allocUnsafe(pageSize * RECORD);
@@ -118,7 +114,6 @@ export class ScheduleCopyReader {
     w.setUint32(o + 36, v.getUint32(at + 60));
     w.setUint32(o + 40, v.getUint32(at + 64));
     this.count += 1;
-    this.rows += 1;
   }
 
   private flush(): SchedulePage {
