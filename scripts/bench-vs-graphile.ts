@@ -18,6 +18,15 @@
 // LISTEN session that, on a notification, makes one round trip on an idle
 // pool connection (`SELECT $1`, no work) and then sends the same request
 // ("claim-first floor"): commit of the NOTIFY → the request's arrival.
+// And the burst's floor for any runner that does the contract's work per
+// unit with graphile-worker's own queue ("contract floor"): in one
+// statement, 2,000 mission rows committed into mana-sync's table (the
+// trigger folds each, as it folds ours; paused, so no schedule and no
+// NOTIFY reaches our idle daemon) and one graphile-worker job per row;
+// each job sends our prompt to the stand-in, then writes one iteration
+// back as mana-sync's table needs it (one row as the runtime role, scoped
+// to the mission's user, folded by the trigger). No claim of ours, no
+// charge, no batching: what is left is queue, request and the two rows.
 // Both run in this process (the daemon as the runtime role, as in
 // production; graphile-worker as the superuser that installed its
 // schema), both idle while the other is measured; the LLM stand-in runs in
@@ -36,7 +45,7 @@ import type { RunEvent } from '../src/reactor/reactor.js';
 import { machine, openBenchDatabase, percentile } from './lib/bench-db.js';
 import { createRuntimeRole } from './lib/sync-database.js';
 import { startLlmStandIn } from './lib/llm-stand-in.js';
-import { benchMission, benchPrompt, insertBurst } from './lib/burst.js';
+import { benchMission, benchPrompt, benchWriteBack, insertBurst, insertBurstSql } from './lib/burst.js';
 
 const { values } = parseArgs({ options: { units: { type: 'string', default: '60' }, burst: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '2' }, warmup: { type: 'string', default: '5' }, help: { type: 'boolean', default: false } } });
 if (values.help) {
@@ -80,6 +89,8 @@ daemon.reactor!.on('run-finished', (e: RunEvent) => {
 const started = new Map<string, number>();
 const jobDone = new Map<string, () => void>();
 const http = new HttpPool(llmUrl, { connections: 16, keepAliveTimeout: 30_000 });
+/** The contract floor's write-backs: the runtime role, as our daemon writes. */
+const writePool = new pg.Pool({ connectionString: daemonUrl, max: CONCURRENCY });
 /** Our prompt for a mission titled `id`, as the planner builds it (the same bytes a run sends). */
 const promptBody = (id: string) => JSON.stringify({ model: 'bench', temperature: 0.2, messages: benchPrompt(id) });
 /** That prompt sent to the stand-in, its answer read: what graphile-worker's 'bench-http' handler and the floor do after their round trip. */
@@ -100,6 +111,12 @@ const graphile: Runner = await runGraphile({
     'bench-http': async (payload) => {
       const id = (payload as { id: string }).id;
       await postPrompt(id);
+      jobDone.get(id)?.();
+    },
+    'bench-contract': async (payload) => {
+      const { id, user } = payload as { id: string; user: string };
+      await postPrompt(id);
+      await benchWriteBack(writePool, id, user);
       jobDone.get(id)?.();
     },
   },
@@ -178,19 +195,32 @@ async function oursBurst(round: number): Promise<number> {
   return BURST / ((performance.now() - t0) / 1000);
 }
 
+/** The statement that adds a burst's jobs of `task`, ids `prefix`1 … `prefix`BURST (the contract floor's with their mission rows). */
+function addBurst(task: 'bench' | 'bench-http' | 'bench-contract', prefix: string): Promise<unknown> {
+  if (task !== 'bench-contract') {
+    return client.query(
+      `SELECT graphile_worker.add_jobs(array_agg(ROW($1::text, json_build_object('id', $2::text || g), NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec))
+         FROM generate_series(1, $3::int) g`,
+      [task, prefix, BURST],
+    );
+  }
+  return client.query(
+    `WITH m AS (${insertBurstSql('paused')} RETURNING record_id, user_id)
+     SELECT graphile_worker.add_jobs(array_agg(ROW('bench-contract', json_build_object('id', m.record_id, 'user', m.user_id), NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec))
+       FROM m`,
+    [prefix, iso(Date.now() - 1000), BURST],
+  );
+}
+
 /** BURST jobs of `task` added in one statement, until every handler finished and the jobs table is empty. */
-async function theirsBurst(round: number, task: 'bench' | 'bench-http' = 'bench'): Promise<number> {
-  const prefix = task === 'bench' ? `burst-${round}-` : `burst-h${round}-`;
+async function theirsBurst(round: number, task: 'bench' | 'bench-http' | 'bench-contract' = 'bench'): Promise<number> {
+  const prefix = { bench: `burst-${round}-`, 'bench-http': `burst-h${round}-`, 'bench-contract': `burst-c${round}-` }[task];
   let n = 0;
   const t0 = performance.now();
   const done = waitFor<void>((r) => {
     for (let g = 1; g <= BURST; g++) jobDone.set(`${prefix}${g}`, () => { if (++n === BURST) r(); });
   }, 300_000, `their burst (${task})`);
-  await client.query(
-    `SELECT graphile_worker.add_jobs(array_agg(ROW($1::text, json_build_object('id', $2::text || g), NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec))
-       FROM generate_series(1, $3::int) g`,
-    [task, prefix, BURST],
-  );
+  await addBurst(task, prefix);
   await done;
   // the handler finished and the jobs table is empty
   for (;;) {
@@ -198,8 +228,16 @@ async function theirsBurst(round: number, task: 'bench' | 'bench-http' = 'bench'
     if (rows[0].n === 0) break;
     await new Promise((r) => setTimeout(r, 1));
   }
+  const rate = BURST / ((performance.now() - t0) / 1000);
   for (let g = 1; g <= BURST; g++) jobDone.delete(`${prefix}${g}`);
-  return BURST / ((performance.now() - t0) / 1000);
+  if (task === 'bench-contract') {
+    // the floor did the work it stands for: every mission's snapshot holds the iteration written back
+    const { rows } = await client.query(
+      `SELECT count(*)::int AS n FROM mana_ai.mission_snapshots
+        WHERE mission_id LIKE $1 || '%' AND jsonb_array_length(record -> 'iterations') = 1`, [prefix]);
+    if (rows[0].n !== BURST) throw new Error(`contract floor: ${rows[0].n} of ${BURST} snapshots hold their iteration`);
+  }
+  return rate;
 }
 
 const stats = (xs: number[]) => {
@@ -244,10 +282,12 @@ try {
   const oursRate: number[] = [];
   const theirsRate: number[] = [];
   const theirsHttpRate: number[] = [];
+  const contractRate: number[] = [];
   for (let r = 1; r <= ROUNDS; r++) {
     theirsRate.push(await theirsBurst(r));
     oursRate.push(await oursBurst(r));
     theirsHttpRate.push(await theirsBurst(r, 'bench-http'));
+    contractRate.push(await theirsBurst(r, 'bench-contract'));
   }
   const best = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -256,10 +296,12 @@ try {
   console.log(`  mana-ai:              ${best(oursRate)} per s`);
   console.log(`  ratio (ours / theirs, mean): ${(mean(oursRate) / mean(theirsRate)).toFixed(2)} (target >= 0.5)`);
   console.log(`  graphile-worker + the same request: ${best(theirsHttpRate)} per s; ours / that: ${(mean(oursRate) / mean(theirsHttpRate)).toFixed(2)}`);
+  console.log(`  contract floor (graphile-worker + mission rows in, the same request, one write-back row each): ${best(contractRate)} per s; ours / that: ${(mean(oursRate) / mean(contractRate)).toFixed(2)}; that / graphile-worker: ${(mean(contractRate) / mean(theirsRate)).toFixed(2)}`);
 } finally {
   await graphile.stop();
   await floorListen.end();
   await floorPool.end();
+  await writePool.end();
   await http.close();
   await daemon.stop();
   await client.end();

@@ -7,6 +7,8 @@ import type pg from 'pg';
 import { readMission } from '../../src/mission/mission.js';
 import { catalogFor } from '../../src/planner/catalog/index.js';
 import { buildMessages, type PromptMessage } from '../../src/planner/prompt.js';
+import { planIteration } from '../../src/write-back/iteration.js';
+import { RUNNER_ACTOR, RUNNER_CLIENT_ID } from '../../src/write-back/write-back.js';
 
 /** A bench mission's record: active, hourly, due at `dueIso`. */
 export const benchMission = (id: string, dueIso: string, nowIso = new Date().toISOString()) => ({
@@ -19,16 +21,36 @@ export const benchMission = (id: string, dueIso: string, nowIso = new Date().toI
  * users, committed in one statement (the trigger folds and announces each).
  */
 export async function insertBurst(q: pg.Pool | pg.Client, prefix: string, n: number, dueIso: string): Promise<void> {
-  await q.query(
-    `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
+  await q.query(insertBurstSql('active'), [prefix, dueIso, n]);
+}
+
+/** insertBurst's statement ($1 prefix, $2 due time, $3 n), its missions in `state`. */
+export function insertBurstSql(state: 'active' | 'paused'): string {
+  return `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
      SELECT 'ai', 'aiMissions', $1::text || g, 'burst-user-' || (g % 200), 'insert',
-            jsonb_build_object('id', $1::text || g, 'title', $1::text || g, 'objective', 'Bench', 'state', 'active',
+            jsonb_build_object('id', $1::text || g, 'title', $1::text || g, 'objective', 'Bench', 'state', '${state}',
                                'cadence', jsonb_build_object('kind', 'interval', 'everyMinutes', 60), 'nextRunAt', $2::text,
                                'inputs', '[]'::jsonb, 'iterations', '[]'::jsonb, 'updatedAt', $2::text),
             '{}'::jsonb, 'bench'
-       FROM generate_series(1, $3::int) g`,
-    [prefix, dueIso, n],
-  );
+       FROM generate_series(1, $3::int) g`;
+}
+
+/**
+ * One planned iteration written back to mission `id` of `user` as
+ * mana-sync's table needs it (CONTRACT.md section 5): one row as the
+ * runtime role, the transaction scoped to the user, the trigger folding it.
+ * The contract floor of bench:vs-graphile; no claim, no schedule change.
+ */
+export async function benchWriteBack(q: pg.Pool, id: string, user: string): Promise<void> {
+  const now = new Date().toISOString();
+  const iteration = planIteration(`${id}-it`, now, now, { summary: 'Ein Schritt', steps: [{ summary: 'Aufgabe anlegen', toolName: 'create_task', params: { title: 'Nächster Schritt' }, rationale: 'Damit es vorangeht' }] });
+  await q.query({
+    name: 'bench-write-back',
+    text: `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id, actor)
+           SELECT 'ai', 'aiMissions', $1, $2, 'update', $3, $4, $5, $6
+             FROM (SELECT set_config('app.current_user_id', $2, true)) scope`,
+    values: [id, user, { iterations: [iteration], updatedAt: now }, { iterations: now, updatedAt: now }, RUNNER_CLIENT_ID, RUNNER_ACTOR],
+  });
 }
 
 /** The messages our planner builds for the bench mission titled `id` (v0.4 tools, no inputs). */
