@@ -17,7 +17,10 @@
 // And the floor of any runner that must claim before it asks the LLM: a
 // LISTEN session that, on a notification, makes one round trip on an idle
 // pool connection (`SELECT $1`, no work) and then sends the same request
-// ("claim-first floor"): commit of the NOTIFY → the request's arrival.
+// ("claim-first floor"): commit of the NOTIFY → the request's arrival;
+// and the same without the round trip ("no-round-trip floor"), the least
+// a runner can do whose notification already carries everything the
+// request needs and whose claim was made by the committing transaction.
 // And the burst's floor for any runner that does the contract's work per
 // unit with graphile-worker's own queue ("contract floor"): in one
 // statement, 2,000 mission rows committed into mana-sync's table (the
@@ -126,11 +129,12 @@ const graphile: Runner = await runGraphile({
 const floorListen = new pg.Client({ connectionString: db.url });
 await floorListen.connect();
 await floorListen.query('LISTEN bench_floor');
+await floorListen.query('LISTEN bench_floor0');
 const floorPool = new pg.Pool({ connectionString: db.url, max: CONCURRENCY });
 floorListen.on('notification', (n) => {
   const id = n.payload ?? '';
   void (async () => {
-    await floorPool.query({ name: 'floor', text: 'SELECT $1::text', values: [id] });
+    if (n.channel === 'bench_floor') await floorPool.query({ name: 'floor', text: 'SELECT $1::text', values: [id] });
     await postPrompt(id);
     jobDone.get(id)?.();
   })().catch((error: unknown) => console.error('floor unit failed', error));
@@ -185,6 +189,7 @@ async function untilArrival(id: string, commit: () => Promise<unknown>): Promise
 
 const theirsHttpOnce = (id: string) => untilArrival(id, () => client.query(`SELECT graphile_worker.add_job('bench-http', json_build_object('id', $1::text))`, [id]));
 const floorOnce = (id: string) => untilArrival(id, () => client.query(`SELECT pg_notify('bench_floor', $1)`, [id]));
+const floor0Once = (id: string) => untilArrival(id, () => client.query(`SELECT pg_notify('bench_floor0', $1)`, [id]));
 
 async function oursBurst(round: number): Promise<number> {
   burstDone = 0;
@@ -253,11 +258,13 @@ try {
     await theirsOnce(`warm-${i}`);
     await theirsHttpOnce(`warm-h${i}`);
     await floorOnce(`warm-f${i}`);
+    await floor0Once(`warm-z${i}`);
   }
   const ours: number[] = [];
   const theirs: number[] = [];
   const theirsHttp: number[] = [];
   const floor: number[] = [];
+  const floor0: number[] = [];
   for (let i = 0; i < UNITS; i++) {
     // rotate who goes first, so none always follows another's work
     const turns = [
@@ -265,6 +272,7 @@ try {
       async () => theirs.push(await theirsOnce(`lat-${i}`)),
       async () => theirsHttp.push(await theirsHttpOnce(`lat-h${i}`)),
       async () => floor.push(await floorOnce(`lat-f${i}`)),
+      async () => floor0.push(await floor0Once(`lat-z${i}`)),
     ];
     for (let k = 0; k < turns.length; k++) await turns[(i + k) % turns.length]!();
   }
@@ -272,6 +280,7 @@ try {
   const t = stats(theirs);
   const th = stats(theirsHttp);
   const fl = stats(floor);
+  const fz = stats(floor0);
   console.log(machine());
   console.log(`commit → work starts, ${UNITS} units each, one at a time:`);
   console.log(`  graphile-worker 0.18 (add_job → handler):  ${fmt(t)}`);
@@ -279,6 +288,7 @@ try {
   console.log(`  ratio (ours / theirs, avg): ${(o.avg / t.avg).toFixed(2)} (target <= 1.0)`);
   console.log(`  graphile-worker + the same request (add_job → request arrives): ${fmt(th)}; ours / that: ${(o.avg / th.avg).toFixed(2)}`);
   console.log(`  claim-first floor (NOTIFY → one SELECT $1 → the same request arrives): ${fmt(fl)}; ours / that: ${(o.avg / fl.avg).toFixed(2)}; that / graphile-worker: ${(fl.avg / t.avg).toFixed(2)}`);
+  console.log(`  no-round-trip floor (NOTIFY → the same request arrives): ${fmt(fz)}; that / graphile-worker: ${(fz.avg / t.avg).toFixed(2)}`);
   const oursRate: number[] = [];
   const theirsRate: number[] = [];
   const theirsHttpRate: number[] = [];
