@@ -177,6 +177,8 @@ export async function startDaemon(config: Config, log: Logger, opts: { tracing?:
   };
 
   if (reactor) await reactor.start();
+  // undici is loaded now that the schedule is (src/lazy-undici.ts), so the first run does not wait for it
+  void llm.prepare().catch((error: unknown) => log.warn({ err: coerceError(error).message }, 'LLM client not prepared; the first request prepares it'));
   await new Promise<void>((resolve) => http.listen(config.port, resolve));
   const address = http.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

@@ -5,7 +5,7 @@
 // devices see. An unreachable or odd mana-auth gives null: the run goes on
 // without shared-space inputs, counted, never failed. Never logs the key.
 
-import { request } from 'undici';
+import { undici } from '../lazy-undici.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { coerceError } from '../coerce-error.js';
@@ -36,7 +36,7 @@ export class Memberships {
     if (hit && now - hit.at < this.opts.cacheMs) return hit.spaces;
     try {
       const timeout = this.opts.timeoutMs ?? 3_000;
-      const res = await request(`${this.opts.authUrl}/api/v1/internal/users/${encodeURIComponent(userId)}/memberships`, {
+      const res = await (await undici()).request(`${this.opts.authUrl}/api/v1/internal/users/${encodeURIComponent(userId)}/memberships`, {
         method: 'GET',
         headers: { 'x-service-key': this.opts.serviceKey ?? '', accept: 'application/json' },
         headersTimeout: timeout,

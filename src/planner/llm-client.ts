@@ -3,7 +3,8 @@
 // timeouts, 429 (honouring Retry-After) and 5xx; every request aborts on
 // shutdown. Never logs the service key, the prompt or the answer.
 
-import { Pool, errors as undiciErrors } from 'undici';
+import type { Pool } from 'undici';
+import { undici } from '../lazy-undici.js';
 import type { ChatMessage } from './prompt.js';
 import { coerceError } from '../coerce-error.js';
 
@@ -126,20 +127,36 @@ function retryAfterMs(header: string | string[] | undefined): number | null {
 }
 
 export class LlmClient {
-  private readonly pool: Pool;
+  // made with the first request (or prepare()): undici is not imported at start (src/lazy-undici.ts)
+  private pool: Pool | null = null;
+  private errors: typeof import('undici').errors | null = null;
+  private readonly origin: string;
   private readonly path: string;
   private readonly shutdown = new AbortController();
+  private closed = false;
 
   constructor(private readonly opts: LlmClientOptions) {
     const url = new URL(opts.baseUrl);
+    this.origin = url.origin;
     this.path = `${url.pathname.replace(/\/+$/, '')}/v1/chat/completions`;
-    this.pool = new Pool(url.origin, {
+  }
+
+  /** Loads undici and makes the connection pool, if not done yet; the daemon calls it once its schedule is loaded. */
+  async prepare(): Promise<Pool> {
+    if (this.pool) return this.pool;
+    const { Pool: UndiciPool, errors } = await undici();
+    // another caller may have made it while this one waited for the import; none is made after close()
+    if (this.pool) return this.pool;
+    if (this.closed) throw new LlmError('aborted', 'the client is closed');
+    this.errors = errors;
+    this.pool = new UndiciPool(this.origin, {
       connections: 16,
       keepAliveTimeout: 30_000,
-      connectTimeout: Math.min(10_000, opts.timeoutMs),
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs,
+      connectTimeout: Math.min(10_000, this.opts.timeoutMs),
+      headersTimeout: this.opts.timeoutMs,
+      bodyTimeout: this.opts.timeoutMs,
     });
+    return this.pool;
   }
 
   /** The model every request names. */
@@ -182,7 +199,8 @@ export class LlmClient {
     try {
       const headers: Record<string, string> = { ...extraHeaders, 'content-type': 'application/json' };
       if (this.opts.serviceKey) headers['authorization'] = `Bearer ${this.opts.serviceKey}`;
-      const res = await this.pool.request({
+      const pool = this.pool ?? (await this.prepare());
+      const res = await pool.request({
         method: 'POST',
         path: this.path,
         headers,
@@ -248,7 +266,7 @@ export class LlmClient {
       }
       const timeout =
         attempt.timedOut() ||
-        error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError || error instanceof undiciErrors.ConnectTimeoutError;
+        (this.errors !== null && (error instanceof this.errors.HeadersTimeoutError || error instanceof this.errors.BodyTimeoutError || error instanceof this.errors.ConnectTimeoutError));
       outcome = timeout ? 'timeout' : 'unreachable';
       throw new LlmError(timeout ? 'timeout' : 'unreachable', `mana-llm ${outcome}: ${coerceError(error).message}`);
     } finally {
@@ -258,7 +276,8 @@ export class LlmClient {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.shutdown.abort();
-    await this.pool.close().catch(() => {});
+    await this.pool?.close().catch(() => {});
   }
 }

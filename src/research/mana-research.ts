@@ -5,7 +5,7 @@
 // only the answer and its citations are kept, bounded. Failures are short
 // reasons, never exceptions; the query and the answer are never logged.
 
-import { request } from 'undici';
+import { undici } from '../lazy-undici.js';
 import * as v from 'valibot';
 import { cutText as cut } from '../planner/plan-limits.js';
 import { isHttpUrl, readBounded, requestFailure } from './bounded-http.js';
@@ -48,7 +48,7 @@ const Status = v.object({
 
 async function call(o: ResearchClientOptions, userId: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: unknown } | { error: string }> {
   try {
-    const res = await request(`${o.baseUrl.replace(/\/+$/, '')}${path}`, {
+    const res = await (await undici()).request(`${o.baseUrl.replace(/\/+$/, '')}${path}`, {
       method,
       headers: { 'content-type': 'application/json', 'x-user-id': userId, 'x-app-id': 'mana-ai', ...(o.serviceKey ? { 'x-service-key': o.serviceKey } : {}) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),

@@ -6,7 +6,7 @@
 // A failure is a short outcome for the metric and the prompt, never an
 // exception; the query and the hits are never logged here.
 
-import { request } from 'undici';
+import { undici } from '../lazy-undici.js';
 import * as v from 'valibot';
 import { cutText as cut } from '../planner/plan-limits.js';
 import { isHttpUrl, readBounded, requestFailure } from './bounded-http.js';
@@ -42,7 +42,7 @@ const Answer = v.object({ results: v.array(v.unknown()) });
 export async function searchNews(baseUrl: string, q: { query: string; language: 'de' | 'en' }, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<SearchResult> {
   let body: string;
   try {
-    const res = await request(`${baseUrl.replace(/\/+$/, '')}/api/v1/search`, {
+    const res = await (await undici()).request(`${baseUrl.replace(/\/+$/, '')}/api/v1/search`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ query: q.query, options: { limit: RESEARCH_LIMITS.maxHits, language: q.language, categories: ['news'] } }),
