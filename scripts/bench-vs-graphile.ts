@@ -51,7 +51,7 @@ import type { RunEvent } from '../src/reactor/reactor.js';
 import { machine, openBenchDatabase, percentile } from './lib/bench-db.js';
 import { createRuntimeRole } from './lib/sync-database.js';
 import { startLlmStandIn } from './lib/llm-stand-in.js';
-import { benchMission, benchPrompt, benchWriteBack, insertBurst, insertBurstSql } from './lib/burst.js';
+import { BURST_USER_SQL, benchMission, benchPrompt, benchWriteBack, insertBurst, insertBurstSql } from './lib/burst.js';
 
 const { values } = parseArgs({ options: { units: { type: 'string', default: '60' }, burst: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '2' }, warmup: { type: 'string', default: '5' }, help: { type: 'boolean', default: false } } });
 if (values.help) {
@@ -217,7 +217,7 @@ function addBurst(kind: BurstKind, prefix: string): Promise<unknown> {
   }
   if (kind === 'contract-no-arrival') {
     return client.query(
-      `SELECT graphile_worker.add_jobs(array_agg(ROW('bench-contract', json_build_object('id', $1::text || g, 'user', 'burst-user-' || (g % 200)), NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec))
+      `SELECT graphile_worker.add_jobs(array_agg(ROW('bench-contract', json_build_object('id', $1::text || g, 'user', ${BURST_USER_SQL}), NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec))
          FROM generate_series(1, $2::int) g`,
       [prefix, BURST],
     );

@@ -24,10 +24,13 @@ export async function insertBurst(q: pg.Pool | pg.Client, prefix: string, n: num
   await q.query(insertBurstSql('active'), [prefix, dueIso, n]);
 }
 
+/** The user of burst mission `g` (a generate_series value), in SQL: 200 users. */
+export const BURST_USER_SQL = `'burst-user-' || (g % 200)`;
+
 /** insertBurst's statement ($1 prefix, $2 due time, $3 n), its missions in `state`. */
 export function insertBurstSql(state: 'active' | 'paused'): string {
   return `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
-     SELECT 'ai', 'aiMissions', $1::text || g, 'burst-user-' || (g % 200), 'insert',
+     SELECT 'ai', 'aiMissions', $1::text || g, ${BURST_USER_SQL}, 'insert',
             jsonb_build_object('id', $1::text || g, 'title', $1::text || g, 'objective', 'Bench', 'state', '${state}',
                                'cadence', jsonb_build_object('kind', 'interval', 'everyMinutes', 60), 'nextRunAt', $2::text,
                                'inputs', '[]'::jsonb, 'iterations', '[]'::jsonb, 'updatedAt', $2::text),

@@ -126,10 +126,12 @@ function retryAfterMs(header: string | string[] | undefined): number | null {
   return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
 }
 
+/** The codes of undici's HeadersTimeoutError, BodyTimeoutError and ConnectTimeoutError: told apart without undici's classes loaded. */
+const UNDICI_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
 export class LlmClient {
   // made with the first request (or prepare()): undici is not imported at start (src/lazy-undici.ts)
   private pool: Pool | null = null;
-  private errors: typeof import('undici').errors | null = null;
   private readonly origin: string;
   private readonly path: string;
   private readonly shutdown = new AbortController();
@@ -144,11 +146,10 @@ export class LlmClient {
   /** Loads undici and makes the connection pool, if not done yet; the daemon calls it once its schedule is loaded. */
   async prepare(): Promise<Pool> {
     if (this.pool) return this.pool;
-    const { Pool: UndiciPool, errors } = await undici();
+    const { Pool: UndiciPool } = await undici();
     // another caller may have made it while this one waited for the import; none is made after close()
     if (this.pool) return this.pool;
     if (this.closed) throw new LlmError('aborted', 'the client is closed');
-    this.errors = errors;
     this.pool = new UndiciPool(this.origin, {
       connections: 16,
       keepAliveTimeout: 30_000,
@@ -266,7 +267,7 @@ export class LlmClient {
       }
       const timeout =
         attempt.timedOut() ||
-        (this.errors !== null && (error instanceof this.errors.HeadersTimeoutError || error instanceof this.errors.BodyTimeoutError || error instanceof this.errors.ConnectTimeoutError));
+        UNDICI_TIMEOUTS.has((error as { code?: unknown } | null)?.code as string);
       outcome = timeout ? 'timeout' : 'unreachable';
       throw new LlmError(timeout ? 'timeout' : 'unreachable', `mana-llm ${outcome}: ${coerceError(error).message}`);
     } finally {
