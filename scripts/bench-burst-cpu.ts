@@ -10,6 +10,10 @@
 // this process, the LLM client alone (2,000 requests of our prompt at
 // concurrency 4) and graphile-worker 0.18 (a devDependency) working off
 // 2,000 jobs whose handler sends the same request: their CPU per unit.
+// `--batching-floor` works the same burst off with the batching floor
+// instead (scripts/lib/batching-floor.ts; the daemon stays idle): what the
+// contract's work per unit costs each process when everything batchable
+// is batched and no runner's own work is done.
 // A diagnostic, not a target.
 
 import { execSync } from 'node:child_process';
@@ -23,11 +27,12 @@ import type { RunEvent } from '../src/reactor/reactor.js';
 import { machine, openBenchDatabase } from './lib/bench-db.js';
 import { startLlmStandIn } from './lib/llm-stand-in.js';
 import { benchPrompt, insertBurst } from './lib/burst.js';
+import { startBatchingFloor } from './lib/batching-floor.js';
 import { createRuntimeRole } from './lib/sync-database.js';
 
-const { values } = parseArgs({ options: { burst: { type: 'string', default: '2000' }, 'stub-llm': { type: 'boolean', default: false }, yardsticks: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { burst: { type: 'string', default: '2000' }, 'stub-llm': { type: 'boolean', default: false }, yardsticks: { type: 'boolean', default: false }, 'batching-floor': { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
 if (values.help) {
-  console.log('usage: npm run bench:burst-cpu -- [--burst N] [--stub-llm] [--yardsticks]');
+  console.log('usage: npm run bench:burst-cpu -- [--burst N] [--stub-llm] [--yardsticks] [--batching-floor]');
   process.exit(0);
 }
 const N = Number(values.burst);
@@ -50,6 +55,13 @@ const daemon = await startDaemon(
   createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
 );
 let stopped = false;
+if (values['batching-floor']) {
+  await batchingFloor();
+  await daemon.stop();
+  await llm.close();
+  await db.close();
+  process.exit(0);
+}
 try {
   let finished = 0;
   const outcomes: Record<string, number> = {};
@@ -95,6 +107,38 @@ try {
   await db.close();
 }
 process.exit(0);
+
+/** The same burst worked off by the batching floor in this process: CPU of each process per unit. */
+async function batchingFloor(): Promise<void> {
+  const pgPkg = (await import('pg')).default;
+  const { Pool } = await import('undici');
+  const http = new Pool(llm.url, { connections: 16, keepAliveTimeout: 30_000 });
+  const runtime = new pgPkg.Pool({ connectionString: daemonUrl, max: 4 });
+  const post = async (id: string) => {
+    const body = JSON.stringify({ model: 'bench', temperature: 0.2, messages: benchPrompt(id) });
+    const res = await http.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body });
+    await res.body.text();
+  };
+  const floor = await startBatchingFloor(db.url, runtime, post);
+  try {
+    await floor.burst('warm-', 200);
+    const pg0 = cpuOf('postgres');
+    const llm0 = cpuOf('llm-stand-in');
+    const node0 = process.cpuUsage();
+    const rate = await floor.burst('burst-', N);
+    const node = process.cpuUsage(node0);
+    const per = (s: number) => `${((s * 1000) / N).toFixed(2)} ms per unit`;
+    console.log(machine());
+    console.log(`batching floor, burst of ${N.toLocaleString('en')}, concurrency 4: ${Math.round(rate)} per s`);
+    console.log(`  this process ${per((node.user + node.system) / 1e6)}`);
+    console.log(`  PostgreSQL   ${per(cpuOf('postgres') - pg0)} (the insert's trigger included)`);
+    console.log(`  LLM stand-in ${per(cpuOf('llm-stand-in') - llm0)}`);
+  } finally {
+    await floor.close();
+    await runtime.end();
+    await http.close();
+  }
+}
 
 /** The LLM client alone, and graphile-worker whose handler sends the same request: CPU of this process per unit. */
 async function yardsticks(): Promise<void> {

@@ -32,7 +32,9 @@
 // charge, no batching: what is left is queue, request and the two rows.
 // Beside it, the same floor with its mission rows committed (and folded)
 // before the clock starts: what the missions' arrival costs of it. Ours
-// cannot leave that out: the burst's units are those rows.
+// cannot leave that out: the burst's units are those rows. And the
+// batching floor (scripts/lib/batching-floor.ts): the same work per unit
+// with everything batchable batched and no runner of its own.
 // Both run in this process (the daemon as the runtime role, as in
 // production; graphile-worker as the superuser that installed its
 // schema), both idle while the other is measured; the LLM stand-in runs in
@@ -52,6 +54,7 @@ import { machine, openBenchDatabase, percentile } from './lib/bench-db.js';
 import { createRuntimeRole } from './lib/sync-database.js';
 import { startLlmStandIn } from './lib/llm-stand-in.js';
 import { BURST_USER_SQL, benchMission, benchPrompt, benchWriteBack, insertBurst, insertBurstSql } from './lib/burst.js';
+import { startBatchingFloor } from './lib/batching-floor.js';
 
 const { values } = parseArgs({ options: { units: { type: 'string', default: '60' }, burst: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '2' }, warmup: { type: 'string', default: '5' }, help: { type: 'boolean', default: false } } });
 if (values.help) {
@@ -260,6 +263,9 @@ async function theirsBurst(round: number, kind: BurstKind = 'bench'): Promise<nu
   return rate;
 }
 
+// The batching floor (scripts/lib/batching-floor.ts): the same work per unit, batched, no runner of its own.
+const batching = await startBatchingFloor(db.url, writePool, postPrompt, CONCURRENCY);
+
 const stats = (xs: number[]) => {
   const avg = xs.reduce((a, b) => a + b, 0) / xs.length;
   return { avg, p50: percentile(xs, 50), p99: percentile(xs, 99) };
@@ -309,12 +315,14 @@ try {
   const theirsHttpRate: number[] = [];
   const contractRate: number[] = [];
   const noArrivalRate: number[] = [];
+  const batchRate: number[] = [];
   for (let r = 1; r <= ROUNDS; r++) {
     theirsRate.push(await theirsBurst(r));
     oursRate.push(await oursBurst(r));
     theirsHttpRate.push(await theirsBurst(r, 'bench-http'));
     contractRate.push(await theirsBurst(r, 'bench-contract'));
     noArrivalRate.push(await theirsBurst(r, 'contract-no-arrival'));
+    batchRate.push(await batching.burst(`burst-b${r}-`, BURST));
   }
   const best = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(', ');
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -325,9 +333,11 @@ try {
   console.log(`  graphile-worker + the same request: ${best(theirsHttpRate)} per s; ours / that: ${(mean(oursRate) / mean(theirsHttpRate)).toFixed(2)}`);
   console.log(`  contract floor (graphile-worker + mission rows in, the same request, one write-back row each): ${best(contractRate)} per s; ours / that: ${(mean(oursRate) / mean(contractRate)).toFixed(2)}; that / graphile-worker: ${(mean(contractRate) / mean(theirsRate)).toFixed(2)}`);
   console.log(`  the same floor, its mission rows committed before the clock starts: ${best(noArrivalRate)} per s; that / graphile-worker: ${(mean(noArrivalRate) / mean(theirsRate)).toFixed(2)}`);
+  console.log(`  batching floor (the same work per unit, no claim, one read, answers written back together): ${best(batchRate)} per s; ours / that: ${(mean(oursRate) / mean(batchRate)).toFixed(2)}; that / graphile-worker: ${(mean(batchRate) / mean(theirsRate)).toFixed(2)}`);
 } finally {
   await graphile.stop();
   await floorListen.end();
+  await batching.close();
   await floorPool.end();
   await writePool.end();
   await http.close();

@@ -38,6 +38,13 @@ export function insertBurstSql(state: 'active' | 'paused'): string {
        FROM generate_series(1, $3::int) g`;
 }
 
+/** What a run writes back to bench mission `id`: one planned iteration (the `data` and `field_timestamps` of one update row). */
+export function benchIterationChange(id: string): { data: Record<string, unknown>; fieldTimestamps: Record<string, string> } {
+  const now = new Date().toISOString();
+  const iteration = planIteration(`${id}-it`, now, now, { summary: 'Ein Schritt', steps: [{ summary: 'Aufgabe anlegen', toolName: 'create_task', params: { title: 'Nächster Schritt' }, rationale: 'Damit es vorangeht' }] });
+  return { data: { iterations: [iteration], updatedAt: now }, fieldTimestamps: { iterations: now, updatedAt: now } };
+}
+
 /**
  * One planned iteration written back to mission `id` of `user` as
  * mana-sync's table needs it (CONTRACT.md section 5): one row as the
@@ -45,15 +52,40 @@ export function insertBurstSql(state: 'active' | 'paused'): string {
  * The contract floor of bench:vs-graphile; no claim, no schedule change.
  */
 export async function benchWriteBack(q: pg.Pool, id: string, user: string): Promise<void> {
-  const now = new Date().toISOString();
-  const iteration = planIteration(`${id}-it`, now, now, { summary: 'Ein Schritt', steps: [{ summary: 'Aufgabe anlegen', toolName: 'create_task', params: { title: 'Nächster Schritt' }, rationale: 'Damit es vorangeht' }] });
+  const { data, fieldTimestamps } = benchIterationChange(id);
   await q.query({
     name: 'bench-write-back',
     text: `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id, actor)
            SELECT 'ai', 'aiMissions', $1, $2, 'update', $3, $4, $5, $6
              FROM (SELECT set_config('app.current_user_id', $2, true)) scope`,
-    values: [id, user, { iterations: [iteration], updatedAt: now }, { iterations: now, updatedAt: now }, RUNNER_CLIENT_ID, RUNNER_ACTOR],
+    values: [id, user, data, fieldTimestamps, RUNNER_CLIENT_ID, RUNNER_ACTOR],
   });
+}
+
+/**
+ * The batching floor's write-back (bench:vs-graphile): the rows of many
+ * runs in one statement, each INSERT scoped to its own user under
+ * row-level security (the function runs as its caller, the runtime role).
+ * Created by the superuser in the bench's database only.
+ */
+export const BENCH_WRITE_BACK_BATCH_SQL = `
+CREATE OR REPLACE FUNCTION public.bench_write_back_batch(p_rows jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  r jsonb;
+BEGIN
+  FOR r IN SELECT e FROM jsonb_array_elements(p_rows) e LOOP
+    PERFORM set_config('app.current_user_id', r ->> 'user', true);
+    INSERT INTO public.sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id, actor)
+    VALUES ('ai', 'aiMissions', r ->> 'id', r ->> 'user', 'update', r -> 'data', r -> 'ts', r ->> 'client', r -> 'actor');
+  END LOOP;
+END
+$fn$`;
+
+/** One element of bench_write_back_batch's array: bench mission `id`'s iteration. */
+export function benchWriteBackRow(id: string, user: string): Record<string, unknown> {
+  const { data, fieldTimestamps } = benchIterationChange(id);
+  return { id, user, data, ts: fieldTimestamps, client: RUNNER_CLIENT_ID, actor: RUNNER_ACTOR };
 }
 
 /** The messages our planner builds for the bench mission titled `id` (v0.4 tools, no inputs). */
