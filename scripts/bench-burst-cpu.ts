@@ -10,6 +10,9 @@
 // this process, the LLM client alone (2,000 requests of our prompt at
 // concurrency 4) and graphile-worker 0.18 (a devDependency) working off
 // 2,000 jobs whose handler sends the same request: their CPU per unit.
+// `--warm W` works a burst of W off first, so the measured one runs on
+// code V8 has compiled and optimised (the first burst's JIT shows as
+// the daemon's CPU in V8's threads).
 // `--batching-floor` works the same burst off with the batching floor
 // instead (scripts/lib/batching-floor.ts; the daemon stays idle): what the
 // contract's work per unit costs each process when everything batchable
@@ -30,12 +33,13 @@ import { benchPrompt, insertBurst } from './lib/burst.js';
 import { startBatchingFloor } from './lib/batching-floor.js';
 import { createRuntimeRole } from './lib/sync-database.js';
 
-const { values } = parseArgs({ options: { burst: { type: 'string', default: '2000' }, 'stub-llm': { type: 'boolean', default: false }, yardsticks: { type: 'boolean', default: false }, 'batching-floor': { type: 'boolean', default: false }, help: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { burst: { type: 'string', default: '2000' }, 'stub-llm': { type: 'boolean', default: false }, yardsticks: { type: 'boolean', default: false }, 'batching-floor': { type: 'boolean', default: false }, warm: { type: 'string', default: '0' }, help: { type: 'boolean', default: false } } });
 if (values.help) {
-  console.log('usage: npm run bench:burst-cpu -- [--burst N] [--stub-llm] [--yardsticks] [--batching-floor]');
+  console.log('usage: npm run bench:burst-cpu -- [--burst N] [--warm W] [--stub-llm] [--yardsticks] [--batching-floor]');
   process.exit(0);
 }
 const N = Number(values.burst);
+const WARM = Number(values.warm);
 
 /** CPU seconds of the processes whose command line matches `pattern` (utime + stime, in clock ticks of 10 ms). */
 const cpuOf = (pattern: string): number =>
@@ -63,18 +67,13 @@ if (values['batching-floor']) {
   process.exit(0);
 }
 try {
-  let finished = 0;
+  // a warm-up burst first when asked: what follows then measures code V8 has compiled and optimised
+  if (WARM > 0) {
+    await burstDone('warm-', WARM, () => insertBurst(db.pool, 'warm-', WARM, new Date(Date.now() - 1000).toISOString()));
+    await settleStats();
+  }
   const outcomes: Record<string, number> = {};
-  const done = new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out: ${finished} of ${N} runs finished`)), 300_000);
-    daemon.reactor!.on('run-finished', (e: RunEvent) => {
-      outcomes[e.outcome] = (outcomes[e.outcome] ?? 0) + 1;
-      if (++finished === N) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
+  const done = burstDone('burst-', N, () => Promise.resolve(), outcomes);
   const pg0 = cpuOf('postgres');
   const llm0 = cpuOf('llm-stand-in');
   const node0 = process.cpuUsage();
@@ -88,18 +87,14 @@ try {
   const llmCpu = cpuOf('llm-stand-in') - llm0;
   const per = (s: number) => `${((s * 1000) / N).toFixed(2)} ms per run`;
   console.log(machine());
-  console.log(`burst of ${N.toLocaleString('en')} missions, concurrency 4${values['stub-llm'] ? ', LLM answered in-process (no HTTP)' : ''}: ${Math.round(N / (wall / 1000))} per s (the insert ${Math.round(inserted - t0)} ms of ${Math.round(wall)} ms); outcomes ${JSON.stringify(outcomes)}`);
+  console.log(`burst of ${N.toLocaleString('en')} missions, concurrency 4${values['stub-llm'] ? ', LLM answered in-process (no HTTP)' : ''}${WARM > 0 ? `, after a warm-up burst of ${WARM.toLocaleString('en')}` : ''}: ${Math.round(N / (wall / 1000))} per s (the insert ${Math.round(inserted - t0)} ms of ${Math.round(wall)} ms); outcomes ${JSON.stringify(outcomes)}`);
   console.log(`  daemon      ${((node.user + node.system) / 1e6).toFixed(2)} s CPU (${per((node.user + node.system) / 1e6)}; system ${(node.system / 1e6).toFixed(2)} s)`);
   console.log(`  PostgreSQL  ${pgCpu.toFixed(2)} s CPU (${per(pgCpu)}, the insert's trigger included)`);
   console.log(`  LLM stand-in ${llmCpu.toFixed(2)} s CPU (${per(llmCpu)})`);
   // a backend reports its function counts when it exits: the daemon's connections end first
   await daemon.stop();
   stopped = true;
-  await new Promise((r) => setTimeout(r, 500));
-  const { rows } = await db.pool.query<{ funcname: string; calls: string; total: number; self: number }>(
-    `SELECT funcname, calls, total_time AS total, self_time AS self FROM pg_stat_user_functions ORDER BY total_time DESC LIMIT 14`);
-  console.log('  the database by function (ms per run: total, self; calls):');
-  for (const r of rows) console.log(`    ${r.funcname.padEnd(34)} ${(r.total / N).toFixed(3).padStart(7)} ${(r.self / N).toFixed(3).padStart(7)}  ${r.calls}`);
+  await printFunctionStats();
   if (values.yardsticks) await yardsticks();
 } finally {
   if (!stopped) await daemon.stop();
@@ -107,6 +102,43 @@ try {
   await db.close();
 }
 process.exit(0);
+
+/**
+ * Resolves once `n` runs of missions `prefix`… finished (after `start`),
+ * counting their outcomes into `outcomes`.
+ */
+function burstDone(prefix: string, n: number, start: () => Promise<unknown>, outcomes: Record<string, number> = {}): Promise<void> {
+  let finished = 0;
+  return new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out: ${finished} of ${n} runs finished`)), 300_000);
+    const listener = (e: RunEvent) => {
+      if (!e.missionId?.startsWith(prefix)) return;
+      outcomes[e.outcome] = (outcomes[e.outcome] ?? 0) + 1;
+      if (++finished === n) {
+        clearTimeout(t);
+        daemon.reactor!.off('run-finished', listener);
+        resolve();
+      }
+    };
+    daemon.reactor!.on('run-finished', listener);
+    start().catch(reject);
+  });
+}
+
+/** The warm-up's function counts out of the way: backends report them once idle for a second; then reset. */
+async function settleStats(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 1_500));
+  await db.pool.query('SELECT pg_stat_reset()');
+}
+
+/** Where the database's time went by function, for the backends that ended (ms per unit). */
+async function printFunctionStats(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 500));
+  const { rows } = await db.pool.query<{ funcname: string; calls: string; total: number; self: number }>(
+    `SELECT funcname, calls, total_time AS total, self_time AS self FROM pg_stat_user_functions ORDER BY total_time DESC LIMIT 14`);
+  console.log('  the database by function (ms per run: total, self; calls):');
+  for (const r of rows) console.log(`    ${r.funcname.padEnd(34)} ${(r.total / N).toFixed(3).padStart(7)} ${(r.self / N).toFixed(3).padStart(7)}  ${r.calls}`);
+}
 
 /** The same burst worked off by the batching floor in this process: CPU of each process per unit. */
 async function batchingFloor(): Promise<void> {
@@ -120,8 +152,10 @@ async function batchingFloor(): Promise<void> {
     await res.body.text();
   };
   const floor = await startBatchingFloor(db.url, runtime, post);
+  let ended = false;
   try {
-    await floor.burst('warm-', 200);
+    await floor.burst('warm-', WARM > 0 ? WARM : 200);
+    await settleStats();
     const pg0 = cpuOf('postgres');
     const llm0 = cpuOf('llm-stand-in');
     const node0 = process.cpuUsage();
@@ -133,9 +167,16 @@ async function batchingFloor(): Promise<void> {
     console.log(`  this process ${per((node.user + node.system) / 1e6)}`);
     console.log(`  PostgreSQL   ${per(cpuOf('postgres') - pg0)} (the insert's trigger included)`);
     console.log(`  LLM stand-in ${per(cpuOf('llm-stand-in') - llm0)}`);
-  } finally {
+    // a backend reports its function counts when it exits: the floor's connections end first
     await floor.close();
     await runtime.end();
+    ended = true;
+    await printFunctionStats();
+  } finally {
+    if (!ended) {
+      await floor.close();
+      await runtime.end();
+    }
     await http.close();
   }
 }

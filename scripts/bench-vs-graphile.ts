@@ -24,12 +24,13 @@
 // And the burst's floor for any runner that does the contract's work per
 // unit with graphile-worker's own queue ("contract floor"): in one
 // statement, 2,000 mission rows committed into mana-sync's table (the
-// trigger folds each, as it folds ours; paused, so no schedule and no
-// NOTIFY reaches our idle daemon) and one graphile-worker job per row;
-// each job sends our prompt to the stand-in, then writes one iteration
-// back as mana-sync's table needs it (one row as the runtime role, scoped
-// to the mission's user, folded by the trigger). No claim of ours, no
-// charge, no batching: what is left is queue, request and the two rows.
+// trigger folds, schedules and announces each, as it does ours; due a day
+// ahead, so our idle daemon never runs them) and one graphile-worker job
+// per row; each job sends our prompt to the stand-in, then writes one
+// iteration and the next due time back as mana-sync's table needs it (one
+// row as the runtime role, scoped to the mission's user, folded by the
+// trigger). No claim of ours, no charge, no batching: what is left is
+// queue, request and the two rows.
 // Beside it, the same floor with its mission rows committed (and folded)
 // before the clock starts: what the missions' arrival costs of it. Ours
 // cannot leave that out: the burst's units are those rows. And the
@@ -53,7 +54,7 @@ import type { RunEvent } from '../src/reactor/reactor.js';
 import { machine, openBenchDatabase, percentile } from './lib/bench-db.js';
 import { createRuntimeRole } from './lib/sync-database.js';
 import { startLlmStandIn } from './lib/llm-stand-in.js';
-import { BURST_USER_SQL, benchMission, benchPrompt, benchWriteBack, insertBurst, insertBurstSql } from './lib/burst.js';
+import { BURST_USER_SQL, benchMission, benchPrompt, benchWriteBack, floorDueIso, insertBurst, insertBurstSql } from './lib/burst.js';
 import { startBatchingFloor } from './lib/batching-floor.js';
 
 const { values } = parseArgs({ options: { units: { type: 'string', default: '60' }, burst: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '2' }, warmup: { type: 'string', default: '5' }, help: { type: 'boolean', default: false } } });
@@ -226,10 +227,10 @@ function addBurst(kind: BurstKind, prefix: string): Promise<unknown> {
     );
   }
   return client.query(
-    `WITH m AS (${insertBurstSql('paused')} RETURNING record_id, user_id)
+    `WITH m AS (${insertBurstSql()} RETURNING record_id, user_id)
      SELECT graphile_worker.add_jobs(array_agg(ROW('bench-contract', json_build_object('id', m.record_id, 'user', m.user_id), NULL, NULL, NULL, NULL, NULL, NULL)::graphile_worker.job_spec))
        FROM m`,
-    [prefix, iso(Date.now() - 1000), BURST],
+    [prefix, floorDueIso(), BURST],
   );
 }
 
@@ -237,7 +238,7 @@ function addBurst(kind: BurstKind, prefix: string): Promise<unknown> {
 async function theirsBurst(round: number, kind: BurstKind = 'bench'): Promise<number> {
   const prefix = { bench: `burst-${round}-`, 'bench-http': `burst-h${round}-`, 'bench-contract': `burst-c${round}-`, 'contract-no-arrival': `burst-n${round}-` }[kind];
   // without the arrival: the mission rows are committed (and folded) before the clock starts
-  if (kind === 'contract-no-arrival') await client.query(insertBurstSql('paused'), [prefix, iso(Date.now() - 1000), BURST]);
+  if (kind === 'contract-no-arrival') await client.query(insertBurstSql(), [prefix, floorDueIso(), BURST]);
   let n = 0;
   const t0 = performance.now();
   const done = waitFor<void>((r) => {

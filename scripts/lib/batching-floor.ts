@@ -1,17 +1,20 @@
 // The burst's batching floor (issue 30; bench:vs-graphile, bench:burst-cpu):
-// the work CONTRACT.md sets per unit (the mission's row in, one request to
-// the LLM, the iteration's row back through the snapshot trigger) with
-// everything else batched as far as it goes and nothing of a runner's own:
-// no claim, no charge, no schedule, no checks. The burst statement also
-// sends one notification; on it one statement reads every unit with its
-// record; four requests at a time; whatever answers are in when the
-// previous write-back returns go back in one statement, each row scoped
-// to its user as the runtime role. What any runner doing that work must
-// cost on this machine, whatever its queue. A bench's yardstick: it must
-// never be mistaken for a runner (it keeps no guarantee).
+// the work CONTRACT.md sets per unit of a recurring mission (its row in,
+// one request to the LLM, the iteration's row with the next due time back
+// through the snapshot trigger) with everything else batched as far as it
+// goes and nothing of a runner's own: no claim, no charge, no checks. Its
+// missions are active and due a day ahead, so the trigger schedules and
+// announces them as it does ours and the idle daemon never runs them. The
+// burst statement also sends one notification; on it one statement reads
+// every unit with its record; four requests at a time; whatever answers
+// are in when the previous write-back returns go back in one statement,
+// each row scoped to its user as the runtime role. What any runner doing
+// that work must cost on this machine, whatever its queue. A bench's
+// yardstick: it must never be mistaken for a runner (it keeps no
+// guarantee).
 
 import pg from 'pg';
-import { BENCH_WRITE_BACK_BATCH_SQL, benchWriteBackRow, insertBurstSql } from './burst.js';
+import { BENCH_WRITE_BACK_BATCH_SQL, benchWriteBackRow, floorDueIso, insertBurstSql } from './burst.js';
 
 export interface BatchingFloor {
   /** `n` units `prefix`1 … `prefix`n committed in one statement, until every iteration is written back; units per second. */
@@ -46,9 +49,9 @@ export async function startBatchingFloor(superUrl: string, runtime: pg.Pool, pos
     });
     const t0 = performance.now();
     await admin.query(
-      `WITH m AS (${insertBurstSql('paused')} RETURNING 1)
+      `WITH m AS (${insertBurstSql()} RETURNING 1)
        SELECT pg_notify('bench_batch', $1) FROM (SELECT count(*) FROM m) c`,
-      [prefix, new Date(Date.now() - 1000).toISOString(), n],
+      [prefix, floorDueIso(), n],
     );
     await notified;
     const { rows } = await runtime.query<{ mission_id: string; user_id: string; record: unknown }>(

@@ -21,38 +21,51 @@ export const benchMission = (id: string, dueIso: string, nowIso = new Date().toI
  * users, committed in one statement (the trigger folds and announces each).
  */
 export async function insertBurst(q: pg.Pool | pg.Client, prefix: string, n: number, dueIso: string): Promise<void> {
-  await q.query(insertBurstSql('active'), [prefix, dueIso, n]);
+  await q.query(insertBurstSql(), [prefix, dueIso, n]);
 }
 
 /** The user of burst mission `g` (a generate_series value), in SQL: 200 users. */
 export const BURST_USER_SQL = `'burst-user-' || (g % 200)`;
 
-/** insertBurst's statement ($1 prefix, $2 due time, $3 n), its missions in `state`. */
-export function insertBurstSql(state: 'active' | 'paused'): string {
+/** insertBurst's statement ($1 prefix, $2 due time, $3 n): active missions. */
+export function insertBurstSql(): string {
   return `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id)
      SELECT 'ai', 'aiMissions', $1::text || g, ${BURST_USER_SQL}, 'insert',
-            jsonb_build_object('id', $1::text || g, 'title', $1::text || g, 'objective', 'Bench', 'state', '${state}',
+            jsonb_build_object('id', $1::text || g, 'title', $1::text || g, 'objective', 'Bench', 'state', 'active',
                                'cadence', jsonb_build_object('kind', 'interval', 'everyMinutes', 60), 'nextRunAt', $2::text,
-                               'inputs', '[]'::jsonb, 'iterations', '[]'::jsonb, 'updatedAt', $2::text),
+                               'inputs', '[]'::jsonb, 'iterations', '[]'::jsonb,
+                               'updatedAt', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
             '{}'::jsonb, 'bench'
        FROM generate_series(1, $3::int) g`;
 }
 
-/** What a run writes back to bench mission `id`: one planned iteration (the `data` and `field_timestamps` of one update row). */
-export function benchIterationChange(id: string): { data: Record<string, unknown>; fieldTimestamps: Record<string, string> } {
+/**
+ * What a run writes back to bench mission `id`: one planned iteration and
+ * the mission's next due time (the `data` and `field_timestamps` of one
+ * update row), as ours writes for a recurring mission: moving the schedule
+ * is part of the work, and the trigger's fold of it costs more than an
+ * appended iteration alone.
+ */
+export function benchIterationChange(id: string, nextRunAtIso: string): { data: Record<string, unknown>; fieldTimestamps: Record<string, string> } {
   const now = new Date().toISOString();
   const iteration = planIteration(`${id}-it`, now, now, { summary: 'Ein Schritt', steps: [{ summary: 'Aufgabe anlegen', toolName: 'create_task', params: { title: 'Nächster Schritt' }, rationale: 'Damit es vorangeht' }] });
-  return { data: { iterations: [iteration], updatedAt: now }, fieldTimestamps: { iterations: now, updatedAt: now } };
+  return { data: { iterations: [iteration], updatedAt: now, nextRunAt: nextRunAtIso }, fieldTimestamps: { iterations: now, updatedAt: now, nextRunAt: now } };
 }
+
+/** The floors' missions: active and due a day from now, so the idle daemon schedules them (as it does ours) and never runs them. */
+export const floorDueIso = () => new Date(Date.now() + 86_400_000).toISOString();
+
+/** Where a floor's write-back moves a mission: a day further. */
+export const floorNextIso = () => new Date(Date.now() + 2 * 86_400_000).toISOString();
 
 /**
  * One planned iteration written back to mission `id` of `user` as
  * mana-sync's table needs it (CONTRACT.md section 5): one row as the
  * runtime role, the transaction scoped to the user, the trigger folding it.
- * The contract floor of bench:vs-graphile; no claim, no schedule change.
+ * The contract floor of bench:vs-graphile; no claim.
  */
 export async function benchWriteBack(q: pg.Pool, id: string, user: string): Promise<void> {
-  const { data, fieldTimestamps } = benchIterationChange(id);
+  const { data, fieldTimestamps } = benchIterationChange(id, floorNextIso());
   await q.query({
     name: 'bench-write-back',
     text: `INSERT INTO sync_changes (app_id, table_name, record_id, user_id, op, data, field_timestamps, client_id, actor)
@@ -84,7 +97,7 @@ $fn$`;
 
 /** One element of bench_write_back_batch's array: bench mission `id`'s iteration. */
 export function benchWriteBackRow(id: string, user: string): Record<string, unknown> {
-  const { data, fieldTimestamps } = benchIterationChange(id);
+  const { data, fieldTimestamps } = benchIterationChange(id, floorNextIso());
   return { id, user, data, ts: fieldTimestamps, client: RUNNER_CLIENT_ID, actor: RUNNER_ACTOR };
 }
 
