@@ -22,6 +22,8 @@
 import { execSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { Pool as HttpPool } from 'undici';
 import { loadConfig } from '../src/config.js';
 import { startDaemon } from '../src/daemon.js';
 import { createLogger } from '../src/log.js';
@@ -29,7 +31,7 @@ import { LlmClient } from '../src/planner/llm-client.js';
 import type { RunEvent } from '../src/reactor/reactor.js';
 import { machine, openBenchDatabase } from './lib/bench-db.js';
 import { startLlmStandIn } from './lib/llm-stand-in.js';
-import { benchPrompt, insertBurst } from './lib/burst.js';
+import { benchPrompt, benchPromptPoster, insertBurst } from './lib/burst.js';
 import { startBatchingFloor } from './lib/batching-floor.js';
 import { createRuntimeRole } from './lib/sync-database.js';
 
@@ -59,21 +61,28 @@ const daemon = await startDaemon(
   createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) }),
 );
 let stopped = false;
-if (values['batching-floor']) {
-  await batchingFloor();
-  await daemon.stop();
+try {
+  if (values['batching-floor']) await batchingFloor();
+  else await daemonBurst();
+  if (values.yardsticks) await yardsticks();
+} finally {
+  if (!stopped) await daemon.stop();
   await llm.close();
   await db.close();
-  process.exit(0);
 }
-try {
+process.exit(0);
+
+/** One burst of N worked off by the daemon (after a warm-up burst with --warm): CPU of each process per run, the database's time by function. */
+async function daemonBurst(): Promise<void> {
   // a warm-up burst first when asked: what follows then measures code V8 has compiled and optimised
   if (WARM > 0) {
-    await burstDone('warm-', WARM, () => insertBurst(db.pool, 'warm-', WARM, new Date(Date.now() - 1000).toISOString()));
+    const warm = burstDone('warm-', WARM);
+    await insertBurst(db.pool, 'warm-', WARM, new Date(Date.now() - 1000).toISOString());
+    await warm;
     await settleStats();
   }
   const outcomes: Record<string, number> = {};
-  const done = burstDone('burst-', N, () => Promise.resolve(), outcomes);
+  const done = burstDone('burst-', N, outcomes);
   const pg0 = cpuOf('postgres');
   const llm0 = cpuOf('llm-stand-in');
   const node0 = process.cpuUsage();
@@ -95,19 +104,10 @@ try {
   await daemon.stop();
   stopped = true;
   await printFunctionStats();
-  if (values.yardsticks) await yardsticks();
-} finally {
-  if (!stopped) await daemon.stop();
-  await llm.close();
-  await db.close();
 }
-process.exit(0);
 
-/**
- * Resolves once `n` runs of missions `prefix`… finished (after `start`),
- * counting their outcomes into `outcomes`.
- */
-function burstDone(prefix: string, n: number, start: () => Promise<unknown>, outcomes: Record<string, number> = {}): Promise<void> {
+/** Resolves once `n` runs of missions `prefix`… finished, counting their outcomes into `outcomes`. */
+function burstDone(prefix: string, n: number, outcomes: Record<string, number> = {}): Promise<void> {
   let finished = 0;
   return new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`timed out: ${finished} of ${n} runs finished`)), 300_000);
@@ -121,7 +121,6 @@ function burstDone(prefix: string, n: number, start: () => Promise<unknown>, out
       }
     };
     daemon.reactor!.on('run-finished', listener);
-    start().catch(reject);
   });
 }
 
@@ -140,19 +139,11 @@ async function printFunctionStats(): Promise<void> {
   for (const r of rows) console.log(`    ${r.funcname.padEnd(34)} ${(r.total / N).toFixed(3).padStart(7)} ${(r.self / N).toFixed(3).padStart(7)}  ${r.calls}`);
 }
 
-/** The same burst worked off by the batching floor in this process: CPU of each process per unit. */
+/** The same burst worked off by the batching floor in this process (the daemon idle): CPU of each process per unit, the database's time by function. */
 async function batchingFloor(): Promise<void> {
-  const pgPkg = (await import('pg')).default;
-  const { Pool } = await import('undici');
-  const http = new Pool(llm.url, { connections: 16, keepAliveTimeout: 30_000 });
-  const runtime = new pgPkg.Pool({ connectionString: daemonUrl, max: 4 });
-  const post = async (id: string) => {
-    const body = JSON.stringify({ model: 'bench', temperature: 0.2, messages: benchPrompt(id) });
-    const res = await http.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body });
-    await res.body.text();
-  };
-  const floor = await startBatchingFloor(db.url, runtime, post);
-  let ended = false;
+  const http = new HttpPool(llm.url, { connections: 16, keepAliveTimeout: 30_000 });
+  const runtime = new pg.Pool({ connectionString: daemonUrl, max: 4 });
+  const floor = await startBatchingFloor(db.url, runtime, benchPromptPoster(http));
   try {
     await floor.burst('warm-', WARM > 0 ? WARM : 200);
     await settleStats();
@@ -167,18 +158,13 @@ async function batchingFloor(): Promise<void> {
     console.log(`  this process ${per((node.user + node.system) / 1e6)}`);
     console.log(`  PostgreSQL   ${per(cpuOf('postgres') - pg0)} (the insert's trigger included)`);
     console.log(`  LLM stand-in ${per(cpuOf('llm-stand-in') - llm0)}`);
-    // a backend reports its function counts when it exits: the floor's connections end first
+  } finally {
     await floor.close();
     await runtime.end();
-    ended = true;
-    await printFunctionStats();
-  } finally {
-    if (!ended) {
-      await floor.close();
-      await runtime.end();
-    }
     await http.close();
   }
+  // a backend reports its function counts when it exits: the floor's connections ended above
+  await printFunctionStats();
 }
 
 /** The LLM client alone, and graphile-worker whose handler sends the same request: CPU of this process per unit. */
@@ -204,8 +190,7 @@ async function yardsticks(): Promise<void> {
   console.log(`  yardstick: our LLM client alone, ${N} requests at concurrency 4: ${alone.cpuMs.toFixed(2)} ms CPU per request, ${Math.round(alone.rate)} per s`);
   const { Logger, run } = await import('graphile-worker');
   const body = JSON.stringify({ model: 'bench', temperature: 0.2, messages });
-  const { Pool } = await import('undici');
-  const http = new Pool(llm.url, { connections: 16, keepAliveTimeout: 30_000 });
+  const http = new HttpPool(llm.url, { connections: 16, keepAliveTimeout: 30_000 });
   let jobs = 0;
   let allDone: () => void = () => {};
   const runner = await run({

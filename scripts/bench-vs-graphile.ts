@@ -54,7 +54,7 @@ import type { RunEvent } from '../src/reactor/reactor.js';
 import { machine, openBenchDatabase, percentile } from './lib/bench-db.js';
 import { createRuntimeRole } from './lib/sync-database.js';
 import { startLlmStandIn } from './lib/llm-stand-in.js';
-import { BURST_USER_SQL, benchMission, benchPrompt, benchWriteBack, floorDueIso, insertBurst, insertBurstSql } from './lib/burst.js';
+import { BURST_USER_SQL, assertWrittenBack, benchMission, benchPromptPoster, benchWriteBack, floorDueIso, insertBurst, insertBurstSql } from './lib/burst.js';
 import { startBatchingFloor } from './lib/batching-floor.js';
 
 const { values } = parseArgs({ options: { units: { type: 'string', default: '60' }, burst: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '2' }, warmup: { type: 'string', default: '5' }, help: { type: 'boolean', default: false } } });
@@ -101,13 +101,8 @@ const jobDone = new Map<string, () => void>();
 const http = new HttpPool(llmUrl, { connections: 16, keepAliveTimeout: 30_000 });
 /** The contract floor's write-backs: the runtime role, as our daemon writes. */
 const writePool = new pg.Pool({ connectionString: daemonUrl, max: CONCURRENCY });
-/** Our prompt for a mission titled `id`, as the planner builds it (the same bytes a run sends). */
-const promptBody = (id: string) => JSON.stringify({ model: 'bench', temperature: 0.2, messages: benchPrompt(id) });
-/** That prompt sent to the stand-in, its answer read: what graphile-worker's 'bench-http' handler and the floor do after their round trip. */
-async function postPrompt(id: string): Promise<void> {
-  const res = await http.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body: promptBody(id) });
-  await res.body.text();
-}
+/** Our prompt for a mission titled `id` sent to the stand-in, its answer read: what graphile-worker's 'bench-http' handler and the floors do after their round trip. */
+const postPrompt = benchPromptPoster(http);
 const graphile: Runner = await runGraphile({
   connectionString: db.url, concurrency: CONCURRENCY, noHandleSignals: true, pollInterval: 2000,
   // silent, as our daemon is here: neither pays for log lines
@@ -254,13 +249,7 @@ async function theirsBurst(round: number, kind: BurstKind = 'bench'): Promise<nu
   }
   const rate = BURST / ((performance.now() - t0) / 1000);
   for (let g = 1; g <= BURST; g++) jobDone.delete(`${prefix}${g}`);
-  if (kind === 'bench-contract' || kind === 'contract-no-arrival') {
-    // the floor did the work it stands for: every mission's snapshot holds the iteration written back
-    const { rows } = await client.query(
-      `SELECT count(*)::int AS n FROM mana_ai.mission_snapshots
-        WHERE mission_id LIKE $1 || '%' AND jsonb_array_length(record -> 'iterations') = 1`, [prefix]);
-    if (rows[0].n !== BURST) throw new Error(`contract floor: ${rows[0].n} of ${BURST} snapshots hold their iteration`);
-  }
+  if (kind === 'bench-contract' || kind === 'contract-no-arrival') await assertWrittenBack(client, prefix, BURST, 'contract floor');
   return rate;
 }
 

@@ -14,7 +14,7 @@
 // guarantee).
 
 import pg from 'pg';
-import { BENCH_WRITE_BACK_BATCH_SQL, benchWriteBackRow, floorDueIso, insertBurstSql } from './burst.js';
+import { BENCH_WRITE_BACK_BATCH_SQL, assertWrittenBack, benchWriteBackRow, floorDueIso, insertBurstSql } from './burst.js';
 
 export interface BatchingFloor {
   /** `n` units `prefix`1 … `prefix`n committed in one statement, until every iteration is written back; units per second. */
@@ -84,11 +84,7 @@ export async function startBatchingFloor(superUrl: string, runtime: pg.Pool, pos
     })();
     await Promise.all([...requests, writer]);
     const rate = n / ((performance.now() - t0) / 1000);
-    // it did the work it stands for: every snapshot holds its iteration
-    const { rows: check } = await admin.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM mana_ai.mission_snapshots
-        WHERE mission_id LIKE $1 || '%' AND jsonb_array_length(record -> 'iterations') = 1`, [prefix]);
-    if (check[0]!.n !== n) throw new Error(`batching floor: ${check[0]!.n} of ${n} snapshots hold their iteration`);
+    await assertWrittenBack(admin, prefix, n, 'batching floor');
     return rate;
   }
 

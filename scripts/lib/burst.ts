@@ -4,6 +4,7 @@
 // send the same bytes.
 
 import type pg from 'pg';
+import type { Pool as HttpPool } from 'undici';
 import { readMission } from '../../src/mission/mission.js';
 import { catalogFor } from '../../src/planner/catalog/index.js';
 import { buildMessages, type PromptMessage } from '../../src/planner/prompt.js';
@@ -99,6 +100,27 @@ $fn$`;
 export function benchWriteBackRow(id: string, user: string): Record<string, unknown> {
   const { data, fieldTimestamps } = benchIterationChange(id, floorNextIso());
   return { id, user, data, ts: fieldTimestamps, client: RUNNER_CLIENT_ID, actor: RUNNER_ACTOR };
+}
+
+/**
+ * Sends bench mission `id`'s prompt (the bytes our planner builds) to the
+ * LLM stand-in behind `http` and reads the answer: what the reference lines
+ * of the benches do where our run asks the LLM.
+ */
+export function benchPromptPoster(http: HttpPool): (id: string) => Promise<void> {
+  return async (id) => {
+    const body = JSON.stringify({ model: 'bench', temperature: 0.2, messages: benchPrompt(id) });
+    const res = await http.request({ method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' }, body });
+    await res.body.text();
+  };
+}
+
+/** A floor did the work it stands for: each of the `n` missions `prefix`… holds the one iteration written back. */
+export async function assertWrittenBack(q: pg.Pool | pg.Client, prefix: string, n: number, floor: string): Promise<void> {
+  const { rows } = await q.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM mana_ai.mission_snapshots
+      WHERE mission_id LIKE $1 || '%' AND jsonb_array_length(record -> 'iterations') = 1`, [prefix]);
+  if (rows[0]!.n !== n) throw new Error(`${floor}: ${rows[0]!.n} of ${n} snapshots hold their iteration`);
 }
 
 /** The messages our planner builds for the bench mission titled `id` (v0.4 tools, no inputs). */
