@@ -48,6 +48,15 @@ AS $$
 BEGIN
   BEGIN
     IF TG_TABLE_NAME = 'mission_runs' THEN
+      -- The oldest finished run, the first entry of mission_runs_finished
+      -- (min(), so the index's end whatever the statistics say; EXISTS of
+      -- nothing old scanned the table when the plan was a seq scan):
+      -- younger than the least retention there is (an hour), nothing is
+      -- due, and neither the settings nor the delete are read.
+      IF coalesce((SELECT min(r.finished_at) FROM mana_ai.mission_runs r
+                    WHERE r.status IN ('done', 'failed', 'skipped', 'cancelled')), 'infinity') >= now() - interval '1 hour' THEN
+        RETURN NULL;
+      END IF;
       DELETE FROM mana_ai.mission_runs
        WHERE run_id IN (SELECT r.run_id FROM mana_ai.mission_runs r
                          WHERE r.status IN ('done', 'failed', 'skipped', 'cancelled')
@@ -72,6 +81,9 @@ BEGIN
                      LIMIT 100
                      FOR UPDATE SKIP LOCKED);
     ELSIF TG_TABLE_NAME = 'token_usage' THEN
+      IF coalesce((SELECT min(u.ts) FROM mana_ai.token_usage u), 'infinity') >= now() - mana_ai.token_usage_retention() THEN
+        RETURN NULL;
+      END IF;
       DELETE FROM mana_ai.token_usage
        WHERE id IN (SELECT u.id FROM mana_ai.token_usage u
                      WHERE u.ts < now() - mana_ai.token_usage_retention()
