@@ -12,6 +12,7 @@ import { pushChange, webappMission } from './harness/changes.js';
 import { holdAnswers, promptMentions, startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { runOf, startTestDaemon, until, type TestDaemon } from './harness/daemon.js';
 import { eventually } from './harness/wait.js';
+import { CLAIMS_PER_SLOT } from '../src/reactor/run-dispatcher.js';
 
 let db: TestDb;
 let llm: LlmServer;
@@ -90,12 +91,16 @@ describe('agent liveness', () => {
     const ref = await agentRef('ag-slot');
     await eventually(() => daemon.reactor!.gates.fields(ref)?.gate === 'active', 'the daemon knows the agent');
     // The daemon's one slot is taken by another mission whose answer is held,
-    // and its one claim ahead of a slot by a third (issue 30): the agent's mission stays queued.
+    // and its claims ahead of a slot (CLAIMS_PER_SLOT, issue 30) by as many
+    // others: the agent's mission stays queued.
     const held = holdAnswers(llm, (req) => promptMentions(req, 'Blockiert'));
     await pushChange(db.pool, { userId: 'u-other', recordId: 'm-block', op: 'insert', data: webappMission({ id: 'm-block', title: 'Blockiert', nextRunAt: iso(Date.now() + 50) }) });
     await held.asked;
-    await pushChange(db.pool, { userId: 'u-other2', recordId: 'm-block2', op: 'insert', data: webappMission({ id: 'm-block2', title: 'Blockiert auch', nextRunAt: iso(Date.now() + 50) }) });
-    await eventually(async () => (await db.pool.query(`SELECT 1 FROM mana_ai.mission_runs WHERE mission_id = 'm-block2' AND status = 'running'`)).rowCount === 1, 'the third mission is claimed ahead of the slot');
+    const ahead = Array.from({ length: CLAIMS_PER_SLOT }, (_, i) => `m-block-ahead-${i + 1}`);
+    for (const id of ahead) {
+      await pushChange(db.pool, { userId: `u-${id}`, recordId: id, op: 'insert', data: webappMission({ id, title: 'Blockiert auch', nextRunAt: iso(Date.now() + 50) }) });
+    }
+    await eventually(async () => (await db.pool.query(`SELECT 1 FROM mana_ai.mission_runs WHERE mission_id = ANY($1) AND status = 'running'`, [ahead])).rowCount === ahead.length, 'the others are claimed ahead of the slot');
     await pushChange(db.pool, { userId: u, recordId: 'm-slot', op: 'insert', data: webappMission({ id: 'm-slot', title: 'Slot', agentId: 'ag-slot', nextRunAt: iso(Date.now() + 50) }) });
     await eventually(() => daemon.reactor!.runsQueued === 1 && daemon.reactor!.gates.fields(ref)!.admitted === 1, 'the agent mission is queued and counted');
     // The user moves it to a newer due time while it waits in the queue.

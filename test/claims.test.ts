@@ -10,6 +10,7 @@ import pg from 'pg';
 import { GEN_NS, MEMBER_NS, PARTITION_NS, PARTITIONS } from '../src/db/sql/partition-locks.js';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
+import { pushAgent } from './harness/agents.js';
 import { holdAnswers, startLlmServer, type LlmServer } from './harness/llm-server.js';
 import { SERVICE_KEY, startTestDaemon, until, type TestDaemon } from './harness/daemon.js';
 
@@ -100,6 +101,58 @@ describe('claim generation (sql/functions/claim.sql)', () => {
       await a.client.end().catch(() => {});
       await listener.end().catch(() => {});
       await b.client.end();
+    }
+  });
+});
+
+describe('claims in one statement (sql/functions/claim.sql, issue 30)', () => {
+  it('claim_runs answers every item of a mixed batch as claim_run answers it alone: the common case set-based, the rest one by one, in order', async () => {
+    const due = Date.parse('2026-01-07T09:00:00.000Z');
+    const u = 'ub';
+    await pushAgent(db.pool, u, 'b-agent', { state: 'active', maxConcurrentMissions: 2 });
+    const ids = ['b-new', 'b-moved', 'b-throttled', 'b-held', 'b-finished', 'b-released', 'b-dead', 'b-agent'];
+    for (const id of ids) {
+      await pushChange(db.pool, { userId: u, recordId: id, op: 'insert', data: webappMission({ id, nextRunAt: iso(due), ...(id === 'b-agent' ? { agentId: 'b-agent' } : {}) }) });
+    }
+    const { rows } = await db.pool.query<{ mission_id: string; sid: number }>(`SELECT mission_id, sid FROM mana_ai.mission_snapshots WHERE user_id = $1`, [u]);
+    const sid = Object.fromEntries(rows.map((r) => [r.mission_id, Number(r.sid)]));
+    const live = await fakeDaemon(210);
+    const dead = await fakeDaemon(211);
+    try {
+      assert.equal((await claim(sid['b-held']!, due, 'peer', { lease: '1 hour', slot: 210, pid: live.pid })).outcome, 'claimed');
+      assert.equal((await claim(sid['b-dead']!, due, 'gone', { lease: '1 hour', slot: 211, pid: dead.pid })).outcome, 'claimed');
+      await dead.client.end();
+      assert.equal((await claim(sid['b-finished']!, due, 'peer', { lease: '1 hour', slot: null, pid: null })).outcome, 'claimed');
+      assert.equal((await claim(sid['b-released']!, due, 'peer', { lease: '1 hour', slot: null, pid: null })).outcome, 'claimed');
+      await db.pool.query(`UPDATE mana_ai.mission_runs SET status = CASE mission_id WHEN 'b-finished' THEN 'done' ELSE 'released' END, lease_until = NULL WHERE mission_id IN ('b-finished', 'b-released')`);
+      // b-throttled ran a minute ago for an earlier due time
+      assert.equal((await claim(sid['b-throttled']!, due - 3_600_000, 'peer', { lease: '1 hour', slot: null, pid: null })).outcome, 'moved', 'not active at that due time');
+      await db.pool.query(`INSERT INTO mana_ai.mission_runs (mission_key, sid, user_id, mission_id, due_at, status, attempts, claimed_by, started_at, finished_at)
+                           SELECT mission_key, sid, user_id, mission_id, $1, 'done', 1, 'peer', now() - interval '1 minute', now() FROM mana_ai.mission_snapshots WHERE mission_id = 'b-throttled'`, [iso(due - 3_600_000)]);
+      const batch = ['b-new', 'b-moved', 'b-throttled', 'b-held', 'b-finished', 'b-released', 'b-dead', 'b-agent', 'b-new'];
+      const dues = batch.map((id) => iso(id === 'b-moved' ? due + 60_000 : due));
+      const { rows: out } = await db.pool.query<{ ord: number; outcome: string; attempts: number | null; mission_id: string | null; record: { id: string } | null; retry_at: Date | null; agent: { id?: string } | null }>(
+        `SELECT ord, outcome, attempts, mission_id, record, retry_at, agent
+           FROM mana_ai.claim_runs($1::bigint[], $2::timestamptz[], 'me', interval '1 hour', interval '10 minutes', NULL, NULL, NULL) ORDER BY ord`,
+        [batch.map((id) => sid[id]), dues]);
+      assert.deepEqual(out.map((r) => [r.ord, r.outcome, r.attempts]), [
+        [1, 'claimed', 1], [2, 'moved', null], [3, 'throttled', null], [4, 'held', null], [5, 'finished', null],
+        [6, 'claimed', 2], [7, 'claimed', 2], [8, 'claimed', 1], [9, 'held', null],
+      ]);
+      for (const r of out.filter((x) => x.outcome === 'claimed')) assert.equal(r.record?.id, r.mission_id, 'a claim carries its mission\'s record');
+      assert.equal(out[7]!.agent?.id, 'b-agent', 'the agent\'s mission is claimed with its agent');
+      assert.ok(out[2]!.retry_at && out[2]!.retry_at.getTime() > Date.now(), 'throttled: tried again after the gap');
+      const { rows: runs } = await db.pool.query<{ mission_id: string; claimed_by: string; status: string }>(
+        `SELECT mission_id, claimed_by, status FROM mana_ai.mission_runs WHERE user_id = $1 AND due_at = $2 ORDER BY mission_id`, [u, iso(due)]);
+      assert.deepEqual(runs.map((r) => [r.mission_id, r.claimed_by, r.status]), [
+        ['b-agent', 'me', 'running'], ['b-dead', 'me', 'running'], ['b-finished', 'peer', 'done'], ['b-held', 'peer', 'running'],
+        ['b-new', 'me', 'running'], ['b-released', 'me', 'running'],
+      ]);
+    } finally {
+      await live.client.end();
+      await dead.client.end().catch(() => {});
+      // still due: out of the way of the daemons of the tests below
+      for (const id of ids) await pushChange(db.pool, { userId: u, recordId: id, op: 'update', data: { state: 'paused' }, fieldTimestamps: { state: iso(Date.now()) } });
     }
   });
 });

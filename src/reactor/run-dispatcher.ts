@@ -28,7 +28,17 @@ import { coerceError } from '../coerce-error.js';
  */
 const PEER_BUSY_RETRY_MS = 2_000;
 
-/** Runs writing back, per planning slot, before no further run is claimed (issue 30); in flight at most concurrency × (2 + this): claiming, planning, writing. */
+/**
+ * Runs claiming, or claimed and waiting for a planning slot, per slot
+ * (issue 30). The claims of a burst go out together, and together they
+ * are claimed set-based (mana_ai.claim_runs): a batch of 8–12 cost
+ * PostgreSQL about half as much a claim as one of 2–4, and a burst's
+ * claims half the round trips (bench:burst-cpu, docs/performance.md).
+ * A claimed run waits for its slot boundedly (takePlanningSlot).
+ */
+export const CLAIMS_PER_SLOT = 3;
+
+/** Runs writing back, per planning slot, before no further run is claimed (issue 30); in flight at most concurrency × (1 + CLAIMS_PER_SLOT + this): claiming, planning, writing. */
 const WRITING_PER_SLOT = 4;
 
 /** The decision metric's label for a gate the claim reported. */
@@ -72,7 +82,7 @@ export class RunDispatcher {
   private readonly inFlight = new Set<string>();
   /** runs holding a planning slot, from their slot to their plan: at most `concurrency` (the LLM's load) */
   private readonly planning = new Set<string>();
-  /** runs claiming, or claimed and waiting for a planning slot: at most `concurrency` */
+  /** runs claiming, or claimed and waiting for a planning slot: at most `concurrency` × CLAIMS_PER_SLOT */
   private readonly claiming = new Set<string>();
   /** claimed runs waiting for a planning slot, in the order they were claimed */
   private readonly slotWaiters: (() => void)[] = [];
@@ -277,12 +287,13 @@ export class RunDispatcher {
   }
 
   /**
-   * Starts queued runs while fewer than `concurrency` are claiming. A run
-   * claims first and then takes a planning slot: `concurrency` bounds the
-   * runs between slot and plan (the LLM's load), and up to as many more are
-   * claimed ahead, so a slot freed goes to a run whose claim is already
-   * answered instead of waiting for one (issue 30: bench:burst-cpu, about
-   * 7% more runs per second at the same LLM concurrency). A planned run
+   * Starts queued runs while fewer than `concurrency` × CLAIMS_PER_SLOT
+   * are claiming. A run claims first and then takes a planning slot:
+   * `concurrency` bounds the runs between slot and plan (the LLM's load),
+   * and up to CLAIMS_PER_SLOT times as many are claimed ahead, so a slot
+   * freed goes to a run whose claim is already answered instead of
+   * waiting for one, and a burst's claims leave in batches (issue 30:
+   * bench:burst-cpu). A planned run
    * writes back outside its slot, in the next batch
    * (src/write-back/write-back.ts). Runs writing back are bounded too
    * (WRITING_PER_SLOT per slot), so a slow database slows the claims down
@@ -290,7 +301,7 @@ export class RunDispatcher {
    */
   private pump(): void {
     const { concurrency } = this.deps.config;
-    while (!this.stopping && this.claiming.size < concurrency && this.inFlight.size < concurrency * (2 + WRITING_PER_SLOT) && this.queue.size > 0) {
+    while (!this.stopping && this.claiming.size < concurrency * CLAIMS_PER_SLOT && this.inFlight.size < concurrency * (1 + CLAIMS_PER_SLOT + WRITING_PER_SLOT) && this.queue.size > 0) {
       const next = this.queue.pop()!;
       const key = runKey(next.sid, next.dueMs);
       this.inFlight.add(key);
