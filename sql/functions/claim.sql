@@ -272,8 +272,6 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION mana_ai.try_lock_snapshot_for_write_back(bigint) FROM PUBLIC;
 
--- LANGUAGE sql before 031: a changed language needs the drop.
-DROP FUNCTION IF EXISTS mana_ai.claim_runs(bigint[], timestamptz[], text, interval, interval, int, int, int);
 -- Several claims in one statement (issue 30: a burst's runs leave the queue
 -- together), each answered exactly as claim_run answers it alone; one
 -- transaction, so one round trip and one commit. The common case is
