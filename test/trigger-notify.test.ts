@@ -67,6 +67,17 @@ it('notifies once per schedule-relevant change and never for title or iteration 
   assert.equal(moved[0]!.d, Date.parse('2030-01-02T10:00:00.000Z'));
   assert.equal(moved[0]!.v, 4, 'version counts every applied change');
 
+  // The runner's write-back (an iteration, updatedAt, the next run): folded
+  // in the trigger's one-statement path, announced as the general path
+  // announces it (issue 30); the same next run written again moves nothing.
+  await pushChange(db.pool, { userId: u, recordId: m, op: 'update', data: { iterations: [{ id: 'i1' }, { id: 'i2' }], updatedAt: T2, nextRunAt: '2030-01-03T10:00:00.000Z' }, fieldTimestamps: { iterations: T2, updatedAt: T2, nextRunAt: T2 } });
+  const written = await drain();
+  assert.deepEqual(written.map((n) => [n.s, n.v, n.p, n.d]), [[created[0]!.s, 5, created[0]!.p, Date.parse('2030-01-03T10:00:00.000Z')]]);
+  await pushChange(db.pool, { userId: u, recordId: m, op: 'update', data: { nextRunAt: '2030-01-03T10:00:00.000Z' }, fieldTimestamps: { nextRunAt: T2 } });
+  assert.deepEqual(await drain(), [], 'a next run written unchanged does not notify');
+  const { rows: [snap] } = await db.pool.query(`SELECT version, next_run_at, record -> 'iterations' AS its FROM mana_ai.mission_snapshots WHERE mission_id = $1`, [m]);
+  assert.deepEqual([Number(snap.version), snap.next_run_at.toISOString(), snap.its], [6, '2030-01-03T10:00:00.000Z', [{ id: 'i1' }, { id: 'i2' }]]);
+
   await pushChange(db.pool, { userId: u, recordId: m, op: 'update', data: { state: 'paused' }, fieldTimestamps: { state: T2 } });
   const paused = await drain();
   assert.equal(paused.length, 1);

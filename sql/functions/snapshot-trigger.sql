@@ -46,6 +46,9 @@ DECLARE
   v_partition int;
   v_lost jsonb;
   v_lost_payload text;
+  v_next timestamptz;
+  v_moved boolean;
+  v_row record;
 BEGIN
   -- One subtransaction a row, whatever path it takes: the second attempt
   -- runs only when the first could not read the per-field map by the name
@@ -68,11 +71,15 @@ BEGIN
       -- The common mission write in one statement: an update of a known
       -- mission, in the contract's shape (data's fields and the map's keys
       -- the same, every timestamp a string), touching nothing the schedule
-      -- is derived from, and newer than every timestamp stored (compared
-      -- as text; jsonpath compares strings by code point, as COLLATE "C"
-      -- does in a UTF-8 database). Then every field wins, the fold is
-      -- record || data and field_ts || map, and store_mission would only
-      -- write the record: this UPDATE does exactly that. Its WHERE is
+      -- is derived from but nextRunAt, and newer than every timestamp
+      -- stored (compared as text; jsonpath compares strings by code point,
+      -- as COLLATE "C" does in a UTF-8 database). Then every field wins,
+      -- the fold is record || data and field_ts || map, and store_mission
+      -- would only write the record and, when nextRunAt moves, the next
+      -- run: this UPDATE does exactly that, and a moved next run is
+      -- announced as store_mission announces it. A nextRunAt written
+      -- unchanged takes the general path, which tells the two apart (the
+      -- runner's write-back always moves it: issue 30). Its WHERE is
       -- re-checked on the newest row version if another fold got there
       -- first (READ COMMITTED), so no separate row lock is needed. Anything
       -- else (no snapshot yet, an older field, a schedule field, another
@@ -82,18 +89,24 @@ BEGIN
       -- near a plain insert (docs/performance.md).
       IF v_kind = 'mission' AND NEW.op = 'update'
          AND jsonb_typeof(NEW.data) = 'object' AND jsonb_typeof(v_map) = 'object'
-         AND NOT (NEW.data ?| ARRAY['state', 'nextRunAt', 'deletedAt', 'agentId',
+         AND NOT (NEW.data ?| ARRAY['state', 'deletedAt', 'agentId',
                                     'id', '__fieldTimestamps', '__fieldActors', '__lastActor'])
          AND jsonb_path_query_array(NEW.data, '$.keyvalue().key')
              = jsonb_path_query_array(v_map, '$.keyvalue() ? (@.value.type() == "string").key') THEN
         v_map_vars := jsonb_build_object('m', v_map);
+        v_moved := NEW.data ? 'nextRunAt';
+        IF v_moved THEN
+          v_next := mana_ai.parse_iso(mana_ai.ts_text(NEW.data -> 'nextRunAt'));
+        END IF;
         UPDATE mana_ai.mission_snapshots s
            SET record = s.record || NEW.data,
                field_ts = s.field_ts || v_map,
+               next_run_at = CASE WHEN v_moved THEN v_next ELSE s.next_run_at END,
                version = s.version + 1,
                last_change_id = NEW.id,
                updated_at = now()
          WHERE s.mission_key = v_key
+           AND (NOT v_moved OR s.next_run_at IS DISTINCT FROM v_next)
            -- a parked mission's change unparks it: the general path does
            AND NOT s.parked
            -- a whole-array push that drops an iteration (a stale device,
@@ -105,9 +118,16 @@ BEGIN
            AND NOT jsonb_path_exists(s.field_ts, '$.* ? (@ > $m.*)', v_map_vars)
            -- v0.4: a field without one compares as the record's updatedAt
            AND ('${merge_rule}' = 'head'
-                OR NOT jsonb_path_exists(s.record, '$.updatedAt ? (@ > $m.*)', v_map_vars));
+                OR NOT jsonb_path_exists(s.record, '$.updatedAt ? (@ > $m.*)', v_map_vars))
+        RETURNING s.sid, s.version, s.partition, s.state, s.deleted, s.agent_ref, s.user_ref INTO v_row;
         IF FOUND THEN
-          RETURN NULL;  -- the schedule is as it was: nobody to wake
+          IF NOT v_moved THEN
+            RETURN NULL;  -- the schedule is as it was: nobody to wake
+          END IF;
+          v_payload := mana_ai.mission_payload(v_row.sid, v_row.version, v_row.partition,
+                                               mana_ai.schedulable_due_ms(v_row.state, v_row.deleted, v_next),
+                                               v_row.agent_ref, v_row.user_ref);
+          EXIT;  -- announced below, outside the subtransaction
         END IF;
       END IF;
 
