@@ -32,17 +32,29 @@ export function tsFiles(dir: string): string[] {
 
 /** Transpiles the sources into TEST_BUILD_DIR (from scratch) and returns it. */
 export async function buildTests(root = '.'): Promise<string> {
-  const out = join(root, TEST_BUILD_DIR);
+  // stack traces of a failing test point at the TypeScript line (node --enable-source-maps)
+  return buildJs(SOURCE_DIRS, TEST_BUILD_DIR, { root, sourcemap: 'inline' });
+}
+
+/**
+ * Transpiles the TypeScript of `dirs` into `outDir` under `root` (from
+ * scratch), laid out as the repository is, with LINKS beside it; returns
+ * the folder. esbuild's transform as the production build applies it
+ * (no `keepNames`), where tsx's loader wraps every function it defines
+ * in a naming call at run time.
+ */
+export async function buildJs(dirs: readonly string[], outDir: string, opts: { root?: string; sourcemap?: 'inline' } = {}): Promise<string> {
+  const root = opts.root ?? '.';
+  const out = join(root, outDir);
   rmSync(out, { recursive: true, force: true });
   await build({
-    entryPoints: SOURCE_DIRS.flatMap((d) => tsFiles(join(root, d))),
+    entryPoints: dirs.flatMap((d) => tsFiles(join(root, d))),
     outdir: out,
     outbase: root,
     format: 'esm',
     platform: 'node',
     target: 'node20.18',
-    // stack traces of a failing test point at the TypeScript line (node --enable-source-maps)
-    sourcemap: 'inline',
+    ...(opts.sourcemap ? { sourcemap: opts.sourcemap } : {}),
     logLevel: 'warning',
   });
   for (const link of LINKS) {
