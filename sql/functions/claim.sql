@@ -323,6 +323,10 @@ BEGIN
     SELECT c.mission_key, c.sid, c.user_id, c.mission_id, c.due, 'running', 1, p_worker, now() + p_lease, p_slot, p_pid, p_gen, NULL
       FROM cand c
      ORDER BY c.mission_key, c.due
+    -- claim_run's rule of when a run is free to take, word for word (change
+    -- both together; test/claims.test.ts answers a mixed batch both ways).
+    -- Not a shared function: the lone claim, on the latency path, would pay
+    -- a call of a set-returning one.
     ON CONFLICT (mission_key, due_at) DO UPDATE
        SET status = 'running',
            attempts = mr.attempts + 1,
