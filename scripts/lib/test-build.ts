@@ -10,7 +10,9 @@
 // (docs/performance.md, "The test suite"). Types are checked by
 // `npm run typecheck` first; this step never does. Each run rebuilds the
 // folder from scratch: two runs at once in one checkout would clobber each
-// other's (`npm run mutations` tests in a copy of its own).
+// other's (`npm run mutations` tests in a copy of its own). The burst and
+// latency benches build src/ and scripts/ the same way into a folder of
+// their own (scripts/build-bench.ts, buildJs).
 
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
