@@ -276,12 +276,13 @@ REVOKE ALL ON FUNCTION mana_ai.try_lock_snapshot_for_write_back(bigint) FROM PUB
 -- together), each answered exactly as claim_run answers it alone; one
 -- transaction, so one round trip and one commit. The common case is
 -- claimed set-based: a mission active at its due time, without an agent,
--- not throttled, whose run is new or free to take (released, or its
--- claimer dead or past its lease) is claimed by one INSERT for all of
--- them, in (mission, due time) order so that two batches never wait for
--- each other's rows in opposite orders. Every other item (moved, a
--- mission of an agent, throttled, held, finished, a repeat within the
--- batch) goes through claim_run, in order, after it.
+-- not throttled, whose run has no row yet is claimed by one INSERT for
+-- all of them, in (mission, due time) order so that two batches never
+-- wait for each other's rows in opposite orders. Every other item (moved,
+-- a mission of an agent, throttled, a run that has a row: held, finished,
+-- released or its claimer gone; a repeat within the batch) goes through
+-- claim_run, in order, after it: the rule of when a run is free to take
+-- stays claim_run's alone.
 CREATE OR REPLACE FUNCTION mana_ai.claim_runs(
   p_sids bigint[], p_dues timestamptz[], p_worker text, p_lease interval, p_min_gap interval, p_slot int, p_pid int, p_gen int)
 RETURNS TABLE (ord int, outcome text, run_id bigint, attempts int, retry_at timestamptz, user_id text, mission_id text,
@@ -310,7 +311,8 @@ BEGIN
       FROM unnest(p_sids, p_dues) WITH ORDINALITY AS i(sid, due, n)
       JOIN mana_ai.mission_snapshots s ON s.sid = i.sid
   ), cand AS (
-    -- the first of repeats only: one INSERT may not touch a row twice
+    -- the first of repeats only: the others are claim_run's (held by this claim), and a
+    -- repeat joined to the one row inserted would be answered claimed twice
     SELECT DISTINCT ON (r.sid, r.due) r.n, r.due, r.sid, r.mission_key, r.user_id, r.mission_id, r.record, r.version, r.parked
       FROM snap r
      WHERE NOT r.deleted AND r.state = 'active' AND r.next_run_at = r.due AND r.agent_id IS NULL
@@ -323,23 +325,8 @@ BEGIN
     SELECT c.mission_key, c.sid, c.user_id, c.mission_id, c.due, 'running', 1, p_worker, now() + p_lease, p_slot, p_pid, p_gen, NULL
       FROM cand c
      ORDER BY c.mission_key, c.due
-    -- claim_run's rule of when a run is free to take, word for word (change
-    -- both together; test/claims.test.ts answers a mixed batch both ways).
-    -- Not a shared function: the lone claim, on the latency path, would pay
-    -- a call of a set-returning one.
-    ON CONFLICT (mission_key, due_at) DO UPDATE
-       SET status = 'running',
-           attempts = mr.attempts + 1,
-           claimed_by = EXCLUDED.claimed_by,
-           lease_until = EXCLUDED.lease_until,
-           claimed_slot = EXCLUDED.claimed_slot,
-           claimed_pid = EXCLUDED.claimed_pid,
-           claimed_gen = EXCLUDED.claimed_gen,
-           agent_key = EXCLUDED.agent_key,
-           started_at = now()
-     WHERE mr.status = 'released'
-        OR (mr.status = 'running'
-            AND (mr.lease_until < now() OR NOT mana_ai.claimer_alive(mr.claimed_slot, mr.claimed_pid, mr.claimed_gen)))
+    -- a run that has a row is claim_run's to judge (below)
+    ON CONFLICT (mission_key, due_at) DO NOTHING
     RETURNING mr.mission_key, mr.due_at, mr.run_id, mr.attempts
   )
   SELECT array_agg(c.n), array_agg(i.run_id), array_agg(i.attempts), array_agg(c.user_id), array_agg(c.mission_id),

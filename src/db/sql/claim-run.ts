@@ -58,9 +58,11 @@ export async function claimRun(pool: pg.Pool, q: ClaimRequest): Promise<ClaimRes
 }
 
 /**
- * Several claims in one statement (mana_ai.claim_runs: claim_run for each,
- * in order, in one transaction), the runs that leave the queue together
- * (issue 30). They share the worker, lease, gap and witness of the first.
+ * Several claims in one statement (mana_ai.claim_runs: the new runs of
+ * plain missions in one INSERT, every other item through claim_run, in one
+ * transaction), the runs that leave the queue together (issue 30). Each is
+ * answered as claim_run answers it alone. They share the worker, lease,
+ * gap and witness of the first.
  */
 export async function claimRuns(pool: pg.Pool, qs: readonly ClaimRequest[]): Promise<ClaimResult[]> {
   // a lone claim as itself: the set-returning wrapper costs a lone run time it does not save
