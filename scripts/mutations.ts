@@ -102,6 +102,8 @@ export const MUTATIONS: Mutation[] = [
     find: '${waitMs ?? null}::int', replace: '${null}::int', tests: ['test/write-back-lock-wait.test.ts'] },
   { id: 'charge-fails-writes', guarantee: 'a failing charge fails only the charges of its batch, never the write-backs beside it', file: 'sql/functions/write-back.sql',
     find: "    EXCEPTION WHEN OTHERS THEN\n      ord := 0;", replace: "    EXCEPTION WHEN division_by_zero THEN\n      ord := 0;", tests: ['test/write-back-batch.test.ts'] },
+  { id: 'containment-as-equality', guarantee: "the trigger's one-statement path lets a whole-array push through only when no stored iteration id is lost: ids compare as JSON values, so an object id merely contained in the new one is a loss", file: 'sql/functions/snapshot-trigger.sql',
+    find: "AND NOT jsonb_path_exists(s.record -> 'iterations',", replace: "AND true OR jsonb_path_exists(s.record -> 'iterations',", tests: ['test/iterations-kept.test.ts'] },
   // issue 31
   { id: 'kept-answer-ignored', guarantee: 'a deep research answer is paid for once: a failed plan\'s next run uses the kept answer', file: 'src/research/deep-jobs.ts',
     find: "const kept = jobs.find((j) => j.status === 'completed' && j.query === run.query", replace: "const kept = jobs.find((j) => false && j.status === 'completed'", tests: ['test/deep-research.test.ts'] },

@@ -137,6 +137,23 @@ describe('no iteration is ever lost', () => {
     assert.equal(Number((await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.lost_iterations WHERE mission_id = $1`, [id])).rows[0].n), 0, 'nothing lost, nothing recorded');
   });
 
+  it('ids are compared as JSON values on the one-statement path too: an array that only contains an object id is a loss, one with every id equal is none', async () => {
+    // The trigger's one-statement path lets an array through when it contains
+    // the stored one (issue 30); for an object id, containment is not
+    // equality ({k, extra} contains {k}), so that push must still be a loss.
+    const count = async (id: string) => Number((await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.lost_iterations WHERE mission_id = $1`, [id])).rows[0].n);
+    const stored = { id: { k: 'a' }, startedAt: iso(Date.now()), overallStatus: 'approved', plan: [] };
+    for (const [id, pushed, lost] of [
+      ['it-objid-lost', [{ ...stored, id: { k: 'a', extra: 1 } }], 1],
+      ['it-objid-kept', [stored, browserIteration('it-objid-b', iso(Date.now() + 10))], 0],
+    ] as const) {
+      await pushChange(db.pool, { userId: USER, recordId: id, op: 'insert', data: webappMission({ id, state: 'paused', nextRunAt: null, iterations: [stored] }) });
+      await devicePush(id, { title: 'Neu' }, pushed as unknown as It[]);
+      assert.equal(await count(id), lost, id);
+      assert.equal((await snapshot(id)).record.title, 'Neu', `${id}: the device's change stands`);
+    }
+  });
+
   it('a device clock ahead of the runner: the repair still wins the merge', async () => {
     const id = 'it-clock';
     const server = await missionWithServerIteration(id);
