@@ -38,8 +38,16 @@ const PEER_BUSY_RETRY_MS = 2_000;
  */
 export const CLAIMS_PER_SLOT = 3;
 
-/** Runs writing back, per planning slot, before no further run is claimed (issue 30); in flight at most concurrency × (1 + CLAIMS_PER_SLOT + this): claiming, planning, writing. */
-const WRITING_PER_SLOT = 4;
+/**
+ * Runs writing back, per planning slot, before no further run is claimed
+ * (issue 30); in flight at most concurrency × (1 + CLAIMS_PER_SLOT + this):
+ * claiming, planning, writing. The bound keeps a slow database from piling
+ * plans up in memory; it must not be what stops the claims while the
+ * database keeps up. At 4, a burst's write-backs (one batch at a time)
+ * held it at the bound a fifth of the time and every slot then ran dry;
+ * at 16 the planning slots stay fed (docs/performance.md, thirteenth stop).
+ */
+const WRITING_PER_SLOT = 16;
 
 /** The decision metric's label for a gate the claim reported. */
 const GATE_DECISION: Record<string, AgentDecision> = {
