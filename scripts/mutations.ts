@@ -96,6 +96,8 @@ export const MUTATIONS: Mutation[] = [
     find: 'this.claiming.size < concurrency * CLAIMS_PER_SLOT &&', replace: 'this.claiming.size + this.planning.size < concurrency &&', tests: ['test/claim-ahead.test.ts'] },
   { id: 'claim-runs-no-throttle', guarantee: 'a batch of claims answers each item as claim_run alone does: a mission that ran less than the gap ago is throttled, not claimed', file: 'sql/functions/claim.sql',
     find: 'AND mr.started_at > now() - p_min_gap)', replace: 'AND false)', tests: ['test/claims.test.ts'] },
+  { id: 'writing-unbounded', guarantee: 'while the write-backs cannot commit, no run beyond concurrency × (1 + CLAIMS_PER_SLOT + WRITING_PER_SLOT) is claimed or planned', file: 'src/reactor/run-dispatcher.ts',
+    find: '&& this.inFlight.size < concurrency * (1 + CLAIMS_PER_SLOT + WRITING_PER_SLOT) &&', replace: '&&', tests: ['test/claim-ahead.test.ts'] },
   { id: 'slot-wait-unbounded', guarantee: 'a claimed run never waits for a planning slot past what its lease allows', file: 'src/reactor/run-dispatcher.ts',
     find: '}, maxWaitMs);', replace: '}, 2_147_483_647);', tests: ['test/claim-ahead.test.ts'] },
   { id: 'write-back-wait-unbounded', guarantee: "a run's write-back waits for a busy snapshot row at most MANA_AI_WRITE_BACK_LOCK_WAIT_MS, then gives the claim back with its plan kept", file: 'src/db/sql/lock-snapshot.ts',

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { worstCaseOfRunMs } from '../src/config.js';
+import { CLAIMS_PER_SLOT, WRITING_PER_SLOT } from '../src/reactor/run-dispatcher.js';
 import { createTestDatabase, type TestDb } from './harness/db.js';
 import { pushChange, webappMission } from './harness/changes.js';
 import { holdAnswers, promptMentions, startLlmServer, type LlmServer } from './harness/llm-server.js';
@@ -85,6 +86,39 @@ describe('claim ahead of a planning slot (issue 30)', () => {
     assert.deepEqual(await runRow('wait-b'), { status: 'done', attempts: 1, error: null });
     const iterations = (await db.pool.query(`SELECT jsonb_array_length(record -> 'iterations') AS n FROM mana_ai.mission_snapshots WHERE mission_id = 'wait-b'`)).rows[0].n;
     assert.equal(iterations, 1);
+  });
+
+  it('while the write-backs cannot commit, runs are claimed and planned only up to the in-flight bound; the rest wait in the queue, unclaimed, and all run once the database takes writes again', async () => {
+    // one slot: in flight at most 1 × (1 + CLAIMS_PER_SLOT + WRITING_PER_SLOT) runs
+    const bound = 1 + CLAIMS_PER_SLOT + WRITING_PER_SLOT;
+    const total = bound + 6;
+    daemon = await startTestDaemon(db.daemonUrl, llm.url, { MANA_AI_CONCURRENCY: '1' });
+    const gauge = async (name: 'runsInFlight' | 'runsQueued') => (await daemon!.metrics[name].get()).values[0]?.value ?? 0;
+    const ids = Array.from({ length: total }, (_, i) => `bound-${String(i).padStart(2, '0')}`);
+    // the first answer is held until the lock below is taken, so no write-back commits before it
+    const hold = holdAnswers(llm, (r) => promptMentions(r, 'Schranke'));
+    const due = iso(Date.now() - 1000);
+    for (const id of ids) {
+      await pushChange(db.pool, { userId: `u-${id}`, recordId: id, op: 'insert', data: webappMission({ id, title: `Schranke ${id}`, nextRunAt: due }) });
+    }
+    await hold.asked;
+    // mana-sync's table refuses the write-backs' row-exclusive lock until this transaction ends
+    const blocker = await db.pool.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE sync_changes IN SHARE MODE');
+      hold.release();
+      await eventually(async () => (await gauge('runsInFlight')) === bound && llm.requests.filter((r) => promptMentions(r, 'Schranke')).length === bound,
+        'the in-flight bound reached, every run in it planned');
+      assert.equal(await gauge('runsQueued'), total - bound, 'the rest wait in the queue');
+      const claimed = Number((await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.mission_runs WHERE mission_id LIKE 'bound-%'`)).rows[0].n);
+      assert.equal(claimed, bound, 'no run beyond the bound is claimed');
+    } finally {
+      await blocker.query('ROLLBACK');
+      blocker.release();
+    }
+    for (const id of ids) assert.equal((await runOf(daemon, id, 30_000)).outcome, 'planned', id);
+    for (const id of ids) assert.equal(llm.requests.filter((r) => promptMentions(r, `Schranke ${id}`)).length, 1, `${id} asked once`);
   });
 });
 

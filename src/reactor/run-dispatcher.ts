@@ -47,7 +47,7 @@ export const CLAIMS_PER_SLOT = 3;
  * held it at the bound a fifth of the time and every slot then ran dry;
  * at 16 the planning slots stay fed (docs/performance.md, thirteenth stop).
  */
-const WRITING_PER_SLOT = 16;
+export const WRITING_PER_SLOT = 16;
 
 /** The decision metric's label for a gate the claim reported. */
 const GATE_DECISION: Record<string, AgentDecision> = {
