@@ -108,7 +108,7 @@ describe('claim ahead of a planning slot (issue 30)', () => {
       await blocker.query('BEGIN');
       await blocker.query('LOCK TABLE sync_changes IN SHARE MODE');
       hold.release();
-      await eventually(async () => (await gauge('runsInFlight')) === bound && llm.requests.filter((r) => promptMentions(r, 'Schranke')).length === bound,
+      await eventually(async () => (await gauge('runsInFlight')) === bound && asked('Schranke') === bound,
         'the in-flight bound reached, every run in it planned');
       assert.equal(await gauge('runsQueued'), total - bound, 'the rest wait in the queue');
       const claimed = Number((await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.mission_runs WHERE mission_id LIKE 'bound-%'`)).rows[0].n);
@@ -118,7 +118,7 @@ describe('claim ahead of a planning slot (issue 30)', () => {
       blocker.release();
     }
     for (const id of ids) assert.equal((await runOf(daemon, id, 30_000)).outcome, 'planned', id);
-    for (const id of ids) assert.equal(llm.requests.filter((r) => promptMentions(r, `Schranke ${id}`)).length, 1, `${id} asked once`);
+    for (const id of ids) assert.equal(asked(`Schranke ${id}`), 1, `${id} asked once`);
   });
 });
 

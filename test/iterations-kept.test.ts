@@ -52,6 +52,8 @@ async function pulled(id: string): Promise<Record<string, unknown> | null> {
   return (foldRows(changes, undefined, MERGE_RULE)?.record as Record<string, unknown>) ?? null;
 }
 const pending = async (id: string) => Number((await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.lost_iterations WHERE mission_id = $1 AND restored_at IS NULL`, [id])).rows[0].n);
+/** Losses recorded for the mission, restored or not. */
+const recorded = async (id: string) => Number((await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.lost_iterations WHERE mission_id = $1`, [id])).rows[0].n);
 
 /** A mission with one server iteration written by a real run; returns that iteration. */
 async function missionWithServerIteration(id: string, iterations: It[] = []): Promise<It> {
@@ -122,10 +124,10 @@ describe('no iteration is ever lost', () => {
     await pushChange(db.pool, { userId: USER, recordId: id, op: 'delete', data: { deletedAt: ts } });
     const snap = await snapshot(id);
     assert.equal(snap.deleted, true);
-    assert.equal(Number((await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.lost_iterations WHERE mission_id = $1`, [id])).rows[0].n), 0, 'no loss recorded');
+    assert.equal(await recorded(id), 0, 'no loss recorded');
     // a stale edit of the deleted mission that drops the iteration is no loss either
     await devicePush(id, { title: 'zu spät' }, []);
-    assert.equal(Number((await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.lost_iterations WHERE mission_id = $1`, [id])).rows[0].n), 0);
+    assert.equal(await recorded(id), 0);
     assert.equal(Number((await db.pool.query(`SELECT count(*)::int AS n FROM sync_changes WHERE record_id = $1 AND client_id = 'mana-ai-runner' AND NOT (data ? 'nextRunAt')`, [id])).rows[0].n), 0, 'no repair row');
   });
 
@@ -134,14 +136,13 @@ describe('no iteration is ever lost', () => {
     const server = await missionWithServerIteration(id);
     await devicePush(id, { title: 'Frisch' }, [server]);
     assert.equal(await pending(id), 0);
-    assert.equal(Number((await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.lost_iterations WHERE mission_id = $1`, [id])).rows[0].n), 0, 'nothing lost, nothing recorded');
+    assert.equal(await recorded(id), 0, 'nothing lost, nothing recorded');
   });
 
   it('ids are compared as JSON values on the one-statement path too: an array that only contains an object id is a loss, one with every id equal is none', async () => {
     // The trigger's one-statement path lets an array through when it contains
     // the stored one (issue 30); for an object id, containment is not
     // equality ({k, extra} contains {k}), so that push must still be a loss.
-    const count = async (id: string) => Number((await db.pool.query(`SELECT count(*)::int AS n FROM mana_ai.lost_iterations WHERE mission_id = $1`, [id])).rows[0].n);
     const stored = { id: { k: 'a' }, startedAt: iso(Date.now()), overallStatus: 'approved', plan: [] };
     for (const [id, pushed, lost] of [
       ['it-objid-lost', [{ ...stored, id: { k: 'a', extra: 1 } }], 1],
@@ -149,7 +150,7 @@ describe('no iteration is ever lost', () => {
     ] as const) {
       await pushChange(db.pool, { userId: USER, recordId: id, op: 'insert', data: webappMission({ id, state: 'paused', nextRunAt: null, iterations: [stored] }) });
       await devicePush(id, { title: 'Neu' }, pushed as unknown as It[]);
-      assert.equal(await count(id), lost, id);
+      assert.equal(await recorded(id), lost, id);
       assert.equal((await snapshot(id)).record.title, 'Neu', `${id}: the device's change stands`);
     }
   });
